@@ -1,0 +1,4 @@
+pytest_plugins = [
+    "fixtures.testbed_plugin",
+    "fixtures.deployment_plugin",
+]

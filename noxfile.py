@@ -1,0 +1,75 @@
+"""The suite's entry points: one thin session each. `nox -l` lists them; README.md documents them."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHON = "3.11"
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    requirements: list[str] = []
+    for group in groups:
+        requirements += nox.project.dependency_groups(PYPROJECT, group)
+    session.install("-e", ".", *requirements)
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    """Run pytest on paths, passing the user's arguments through (options first, so they override)."""
+    session.run("python", "-m", "pytest", *paths, *session.posargs, external=False)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Deploy the reference LWS topology and check roles, routing, logs and restart recovery."""
+    _install(session, "suite")
+    _pytest(session, "suite/conformance", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON)
+def benchmark(session: nox.Session) -> None:
+    """Deploy each topology in turn, run a load sweep, write results and the comparison report."""
+    _install(session, "suite")
+    _pytest(session, "suite/benchmark", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON)
+def locust(session: nox.Session) -> None:
+    """Drive the endpoint with Locust users (headless by default; --workers W for master + workers)."""
+    _install(session, "suite", "locust")
+    session.run("python", "-m", "load.locust_run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Render, compare or gate result files: `nox -s report -- render|compare|gate ...`."""
+    _install(session)
+    session.run("python", "-m", "reports", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def testbed(session: nox.Session) -> None:
+    """Manage the embedded cluster: `nox -s testbed -- build|up|down|status`."""
+    _install(session, "suite")
+    session.run("python", "-m", "testbed", *(session.posargs or ["status"]))
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the suite's own tests (unit tests, and e2e tests on the embedded testbed)."""
+    _install(session, "test")
+    _pytest(session, "tests")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff and mypy over the suite."""
+    _install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "fixtures", "manifests", "load", "reports", "testbed")

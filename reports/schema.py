@@ -1,0 +1,200 @@
+"""The versioned result schema shared by every producer and consumer.
+
+One file format for the async load generator (`python -m load`), the Locust runs, the benchmark tests
+and the conformance run's recovery measurements. Reports, comparisons and the regression gate read
+only this. Missing data is ``None`` (JSON ``null``), never 0.
+
+Layout (``schema`` is checked on read; unknown fields are rejected so a typo cannot pass silently)::
+
+    {"schema": "lws-vllm-suite/result/v1",
+     "run": {...RunMetadata...},
+     "results": [{"load": {...LoadSpec...}, "metrics": {...LevelMetrics...}}, ...],
+     "recovery": [{...RecoveryMeasurement...}, ...]}
+
+Metric definitions follow vLLM's ``bench serve`` (ARCHITECTURE.md, "Metric definitions"):
+TTFT = first token-carrying chunk - send time; ITL = gaps between consecutive token-carrying chunks,
+pooled over requests; TPOT = (last - first token time) / (output tokens - 1) per request with > 1
+token; E2EL = last token time - send time. Output tokens come from the server's usage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = "lws-vllm-suite/result/v1"
+
+
+class SchemaError(ValueError):
+    """A result file that cannot be read: names the file and what was wrong."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(_Model):
+    """Summary of one latency distribution in milliseconds; None where there were no samples."""
+
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    count: int = 0
+
+
+class RequestCounts(_Model):
+    """Every request sent is either completed or failed: sent == completed + failed."""
+
+    sent: int
+    completed: int
+    failed: int
+    errors_by_reason: dict[str, int] = Field(default_factory=dict)
+
+
+class Throughput(_Model):
+    requests_per_s: float | None = None
+    output_tokens_per_s: float | None = None
+    total_tokens_per_s: float | None = None
+
+
+class LoadSpec(_Model):
+    """What was asked of one load level."""
+
+    api: Literal["completions", "chat"] = "completions"
+    concurrency: int | None = None
+    request_rate: float | None = None  # requests/s for open loop; None = as fast as concurrency allows
+    burstiness: float | None = None  # gamma shape; 1.0 = Poisson
+    request_rate_end: float | None = None  # a linear ramp of the rate from request_rate to this; None = constant
+    num_requests: int | None = None
+    duration_s: float | None = None
+    input_len: int | None = None
+    output_len: int | None = None
+    workload: str = "random"
+    seed: int | None = None
+    slo: dict[str, float] = Field(default_factory=dict)  # e.g. {"ttft_ms": 500, "tpot_ms": 50}
+    generator: str = "load"  # "load" (async aiohttp) or "locust"
+
+
+class LevelMetrics(_Model):
+    ttft_ms: Distribution
+    tpot_ms: Distribution
+    itl_ms: Distribution
+    e2el_ms: Distribution
+    schedule_lag_ms: Distribution = Field(default_factory=Distribution)
+    requests: RequestCounts
+    throughput: Throughput
+    goodput_requests_per_s: float | None = None
+    duration_s: float | None = None  # the measured window: first send to last completion
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    # vLLM /metrics scraped before and after the level: counter deltas and gauge values after.
+    server_metrics_delta: dict[str, float] | None = None
+
+
+class TimelineSample(_Model):
+    """One sample taken while a level ran, for the report's timeline (optional; added compatibly in v1).
+
+    ``server`` holds values read from vLLM's /metrics at that moment: gauges as read, counters as their
+    cumulative value (the report plots counters as the increase per second between samples).
+    """
+
+    t_s: float  # seconds since the level's started_at
+    in_flight: int | None = None  # requests sent and not yet finished
+    output_tokens_per_s: float | None = None  # client-side, over the interval since the previous sample
+    server: dict[str, float] = Field(default_factory=dict)
+
+
+class LevelResult(_Model):
+    load: LoadSpec
+    metrics: LevelMetrics
+    started_at: str | None = None  # RFC 3339, wall clock, for timelines only
+    timeline: list[TimelineSample] = Field(default_factory=list)  # optional samples during the level
+
+
+class RunMetadata(_Model):
+    """What was measured: discovered from the live deployment where possible, else None."""
+
+    label: str | None = None
+    topology: str | None = None  # e.g. "tp8-pp2"
+    model: str | None = None
+    tensor_parallel_size: int | None = None
+    pipeline_parallel_size: int | None = None
+    lws_name: str | None = None
+    lws_group_size: int | None = None
+    lws_replicas: int | None = None
+    nodes: int | None = None
+    gpus: int | None = None  # total GPUs serving (all groups)
+    gpu_product: str | None = None
+    image: str | None = None
+    vllm_version: str | None = None
+    lws_version: str | None = None
+    kubernetes_version: str | None = None
+    endpoint: str | None = None
+    suite_revision: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    testbed: bool | None = None  # True when measured on the embedded simulated cluster
+
+
+class RecoveryMeasurement(_Model):
+    """One injected fault and how long serving took to come back (seconds from the injection)."""
+
+    fault: str
+    restart_policy: str | None = None
+    group_recreated: bool | None = None
+    pods_replaced_s: float | None = None
+    available_s: float | None = None
+    first_success_s: float | None = None
+    requests_sent: int | None = None
+    requests_failed: int | None = None
+
+
+class Result(_Model):
+    schema_: str = Field(default=SCHEMA_VERSION, alias="schema")
+    run: RunMetadata = Field(default_factory=RunMetadata)
+    results: list[LevelResult] = Field(default_factory=list)
+    recovery: list[RecoveryMeasurement] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+    def write(self, path: Path) -> None:
+        """Write atomically, so an interrupted run never leaves half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json() + "\n")
+        tmp.replace(path)
+
+
+def parse_result(text: str, source: str = "<string>") -> Result:
+    """Parse and validate one result document; SchemaError names the source and the first problem."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{source}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(raw, dict) or "schema" not in raw:
+        raise SchemaError(f"{source}: no 'schema' field; not a result file of this suite")
+    if raw["schema"] != SCHEMA_VERSION:
+        raise SchemaError(f"{source}: schema {raw['schema']!r} is not supported; expected {SCHEMA_VERSION!r}")
+    try:
+        return Result.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SchemaError(f"{source}: {where}: {first['msg']}") from None
+
+
+def read_result(path: Path) -> Result:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_result(text, str(path))

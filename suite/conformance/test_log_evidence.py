@@ -1,0 +1,44 @@
+"""Log evidence: every rank of every group loaded its weights, on more than one node, with the topology's TP
+and PP, the Ray cluster reached the group size, the server started, and nothing crashed. The excerpt that
+supports (or fails) the verdict is saved under the run's artifacts and in its JSON result."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.deployment_plugin import Deployed
+from fixtures.kube import Kube
+from fixtures.redact import redact_text
+from fixtures.run_state import RunState
+from fixtures.settings import Settings
+from suite.conformance.checks.log_evidence import gather
+
+pytestmark = pytest.mark.readonly
+
+
+def _group_logs(kube: Kube, deployed: Deployed, group: int) -> dict[str, str]:
+    expect = deployed.expect
+    names = [f"{expect.lws_name}-{group}"] + [f"{expect.lws_name}-{group}-{w}" for w in range(1, expect.size)]
+    return {name: kube.kubectl("logs", "-n", deployed.namespace, name, "--all-containers") for name in names}
+
+
+@pytest.mark.parametrize("group", [0])
+def test_every_rank_of_the_group_loaded_its_weights_across_nodes(
+    group: int, kube: Kube, deployed: Deployed, settings: Settings, run_state: RunState
+) -> None:
+    """MUST: TP x PP weight-loading lines (Ray's `[repeated Nx]` expanded) from at least two node addresses,
+    per-rank sizes within 10% of each other, engine config TP and PP equal to the topology's, the server
+    started, the Ray cluster reached the group size, and no Traceback, NCCL error or RuntimeError."""
+    expect = deployed.expect
+    if expect.tp is None or expect.pp is None:
+        pytest.skip("the manifest's command does not name TP and PP, so there is nothing to compare against")
+    evidence = gather({name: redact_text(text) for name, text in _group_logs(kube, deployed, group).items()})
+    excerpt_path = settings.artifacts / run_state.run_id / "evidence" / f"group-{group}.log"
+    excerpt_path.parent.mkdir(parents=True, exist_ok=True)
+    excerpt_path.write_text("\n".join(evidence.excerpt) + "\n")
+    problems = evidence.problems(tp=expect.tp, pp=expect.pp, size=expect.size)
+    run_state.write(f"evidence-group-{group}", {
+        "group": group, "ranks": evidence.ranks, "nodes": evidence.nodes, "problems": problems,
+        "excerpt": evidence.excerpt[:40],
+    })
+    assert not problems, "\n".join(f"  - {p}" for p in problems) + f"\n(evidence excerpt: {excerpt_path})"

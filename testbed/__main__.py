@@ -1,0 +1,85 @@
+"""`python -m testbed build | up | down | status [--name NAME]` (also `nox -s testbed -- ...`).
+
+build   build the real binaries into the versioned cache (no-op when present)
+up      start the named testbed, or report the running one; prints `export KUBECONFIG=...` on stdout
+down    stop every process the testbed started and remove its state (all testbeds with --all)
+status  tell what runs, per component
+
+Exit codes: 0 done; 1 the testbed failed to start or is not running (status); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from testbed.build import BuildError, ensure_built
+from testbed.cluster import Testbed, TestbedError, all_testbeds
+from testbed.kubectl import KubectlNotFound
+from testbed.wait import WaitTimeout
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, as every entry point of the suite
+        print(f"testbed: {message} (see `python -m testbed --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m testbed", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["build", "up", "down", "status"])
+    parser.add_argument("--name", default="default", help="which testbed (default: %(default)s)")
+    parser.add_argument("--all", action="store_true", help="with down/status: every testbed on this machine")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (BuildError, TestbedError, KubectlNotFound, WaitTimeout, ValueError) as exc:
+        print(f"testbed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("testbed: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        bins = ensure_built()
+        print(bins.bin_dir)
+        return 0
+    testbeds = all_testbeds() if args.all else [Testbed(args.name)]
+    if args.command == "up":
+        testbed = testbeds[0]
+        try:
+            info = testbed.up()
+        except KeyboardInterrupt:
+            testbed.down()
+            raise
+        print(f"export KUBECONFIG={info.kubeconfig}")
+        print(f"# kubectl: {info.kubectl}   API server: {info.server}", file=sys.stderr)
+        return 0
+    if args.command == "down":
+        for testbed in testbeds:
+            stopped = testbed.down()
+            print(f"testbed {testbed.name!r}: {'stopped and removed' if stopped else 'was not running'}")
+        return 0
+    code = 0
+    for testbed in testbeds:
+        info = testbed.info()
+        components = testbed.status()
+        healthy = testbed.healthy()
+        state = "running" if healthy else ("stale or half-started" if testbed.state_dir.exists() else "not running")
+        print(f"testbed {testbed.name!r}: {state}")
+        if info is not None:
+            print(f"  KUBECONFIG={info.kubeconfig}\n  API server {info.server}")
+        for comp in components:
+            print(f"  {comp.name:<26} {'running' if comp.running else 'STOPPED':<8} pid {comp.pid}")
+        code = code or (0 if healthy else 1)
+    if not testbeds:
+        print("no testbeds")
+        code = 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""A typed view of the LWS pods the bridge cares about, and how they group. Pure: no API calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LWS_NAME = "leaderworkerset.sigs.k8s.io/name"
+GROUP_KEY = "leaderworkerset.sigs.k8s.io/group-key"
+GROUP_INDEX = "leaderworkerset.sigs.k8s.io/group-index"
+WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
+SIZE = "leaderworkerset.sigs.k8s.io/size"
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: dict[str, str]
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PodView:
+    namespace: str
+    name: str
+    uid: str
+    lws_name: str
+    group_key: str
+    worker_index: int
+    size: int
+    phase: str
+    deleting: bool
+    restart_count: int
+    pod_ip: str | None
+    node_name: str | None
+    container: Container | None
+    all_containers: tuple[Container, ...] = field(default=())
+
+    @property
+    def is_leader(self) -> bool:
+        return self.worker_index == 0
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "Running" and not self.deleting
+
+    @property
+    def group_id(self) -> tuple[str, str]:
+        return (self.namespace, self.group_key)
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    """Literal env values only; valueFrom (secrets, downward API) is left out: the simulator never needs a
+    secret, and a token must never reach a file the testbed writes."""
+    return {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+
+
+def _container(raw: dict[str, Any]) -> Container:
+    return Container(
+        name=raw["name"],
+        image=raw.get("image", ""),
+        command=tuple(raw.get("command") or ()),
+        args=tuple(raw.get("args") or ()),
+        env=_env(raw),
+        ports=tuple(p["containerPort"] for p in raw.get("ports") or []),
+    )
+
+
+def pod_view(pod: dict[str, Any]) -> PodView | None:
+    """A PodView for an LWS pod the webhook has labelled; None for anything else."""
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    if LWS_NAME not in labels or GROUP_KEY not in labels or WORKER_INDEX not in labels:
+        return None
+    containers = tuple(_container(c) for c in spec.get("containers") or [])
+    restarts = sum(int(s.get("restartCount") or 0) for s in
+                   (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []))
+    return PodView(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta["uid"],
+        lws_name=labels[LWS_NAME],
+        group_key=labels[GROUP_KEY],
+        worker_index=int(labels[WORKER_INDEX]),
+        size=int(annotations.get(SIZE, "1")),
+        phase=status.get("phase") or "Pending",
+        deleting=meta.get("deletionTimestamp") is not None,
+        restart_count=restarts,
+        pod_ip=status.get("podIP"),
+        node_name=spec.get("nodeName"),
+        container=containers[0] if containers else None,
+        all_containers=containers,
+    )
+
+
+@dataclass(frozen=True)
+class Group:
+    """One LWS group as the bridge sees it now."""
+
+    leader: PodView | None
+    workers: tuple[PodView, ...]
+
+    @property
+    def complete(self) -> bool:
+        """The leader and size-1 workers all run: the Ray cluster can reach its size."""
+        if self.leader is None or not self.leader.running:
+            return False
+        running = [w for w in self.workers if w.running]
+        return len(running) >= self.leader.size - 1
+
+
+def group_of(pods: list[PodView]) -> Group:
+    live = [p for p in pods if not p.deleting]
+    leaders = [p for p in live if p.is_leader]
+    workers = tuple(sorted((p for p in live if not p.is_leader), key=lambda p: p.worker_index))
+    return Group(leaders[0] if leaders else None, workers)

@@ -1,0 +1,184 @@
+"""The bridge: makes each LWS group on the testbed serve and log like a vLLM group on GPU nodes.
+
+It watches LWS pods (label leaderworkerset.sigs.k8s.io/name) and, per group:
+- once the leader and all its workers run (the Ray cluster can reach its size), starts a simulated vLLM engine
+  configured from the leader's own command line and env, on a free 127.0.0.1 port;
+- points KWOK `PortForward` rules for the leader at that port (so `kubectl port-forward svc/vllm-leader` reaches
+  it) and KWOK `Logs` rules for every pod at CRI-format files the engine writes (so `kubectl logs` reads them);
+- when the leader is deleted, stops the engine; when a container's restart count rises (a crash, as a kubelet
+  would report it), the engine restarts and the old log becomes the `--previous` log.
+The new group LWS creates after a recreation gets a new engine and new log files (keyed by pod UID).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
+from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
+
+log = logging.getLogger("bridge")
+
+
+class Engine(Protocol):
+    port: int
+
+    def alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class EngineLauncher(Protocol):
+    def start(self, group: Group, log_files: LogFiles) -> Engine: ...
+
+
+@dataclass(frozen=True)
+class LogFiles:
+    """Where each pod of a group logs, keyed by pod UID so a recreated pod gets a fresh file."""
+
+    root: Path
+
+    def current(self, pod: PodView) -> Path:
+        return self.root / pod.namespace / pod.name / f"{pod.uid}.{pod.restart_count}.log"
+
+    def previous(self, pod: PodView) -> Path | None:
+        if pod.restart_count == 0:
+            return None
+        return self.root / pod.namespace / pod.name / f"{pod.uid}.{pod.restart_count - 1}.log"
+
+    def ensure(self, pod: PodView) -> Path:
+        path = self.current(pod)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+        return path
+
+
+@dataclass
+class RunningEngine:
+    leader_uid: str
+    leader_restarts: int
+    worker_uids: tuple[str, ...]
+    engine: Engine
+
+
+class Bridge:
+    def __init__(self, api: client.ApiClient, launcher: EngineLauncher, state_dir: Path) -> None:
+        self._core = client.CoreV1Api(api)
+        self._rules = KwokRules(api)
+        self._launcher = launcher
+        self._logs = LogFiles(state_dir / "pods")
+        self._state_dir = state_dir
+        self._pods: dict[str, PodView] = {}  # by uid
+        self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
+        self._pointed: dict[tuple[str, str], tuple[str, int]] = {}  # (ns, pod) -> (uid, restarts) rules written
+        self._stop = threading.Event()
+
+    # event loop -------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """List, then watch from the list's resourceVersion; relist when the watch expires (410 Gone)."""
+        while not self._stop.is_set():
+            listing = self._core.list_pod_for_all_namespaces(label_selector=LWS_NAME)
+            self._pods = {}
+            for pod in listing.items:
+                self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
+            self._reconcile_all()
+            (self._state_dir / "ready").touch()
+            try:
+                self._watch(listing.metadata.resource_version)
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                log.info("watch expired (410); relisting")
+
+    def _watch(self, resource_version: str) -> None:
+        stream = watch.Watch()
+        for event in stream.stream(self._core.list_pod_for_all_namespaces, label_selector=LWS_NAME,
+                                   resource_version=resource_version, timeout_seconds=300,
+                                   _preload_content=True):
+            if self._stop.is_set():
+                stream.stop()
+                return
+            raw = self._core.api_client.sanitize_for_serialization(event["object"])
+            view = self._observe(raw, deleted=event["type"] == "DELETED")
+            if view is not None:
+                self._reconcile(view.group_id)
+            self._reap_dead_engines()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for running in self._engines.values():
+            running.engine.stop()
+        self._engines.clear()
+
+    # state ------------------------------------------------------------------------------------------
+    def _observe(self, raw: dict[str, Any], *, deleted: bool) -> PodView | None:
+        view = pod_view(raw)
+        if view is None:
+            return None
+        if deleted:
+            self._pods.pop(view.uid, None)
+        else:
+            self._pods[view.uid] = view
+        return view
+
+    def _group_pods(self, group_id: tuple[str, str]) -> list[PodView]:
+        return [p for p in self._pods.values() if p.group_id == group_id]
+
+    def _reconcile_all(self) -> None:
+        for group_id in {p.group_id for p in self._pods.values()} | set(self._engines):
+            self._reconcile(group_id)
+
+    def _reconcile(self, group_id: tuple[str, str]) -> None:
+        group = group_of(self._group_pods(group_id))
+        for pod in (group.leader, *group.workers):
+            if pod is not None and pod.running:
+                self._point_logs(pod)
+        running = self._engines.get(group_id)
+        if running is not None and not self._still_valid(running, group):
+            log.info("stopping engine for group %s (leader %s)", group_id, running.leader_uid)
+            running.engine.stop()
+            del self._engines[group_id]
+            running = None
+        if running is None and group.complete and group.leader is not None:
+            log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
+            engine = self._launcher.start(group, self._logs)
+            self._engines[group_id] = RunningEngine(
+                group.leader.uid, group.leader.restart_count, tuple(w.uid for w in group.workers), engine
+            )
+            self._point_port_forward(group.leader, engine.port)
+
+    @staticmethod
+    def _still_valid(running: RunningEngine, group: Group) -> bool:
+        """An engine serves one incarnation of a leader container; a new leader or a restart ends it."""
+        leader = group.leader
+        return (
+            leader is not None
+            and leader.running
+            and leader.uid == running.leader_uid
+            and leader.restart_count == running.leader_restarts
+        )
+
+    def _reap_dead_engines(self) -> None:
+        for group_id, running in list(self._engines.items()):
+            if not running.engine.alive():
+                log.warning("engine for group %s exited", group_id)
+
+    # KWOK rules -------------------------------------------------------------------------------------
+    def _point_logs(self, pod: PodView) -> None:
+        key = (pod.namespace, pod.name)
+        if self._pointed.get(key) == (pod.uid, pod.restart_count):
+            return
+        current = self._logs.ensure(pod)
+        self._rules.apply(logs_object(pod.namespace, pod.name, current, self._logs.previous(pod)))
+        self._pointed[key] = (pod.uid, pod.restart_count)
+
+    def _point_port_forward(self, leader: PodView, port: int) -> None:
+        pod_ports = {p for c in leader.all_containers for p in c.ports} or {8080}
+        self._rules.apply(port_forward_object(leader.namespace, leader.name, dict.fromkeys(pod_ports, port)))
