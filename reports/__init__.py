@@ -1,13 +1,14 @@
 """Result files of the suite and what is made from them.
 
-Modules, one responsibility each (import the one you need; this package imports nothing eagerly so that
-``load`` can use ``reports.schema`` without paying for plotting):
+Modules, one responsibility each. This package imports nothing eagerly, so ``load`` can use
+``reports.schema`` without paying for plotting; import the module you need:
 
-- ``schema``: the versioned result file (pydantic), read and written by every producer.
-- ``metrics``: the catalogue of metrics: name, unit, formula, direction, and how to read each from a level.
-- ``runs``: names, topologies and GPU counts of runs; ``levels``: labels and keys of load levels.
-- ``markdown``: per-run Markdown for CI logs; ``html``: the self-contained HTML page; ``plots``: its SVG figures.
-- ``compare``: side-by-side per GPU, Pareto frontier, best setting under SLOs.
-- ``gate``: the regression gate for nightly jobs.
-- ``cli``: ``python -m reports render | compare | gate``.
+- ``schema``: the versioned result file (pydantic), written by every producer, read by everything here.
+- ``metrics``: the metric catalogue: key, unit, formula, direction, and how to read it from a level.
+- ``runs``, ``levels``: names, topologies and GPU counts of runs; labels and keys of load levels.
+- ``text``, ``tables``: number formatting and aligned tables; the tables of one run.
+- ``markdown``: the report for CI logs; ``html`` and ``plots``: the self-contained page and its SVG figures.
+- ``compare``, ``compare_tables``: per GPU side by side, Pareto frontier, best setting under SLOs.
+- ``gate``, ``gate_report``: the regression gate for nightly jobs and its report.
+- ``cli``: ``python -m reports render | compare | gate`` (README.md documents it).
 """

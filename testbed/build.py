@@ -4,7 +4,8 @@ What is built (versions in testbed/versions.py):
 - kube-apiserver, kube-controller-manager, kube-scheduler and etcd, from our module in testbed/gobuild/kube,
   with the version ldflags `hack/lib/version.sh` sets, so `--version` and `/version` report the release;
 - kwok and kwokctl, with `go install sigs.k8s.io/kwok/cmd/...@KWOK`;
-- the LWS controller, with `go install sigs.k8s.io/lws/cmd@LWS`, renamed `lws-manager`.
+- the LWS controller (sigs.k8s.io/lws/cmd) as `lws-manager`, from our module in testbed/gobuild/lws (not with
+  `go install ...@version`, which reads the module's version list, refused for LWS by the proxy here).
 The upstream YAML the testbed applies (LWS CRDs and webhook configuration, KWOK CRDs) is copied from the
 module downloads into `<cache>/share`, so starting a testbed never needs the Go toolchain.
 
@@ -29,6 +30,8 @@ from pathlib import Path
 
 from testbed import paths, versions
 from testbed.gomod import GOMOD_DIR
+
+LWS_GOMOD_DIR = GOMOD_DIR.parent / "lws"
 
 Progress = Callable[[str], None]
 
@@ -177,17 +180,16 @@ def _build_all(bins: Binaries, vs: versions.VersionSet, progress: Progress) -> N
         ),
         (
             "lws-manager " + vs.lws,
-            ["go", "install", "-v", "-trimpath", "-ldflags",
-             f"-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion={vs.lws}", f"sigs.k8s.io/lws/cmd@{vs.lws}"],
-            staging.parent,
-            {"GOBIN": str(staging / "lws-go-bin")},
+            ["go", "build", "-v", "-mod=readonly", "-trimpath", "-ldflags",
+             f"-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion={vs.lws}", "-o", str(staging / "lws-manager"),
+             "sigs.k8s.io/lws/cmd"],
+            LWS_GOMOD_DIR,
+            {},
         ),
     ]
     for index, (label, argv, cwd, env) in enumerate(steps, 1):
         progress(f"build {index}/{len(steps)}: {label}")
         _run_go(argv, cwd, _go_env(**env), progress, label)
-    (staging / "lws-go-bin" / "cmd").rename(staging / "lws-manager")
-    shutil.rmtree(staging / "lws-go-bin")
     progress("copying LWS and KWOK manifests from the module downloads")
     _copy_upstream_yaml(staging.parent / "share", vs)
     (staging / STAMP).write_text(json.dumps(_stamp_content(vs)))

@@ -32,6 +32,7 @@ import yaml
 from testbed import lws, nodes, paths, processes
 from testbed.build import Binaries, Progress, ensure_built, stderr_progress
 from testbed.kubectl import find_kubectl
+from testbed.stages import testbed_stages
 from testbed.wait import NotYet, wait_for
 
 KWOK_CLUSTER = "testbed"
@@ -46,6 +47,8 @@ class TestbedError(RuntimeError):
 
 @dataclass(frozen=True)
 class TestbedInfo:
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     state_dir: Path
     kubeconfig: Path
@@ -68,6 +71,8 @@ class ComponentStatus:
 
 
 class Testbed:
+    __test__ = False
+
     def __init__(self, name: str = "default", progress: Progress = stderr_progress) -> None:
         if not name.replace("-", "").isalnum():
             raise ValueError(f"testbed name {name!r} must be letters, digits and dashes")
@@ -175,7 +180,7 @@ class Testbed:
             "options": {"runtime": "binary", "bindAddress": "127.0.0.1", "enableCRDs": KWOK_CRDS},
         }
         config_path = self.state_dir / "kwokctl.yaml"
-        config_path.write_text(yaml.safe_dump(config))
+        config_path.write_text(yaml.safe_dump_all([config, *testbed_stages(bins.share / "kwok" / "stage")]))
         env = {
             **os.environ,
             "KWOK_WORKDIR": str(self._kwok_workdir),

@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
 from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
+from testbed.stages import ENGINE_READY
 
 log = logging.getLogger("bridge")
 
@@ -32,11 +33,13 @@ class Engine(Protocol):
 
     def alive(self) -> bool: ...
 
+    def healthy(self) -> bool: ...
+
     def stop(self) -> None: ...
 
 
 class EngineLauncher(Protocol):
-    def start(self, group: Group, log_files: LogFiles) -> Engine: ...
+    def start(self, group: Group, log_files: LogFiles) -> Engine | None: ...
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ class LogFiles:
 @dataclass
 class RunningEngine:
     leader_uid: str
+    leader_namespace: str
+    leader_name: str
     leader_restarts: int
     worker_uids: tuple[str, ...]
     engine: Engine
+    ready_marked: bool = False
 
 
 class Bridge:
@@ -79,16 +85,19 @@ class Bridge:
         self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
         self._pointed: dict[tuple[str, str], tuple[str, int]] = {}  # (ns, pod) -> (uid, restarts) rules written
         self._stop = threading.Event()
+        self._lock = threading.RLock()  # the watch thread and the readiness thread share _engines
 
     # event loop -------------------------------------------------------------------------------------
     def run(self) -> None:
         """List, then watch from the list's resourceVersion; relist when the watch expires (410 Gone)."""
+        threading.Thread(target=self._readiness_loop, name="readiness", daemon=True).start()
         while not self._stop.is_set():
             listing = self._core.list_pod_for_all_namespaces(label_selector=LWS_NAME)
-            self._pods = {}
-            for pod in listing.items:
-                self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
-            self._reconcile_all()
+            with self._lock:
+                self._pods = {}
+                for pod in listing.items:
+                    self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
+                self._reconcile_all()
             (self._state_dir / "ready").touch()
             try:
                 self._watch(listing.metadata.resource_version)
@@ -106,16 +115,42 @@ class Bridge:
                 stream.stop()
                 return
             raw = self._core.api_client.sanitize_for_serialization(event["object"])
-            view = self._observe(raw, deleted=event["type"] == "DELETED")
-            if view is not None:
-                self._reconcile(view.group_id)
-            self._reap_dead_engines()
+            with self._lock:
+                view = self._observe(raw, deleted=event["type"] == "DELETED")
+                if view is not None:
+                    self._reconcile(view.group_id)
+                self._reap_dead_engines()
 
     def stop(self) -> None:
         self._stop.set()
-        for running in self._engines.values():
-            running.engine.stop()
-        self._engines.clear()
+        with self._lock:
+            for running in self._engines.values():
+                running.engine.stop()
+            self._engines.clear()
+
+    # readiness --------------------------------------------------------------------------------------
+    def _readiness_loop(self) -> None:
+        """Mark a leader ready (annotation -> KWOK stage pod-probe-ready) once its engine answers /health,
+        as the kubelet's readiness probe would. Polls every 0.2 s: the engine's start-up is simulated time."""
+        while not self._stop.wait(0.2):
+            with self._lock:
+                pending = [r for r in self._engines.values() if not r.ready_marked]
+            for running in pending:
+                if running.engine.healthy():
+                    self._set_engine_ready(running.leader_namespace, running.leader_name, True)
+                    running.ready_marked = True
+
+    def _set_engine_ready(self, namespace: str, name: str, ready: bool) -> None:
+        body = {"metadata": {"annotations": {ENGINE_READY: "true" if ready else "false"}}}
+        try:
+            self._core.patch_namespaced_pod(name, namespace, body)
+            if not ready:  # what a kubelet reports while a restarted container's probe has not passed
+                status = {"status": {"conditions": [{"type": "Ready", "status": "False"},
+                                                    {"type": "ContainersReady", "status": "False"}]}}
+                self._core.patch_namespaced_pod_status(name, namespace, status)
+        except ApiException as exc:
+            if exc.status != 404:  # the pod went away meanwhile: nothing to mark
+                raise
 
     # state ------------------------------------------------------------------------------------------
     def _observe(self, raw: dict[str, Any], *, deleted: bool) -> PodView | None:
@@ -149,9 +184,15 @@ class Bridge:
         if running is None and group.complete and group.leader is not None:
             log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
             engine = self._launcher.start(group, self._logs)
+            if engine is None:
+                log.warning("leader %s/%s runs no `vllm serve`; no engine", group.leader.namespace, group.leader.name)
+                return
             self._engines[group_id] = RunningEngine(
-                group.leader.uid, group.leader.restart_count, tuple(w.uid for w in group.workers), engine
+                group.leader.uid, group.leader.namespace, group.leader.name, group.leader.restart_count,
+                tuple(w.uid for w in group.workers), engine,
             )
+            if group.leader.restart_count > 0:
+                self._set_engine_ready(group.leader.namespace, group.leader.name, False)
             self._point_port_forward(group.leader, engine.port)
 
     @staticmethod

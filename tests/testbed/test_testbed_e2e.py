@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from suite.conformance.checks.log_evidence import gather
 from testbed.cluster import TestbedInfo
 from testbed.wait import NotYet, wait_for
 
@@ -197,13 +198,14 @@ def _free_port() -> int:
 def test_kubectl_logs_and_port_forward_reach_the_simulated_engine(kube: Kube, testbed: TestbedInfo) -> None:
     deploy_seed(kube)
 
-    def leader_log() -> str:
+    def all_ranks_loaded() -> None:
         text = kube.run("logs", "vllm-0", check=False)
-        if "Loading model weights took" not in text:
-            raise NotYet(f"leader log so far: {text[-300:]!r}")
-        return text
+        evidence = gather({"vllm-0": text})
+        if evidence.ranks < 16 or len(evidence.nodes) < 2 or not evidence.server_started:
+            raise NotYet(f"{evidence.ranks} ranks from {evidence.nodes}; log so far ends {text[-200:]!r}")
 
-    wait_for(leader_log, what="the engine's weight-loading line in `kubectl logs vllm-0`", timeout=60)
+    wait_for(all_ranks_loaded, what="weight loading of all 16 ranks, from 2 nodes, in `kubectl logs vllm-0`",
+             timeout=60)
     port = _free_port()
     forward = subprocess.Popen(
         [*kube.base, "-n", kube.namespace, "port-forward", "--address", "127.0.0.1", "svc/vllm-leader",

@@ -1,0 +1,278 @@
+"""``python -m load run ...``: drive an OpenAI-compatible endpoint and write a result file.
+
+Exit codes: 0 the run finished (failed requests are data in the result, not an error); 2 usage or
+input error (one line, no traceback); 3 the endpoint could not be reached; 130 interrupted by Ctrl-C
+(143 by SIGTERM) after writing the partial result: every request sent is in it, those cut off in
+flight counted as failed with reason ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from load.config import (
+    APIS,
+    SLO_KEYS,
+    ConfigError,
+    RandomWorkload,
+    SharedPrefixWorkload,
+    ShareGptWorkload,
+    SweepConfig,
+    Timeouts,
+    Workload,
+    levels_from_lists,
+)
+from load.progress import StderrProgress
+from load.runner import EndpointUnreachable, ModelNotServed, SweepRun, run_sweep
+from load.vllm_format import json_safe, level_file_name, vllm_bench_json
+from load.workload import WorkloadError
+
+EXIT_OK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 2, 3
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+PROG = "python -m load"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, exit code 2 (argparse would print the whole usage first)."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Async streaming load generator for OpenAI-compatible servers (vLLM).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="run a sweep of load levels and write a result file")
+    target = run.add_argument_group("target")
+    target.add_argument("--endpoint", required=True, help="base URL, e.g. http://127.0.0.1:8000")
+    target.add_argument("--model", required=True, help="served model name")
+    target.add_argument("--api", choices=APIS, default="completions", help="default: completions")
+    work = run.add_argument_group("workload")
+    work.add_argument(
+        "--dataset", default="random", help="random (default) | shared-prefix | sharegpt:FILE (ShareGPT-format JSON)"
+    )
+    work.add_argument("--input-len", type=_int, help="prompt length in tokens (random, shared-prefix)")
+    work.add_argument("--output-len", type=_int, help="tokens to generate (sharegpt: default from the reply)")
+    work.add_argument("--prefix-len", type=_int, help="shared-prefix: shared part of the prompt (default input-len/2)")
+    work.add_argument("--num-prefixes", type=_int, default=4, help="shared-prefix: distinct prefixes (default 4)")
+    work.add_argument("--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)")
+    load = run.add_argument_group("load levels (every concurrency x every rate, in order)")
+    load.add_argument("--num-requests", type=_int, required=True, help="requests per level")
+    load.add_argument("--concurrency", type=_int_list, help="C[,C...]: requests in flight (a cap when a rate is given)")
+    load.add_argument("--request-rate", type=_rate_list, help="R[,R...] requests/s, open loop; inf = closed loop")
+    load.add_argument("--burstiness", type=_positive_float, default=1.0, help="gamma shape: 1 Poisson (default), inf even")
+    load.add_argument("--ramp-up", type=_ramp, metavar="R0:R1", help="one level whose rate rises linearly from R0 to R1")
+    load.add_argument("--seed", type=int, default=0, help="seed for prompts and arrival times (default 0)")
+    load.add_argument("--slo", type=_slo, default={}, help="ttft_ms=..,tpot_ms=..,e2el_ms=..: goodput counts requests meeting all")
+    run.add_argument("--out", type=Path, required=True, help="result file (JSON, the suite's schema)")
+    run.add_argument("--format", choices=["vllm"], action="append", default=[], help="also write each level as vLLM bench serve JSON")
+    run.add_argument("--label", help="free-form label stored in the result")
+    run.add_argument("--timeout-read", type=_positive_float, default=600.0, help="longest silence within a response, s (600)")
+    run.add_argument("--timeout-request", type=_positive_float, default=21600.0, help="longest request, s (21600)")
+    run.add_argument("--timeout-connect", type=_positive_float, default=10.0, help="connect timeout, s (10)")
+    run.add_argument("--no-server-metrics", action="store_true", help="do not scrape /metrics around each level")
+    run.add_argument("--no-warmup", action="store_true", help="do not open the connections before each level")
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SweepConfig:
+    if args.concurrency is None and args.request_rate is None and args.ramp_up is None:
+        raise ConfigError("give --concurrency, --request-rate or --ramp-up")
+    if args.ramp_up is not None and args.request_rate is not None:
+        raise ConfigError("--ramp-up and --request-rate exclude each other")
+    rates: list[float | None] = [None]
+    rate_end = None
+    if args.ramp_up is not None:
+        rates, rate_end = [args.ramp_up[0]], args.ramp_up[1]
+    elif args.request_rate is not None:
+        rates = args.request_rate
+    concurrencies: list[int | None] = args.concurrency if args.concurrency is not None else [None]
+    headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if os.environ.get("OPENAI_API_KEY") else {}
+    return SweepConfig(
+        endpoint=args.endpoint,
+        model=args.model,
+        api=args.api,
+        workload=_workload(args),
+        levels=levels_from_lists(args.num_requests, concurrencies, rates, args.burstiness, rate_end),
+        slo=args.slo,
+        seed=args.seed,
+        ignore_eos=not args.no_ignore_eos,
+        timeouts=Timeouts(connect_s=args.timeout_connect, read_s=args.timeout_read, request_s=args.timeout_request),
+        scrape_server_metrics=not args.no_server_metrics,
+        warm_connections=not args.no_warmup,
+        label=args.label,
+        headers=headers,
+    )
+
+
+def _workload(args: argparse.Namespace) -> Workload:
+    kind, _, path = args.dataset.partition(":")
+    if kind == "sharegpt":
+        if not path:
+            raise ConfigError("--dataset sharegpt needs a file: --dataset sharegpt:FILE")
+        return ShareGptWorkload(path=Path(path), output_len=args.output_len)
+    if path:
+        raise ConfigError(f"--dataset {kind} takes no file; only sharegpt:FILE does")
+    if kind not in ("random", "shared-prefix"):
+        raise ConfigError(f"unknown --dataset {args.dataset!r}; known: random, shared-prefix, sharegpt:FILE")
+    if args.input_len is None or args.output_len is None:
+        raise ConfigError(f"--dataset {kind} needs --input-len and --output-len")
+    if kind == "random":
+        return RandomWorkload(input_len=args.input_len, output_len=args.output_len)
+    prefix_len = args.prefix_len if args.prefix_len is not None else args.input_len // 2
+    return SharedPrefixWorkload(args.input_len, args.output_len, prefix_len, args.num_prefixes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        _check_writable(args.out)
+    except (ConfigError, WorkloadError) as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    progress = None if args.quiet else StderrProgress()
+    received: list[int] = []
+    try:
+        run = asyncio.run(_run(config, progress, received))
+    except EndpointUnreachable as exc:
+        return _fail(EXIT_UNREACHABLE, str(exc))
+    except (ModelNotServed, WorkloadError) as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    except KeyboardInterrupt:  # a second Ctrl-C: leave at once
+        return _fail(EXIT_SIGNAL[signal.SIGINT], "aborted; no result written")
+    finally:
+        if progress is not None:
+            progress.close()
+    run.result.write(args.out)
+    written = [str(args.out)]
+    if "vllm" in args.format:
+        for n, level_run in enumerate(run.levels, start=1):
+            path = args.out.with_name(level_file_name(args.out.stem, n))
+            path.write_text(json.dumps({k: json_safe(v) for k, v in vllm_bench_json(run, level_run).items()}, indent=2) + "\n")
+            written.append(str(path))
+    if not args.quiet:
+        _summary(run)
+    print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if run.interrupted:
+        signum = received[0] if received else signal.SIGINT
+        print("interrupted: the result holds every request sent so far", file=sys.stderr)
+        return EXIT_SIGNAL.get(signal.Signals(signum), 130)
+    return EXIT_OK
+
+
+async def _run(config: SweepConfig, progress: StderrProgress | None, received: list[int]) -> SweepRun:
+    """Run the sweep; the first SIGINT/SIGTERM stops it gracefully, a second SIGINT aborts."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+        for s in EXIT_SIGNAL:
+            loop.remove_signal_handler(s)  # the next one falls through to the default handler
+
+    for s in EXIT_SIGNAL:
+        loop.add_signal_handler(s, on_signal, s)
+    return await run_sweep(config, progress=progress, stop=stop)
+
+
+def _summary(run: SweepRun) -> None:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    for n, level in enumerate(run.result.results, start=1):
+        m = level.metrics
+        r = m.requests
+        rate = m.throughput.output_tokens_per_s
+        print(
+            f"level {n} ({run.levels[n - 1].level.describe()}): {r.completed} completed, {r.failed} failed"
+            + (f" {dict(r.errors_by_reason)}" if r.errors_by_reason else "")
+            + f" in {ms(m.duration_s)} s | TTFT p50 {ms(m.ttft_ms.p50)} p99 {ms(m.ttft_ms.p99)} ms"
+            f" | TPOT p50 {ms(m.tpot_ms.p50)} p99 {ms(m.tpot_ms.p99)} ms | ITL p99 {ms(m.itl_ms.p99)} ms"
+            f" | E2EL p50 {ms(m.e2el_ms.p50)} ms | {ms(rate)} output tok/s"
+            f" | schedule lag p99 {ms(m.schedule_lag_ms.p99)} ms",
+            file=sys.stderr,
+        )
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent.resolve()
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a directory; give a file name such as {path / 'result.json'}")
+    if not parent.is_dir():
+        raise ConfigError(f"--out {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"--out {path}: directory {parent} is not writable")
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    return [_int(part) for part in text.split(",")]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _rate_list(text: str) -> list[float | None]:
+    rates: list[float | None] = []
+    for part in text.split(","):
+        value = _positive_float(part)
+        rates.append(None if math.isinf(value) else value)
+    return rates
+
+
+def _ramp(text: str) -> tuple[float, float]:
+    start, sep, end = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected START:END requests/s, got {text!r}")
+    try:
+        r0, r1 = float(start), float(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:END requests/s, got {text!r}") from None
+    if not (math.isfinite(r0) and math.isfinite(r1) and r0 >= 0 and r1 > 0):
+        raise argparse.ArgumentTypeError(f"expected 0 <= START and 0 < END, both finite, got {text!r}")
+    return r0, r1
+
+
+def _slo(text: str) -> dict[str, float]:
+    slo: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in SLO_KEYS:
+            raise argparse.ArgumentTypeError(f"expected {'=..,'.join(SLO_KEYS)}=.. (ms), got {part!r}")
+        slo[key] = _positive_float(value)
+    return slo
+
+
+if __name__ == "__main__":
+    sys.exit(main())

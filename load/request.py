@@ -1,0 +1,303 @@
+"""The request function: one streaming request to /v1/completions or /v1/chat/completions.
+
+Measured as ARCHITECTURE.md defines, with one clock (``perf_counter``): ``sent`` is the moment the
+request's bytes are written to the socket (aiohttp's request-chunk-sent trace; the moment before
+``post`` if they never are); a chunk's time is the moment the socket read that completed it returned
+(``readclock``), before any parsing or queueing in our event loop. Output tokens come from the server's ``usage`` (``stream_options.
+include_usage``), never from counting chunks. Every way a request can go wrong ends as a reason on the
+record; nothing but a bug raises.
+
+Token-carrying chunk: completions, a choice whose ``text`` is non-empty or whose ``finish_reason`` is
+still null (vLLM streams a token that decodes to no text yet as an empty-text chunk); a closing choice
+with empty text and a finish reason carries none. Chat, a delta with non-empty ``content``,
+``reasoning_content``, ``reasoning`` or ``tool_calls``, or an empty ``content`` delta mid-stream that is
+not the role prelude; the role-only prelude carries none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import json.scanner
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+
+from load.config import Api, SweepConfig
+from load import readclock
+from load.records import RequestRecord
+from load.sse import SseDecoder
+from load.workload import RequestSpec
+
+try:  # an optional accelerator (3-5x faster per frame); results are identical without it
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
+
+API_PATHS: dict[str, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+_DETAIL_LIMIT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how every request of a run is sent."""
+
+    base_url: str
+    model: str
+    api: Api
+    ignore_eos: bool
+    headers: Mapping[str, str]
+    extra_body: Mapping[str, Any]
+    timeout: aiohttp.ClientTimeout  # total and connect; the read timeout is ours (see _Watchdog)
+    read_timeout_s: float
+
+    @property
+    def url(self) -> str:
+        return self.base_url + API_PATHS[self.api]
+
+    @classmethod
+    def from_config(cls, config: SweepConfig) -> Target:
+        t = config.timeouts
+        return cls(
+            base_url=config.base_url,
+            model=config.model,
+            api=config.api,
+            ignore_eos=config.ignore_eos,
+            headers=dict(config.headers),
+            extra_body=dict(config.extra_body),
+            timeout=aiohttp.ClientTimeout(total=t.request_s, sock_connect=t.connect_s),
+            read_timeout_s=t.read_s,
+        )
+
+
+def request_body(target: Target, spec: RequestSpec) -> bytes:
+    body: dict[str, Any] = {
+        "model": target.model,
+        "max_tokens": spec.output_len,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if target.api == "chat":
+        body["messages"] = [{"role": "user", "content": spec.prompt}]
+    else:
+        body["prompt"] = spec.prompt
+    if target.ignore_eos:
+        body["ignore_eos"] = True
+    body.update(target.extra_body)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class _Watchdog:
+    """The read timeout: fails the request after ``limit`` seconds without a read.
+
+    aiohttp's ``sock_read`` re-arms a timer on every socket read; at thousands of reads a second the
+    event loop's timer heap fills with cancelled timers and its periodic clean-up stalls every stream
+    for milliseconds. This one timer is re-armed only when it fires and finds recent activity."""
+
+    __slots__ = ("fired", "handle", "last", "limit", "loop", "task")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.last = perf_counter()
+        self.fired = False
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.handle = self.loop.call_later(limit, self._check)
+
+    def _check(self) -> None:
+        idle = perf_counter() - self.last
+        if idle >= self.limit:
+            self.fired = True
+            if self.task is not None:
+                self.task.cancel()
+        else:
+            self.handle = self.loop.call_later(self.limit - idle, self._check)
+
+    def owns(self, error: asyncio.CancelledError) -> bool:
+        """Whether this cancellation was ours alone (then it is a timeout, not a stop)."""
+        return self.fired and (self.task is None or self.task.uncancel() == 0)
+
+    def close(self) -> None:
+        self.handle.cancel()
+
+
+async def send_request(
+    session: aiohttp.ClientSession, target: Target, body: bytes, headers: Mapping[str, str], record: RequestRecord
+) -> None:
+    """Send one request and fill ``record`` in; returns normally whatever the server did."""
+    carries_token = _chat_carries_token if target.api == "chat" else _completion_carries_token
+    decoder = SseDecoder()
+    done = False
+    watchdog = _Watchdog(target.read_timeout_s)
+    record.sent = perf_counter()  # replaced by the moment the bytes are written, if they are (see below)
+    try:
+        async with session.post(
+            target.url, data=body, headers=headers, timeout=target.timeout, trace_request_ctx=record
+        ) as response:
+            record.status = response.status
+            if response.status != 200:
+                record.fail(f"http_{response.status}", await _error_text(response), perf_counter())
+                return
+            clock = readclock.attach(response)
+            try:
+                async for data in response.content.iter_any():
+                    seen = watchdog.last = perf_counter()
+                    for payload, offset in decoder.feed(data):
+                        if done:
+                            continue
+                        if payload == b"[DONE]":
+                            done = True
+                            continue
+                        at = clock.arrival(offset, seen) if clock is not None else seen
+                        reason = _take_event(payload, carries_token, record, at)
+                        if reason is not None:
+                            record.fail(reason, _clip(payload), at)
+                            return
+            finally:
+                if clock is not None:
+                    clock.close()
+            end = perf_counter()
+            tail = decoder.finish()
+            if tail == b"[DONE]":
+                done = True
+            elif tail is not None and not done and (reason := _take_event(tail, carries_token, record, end)):
+                record.fail(reason, _clip(tail), end)
+                return
+            if not done:
+                record.fail("no_done", "the stream ended without data: [DONE]", end)
+            elif not record.chunk_times:
+                record.fail("no_tokens", "the stream carried no token", end)
+            elif record.output_tokens is None:
+                record.fail("no_usage", "no usage.completion_tokens (stream_options.include_usage)", end)
+            else:
+                record.finished = end
+    except asyncio.CancelledError as exc:
+        if not watchdog.owns(exc):
+            raise
+        record.fail("timeout", f"no data for {target.read_timeout_s:g} s", perf_counter())
+    except TimeoutError as exc:  # the total or connect timeout (asyncio's and aiohttp's alike)
+        record.fail("timeout", _describe(exc), perf_counter())
+    except aiohttp.ClientConnectorError as exc:
+        record.fail("connect_error", _describe(exc), perf_counter())
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+        record.fail("connection_reset", _describe(exc), perf_counter())
+    except aiohttp.ClientError as exc:
+        record.fail("client_error", _describe(exc), perf_counter())
+    finally:
+        watchdog.close()
+
+
+def _take_event(payload: bytes, carries_token: Callable[[list[Any]], bool], record: RequestRecord, now: float) -> str | None:
+    """Apply one event's data to the record; return a failure reason or None."""
+    try:
+        event = decode_json(payload)
+    except ValueError:
+        return "malformed_sse"
+    if not isinstance(event, dict):
+        return "malformed_sse"
+    if "error" in event or event.get("object") == "error":
+        return "server_error_event"
+    choices = event.get("choices")
+    if choices and carries_token(choices):
+        record.chunk_times.append(now)
+    usage = event.get("usage")
+    if usage:
+        try:
+            record.prompt_tokens = int(usage["prompt_tokens"])
+            record.output_tokens = int(usage["completion_tokens"])
+        except (KeyError, TypeError, ValueError):
+            return "malformed_sse"
+    return None
+
+
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def decode_json(data: bytes) -> Any:
+    """One JSON document from bytes; ValueError if it is not exactly that.
+
+    The C scanner called directly is about twice as fast as ``json.loads`` on small frames."""
+    if _fast_loads is not None:
+        return _fast_loads(data)
+    text = data.decode().strip()  # UnicodeDecodeError is a ValueError
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text):
+        raise ValueError("data after the JSON document")
+    return value
+
+
+def _completion_carries_token(choices: list[Any]) -> bool:
+    for choice in choices:
+        if choice.get("text") or choice.get("finish_reason") is None:
+            return True
+    return False
+
+
+def _chat_carries_token(choices: list[Any]) -> bool:
+    for choice in choices:
+        delta = choice.get("delta") or {}
+        if (
+            delta.get("content")
+            or delta.get("reasoning_content")
+            or delta.get("reasoning")
+            or delta.get("tool_calls")
+        ):
+            return True
+        if "content" in delta and "role" not in delta and choice.get("finish_reason") is None:
+            return True
+    return False
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    try:
+        return _clip(await response.content.read(_DETAIL_LIMIT))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"(body unreadable: {_describe(exc)})"
+
+
+def _clip(data: bytes) -> str:
+    text = data[:_DETAIL_LIMIT].decode("utf-8", "replace")
+    return text + ("..." if len(data) > _DETAIL_LIMIT else "")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _on_body_sent(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestChunkSentParams
+) -> None:
+    """Re-stamp ``sent`` just before the request's bytes go to the socket (headers and body leave in
+    one write). On Python < 3.12 aiohttp writes the body from a separate task, one loop turn after
+    ``post`` is called; under load that turn can take milliseconds, which belong to the client (they
+    show as schedule lag), not to the server's TTFT."""
+    record = context.trace_request_ctx
+    if isinstance(record, RequestRecord):
+        record.sent = perf_counter()
+
+
+def new_session() -> aiohttp.ClientSession:
+    """One session for a whole run (call inside the running loop), with an explicit connector.
+
+    ``limit=0`` lifts aiohttp's default cap of 100 connections, which would silently cap concurrency;
+    ``read_bufsize`` of 4 MiB keeps large frames from being read in 64 KiB slices; responses are not
+    decompressed and ask for identity encoding, so no proxy holds the stream back to compress it.
+    """
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_chunk_sent.append(_on_body_sent)
+    return aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[tracing],
+        read_bufsize=4 * 1024 * 1024,
+        auto_decompress=False,
+        headers={"Accept-Encoding": "identity"},
+        timeout=aiohttp.ClientTimeout(total=None),
+    )

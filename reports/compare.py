@@ -1,0 +1,182 @@
+"""Comparison across runs: every level normalised per GPU, the Pareto frontier of per-GPU output
+throughput against TPOT p99, and the best setting under given SLOs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from reports.levels import level_labels
+from reports.metrics import METRICS, PER_GPU_FORMULA
+from reports.runs import display_names, gpu_count, gpu_count_note, topology_name
+from reports.schema import LevelResult, Result
+from reports.tables import per_gpu
+
+# An SLO names a latency family and optionally a percentile (default p99), or the error rate.
+_SLO_KEY = re.compile(r"^(?P<family>ttft|tpot|itl|e2el)(?:_(?P<stat>p50|p90|p95|p99|max|mean))?_ms$")
+SLO_HELP = (
+    "ttft_ms, tpot_ms, itl_ms, e2el_ms (checked against p99; name a percentile as in tpot_p90_ms), "
+    "error_rate (a fraction, default 0.01 whenever any SLO is given)"
+)
+DEFAULT_ERROR_RATE = 0.01
+
+
+class SloError(ValueError):
+    """An --slo argument that cannot be understood; the message lists what is valid."""
+
+
+def slo_metric(key: str) -> str:
+    """The metric key an SLO key is checked against: tpot_ms -> tpot_p99, ttft_p90_ms -> ttft_p90."""
+    if key == "error_rate":
+        return "error_rate"
+    match = _SLO_KEY.match(key)
+    if not match:
+        raise SloError(f"unknown SLO {key!r}; valid: {SLO_HELP}")
+    return f"{match['family']}_{match['stat'] or 'p99'}"
+
+
+def parse_slo(text: str) -> dict[str, float]:
+    """'tpot_ms=50,ttft_ms=2000' -> {'tpot_ms': 50.0, 'ttft_ms': 2000.0}; SloError on anything else."""
+    slo: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep:
+            raise SloError(f"SLO {part!r} is not KEY=VALUE (e.g. tpot_ms=50)")
+        slo_metric(key)
+        try:
+            slo[key] = float(value)
+        except ValueError:
+            raise SloError(f"SLO {key}: {value.strip()!r} is not a number") from None
+        if slo[key] < 0:
+            raise SloError(f"SLO {key}: {value.strip()} is negative")
+    return slo
+
+
+@dataclass(frozen=True)
+class Point:
+    """One load level of one run, with the values the comparison uses."""
+
+    run: str
+    run_index: int
+    level: str
+    topology: str | None
+    gpus: int | None
+    out_tps: float | None
+    out_tps_per_gpu: float | None
+    level_result: LevelResult
+
+    def value(self, metric_key: str) -> float | None:
+        return METRICS[metric_key].value(self.level_result)
+
+
+@dataclass(frozen=True)
+class SloVerdict:
+    """Whether a level met the SLOs: True, False, or None when a value needed was missing."""
+
+    meets: bool | None
+    violated: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def check_slo(point: Point, slo: Mapping[str, float]) -> SloVerdict:
+    violated, missing = [], []
+    for key, limit in slo.items():
+        value = point.value(slo_metric(key))
+        if value is None:
+            missing.append(key)
+        elif value > limit:
+            violated.append(key)
+    if violated:
+        return SloVerdict(False, violated, missing)
+    return SloVerdict(None if missing else True, violated, missing)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    names: list[str]
+    results: list[Result]
+    points: list[Point]
+    frontier: list[Point]  # by ascending TPOT p99
+    slo: dict[str, float]  # as checked, including the default error rate
+    verdicts: dict[tuple[int, str], SloVerdict]  # (run index, level label)
+    best: Point | None  # highest per-GPU output throughput meeting the SLOs (or overall without SLOs)
+    best_per_run: list[Point | None]
+    notes: list[str]
+
+
+def pareto_frontier(points: Sequence[Point]) -> list[Point]:
+    """Points no other point beats on both lower TPOT p99 and higher output tokens/s per GPU."""
+    known = [p for p in points if p.value("tpot_p99") is not None and p.out_tps_per_gpu is not None]
+    known.sort(key=lambda p: (p.value("tpot_p99"), -(p.out_tps_per_gpu or 0.0)))
+    frontier: list[Point] = []
+    for point in known:
+        if not frontier or (point.out_tps_per_gpu or 0.0) > (frontier[-1].out_tps_per_gpu or 0.0):
+            frontier.append(point)
+    return frontier
+
+
+def _points(names: Sequence[str], results: Sequence[Result]) -> list[Point]:
+    points = []
+    for index, (name, result) in enumerate(zip(names, results, strict=True)):
+        gpus = gpu_count(result.run)
+        labels = level_labels([lv.load for lv in result.results])
+        for label, level in zip(labels, result.results, strict=True):
+            out = level.metrics.throughput.output_tokens_per_s
+            points.append(
+                Point(name, index, label, topology_name(result.run), gpus, out, per_gpu(out, gpus), level)
+            )
+    return points
+
+
+def _best(points: Sequence[Point]) -> Point | None:
+    ranked = [p for p in points if p.out_tps_per_gpu is not None]
+    return max(ranked, key=lambda p: p.out_tps_per_gpu or 0.0, default=None)
+
+
+def compare(
+    results: Sequence[Result], names: Sequence[str] | None = None, slo: Mapping[str, float] | None = None
+) -> Comparison:
+    """Compare runs (typically one result file per topology). SLO keys as in ``parse_slo``."""
+    shown = display_names(results, names)
+    checked = dict(slo or {})
+    for key in checked:
+        slo_metric(key)
+    if checked and "error_rate" not in checked:
+        checked["error_rate"] = DEFAULT_ERROR_RATE
+    points = _points(shown, results)
+    verdicts = {(p.run_index, p.level): check_slo(p, checked) for p in points}
+    eligible = [p for p in points if not checked or verdicts[(p.run_index, p.level)].meets]
+    notes = [
+        f"{name}: {note}" for name, r in zip(shown, results, strict=True) if (note := gpu_count_note(r.run))
+    ]
+    return Comparison(
+        names=shown,
+        results=list(results),
+        points=points,
+        frontier=pareto_frontier(points),
+        slo=checked,
+        verdicts=verdicts,
+        best=_best(eligible),
+        best_per_run=[_best([p for p in eligible if p.run_index == i]) for i in range(len(results))],
+        notes=notes,
+    )
+
+
+def slo_text(slo: Mapping[str, float]) -> str:
+    parts = []
+    for key, limit in slo.items():
+        metric = slo_metric(key)
+        parts.append(
+            f"error rate <= {limit:.1%}"
+            if metric == "error_rate"
+            else f"{METRICS[metric].label} <= {limit:g} ms"
+        )
+    return ", ".join(parts)
+
+
+FRONTIER_FORMULA = (
+    "Pareto frontier: the levels that no other level beats on both lower TPOT p99 and "
+    f"higher output tokens/s per GPU ({PER_GPU_FORMULA})"
+)

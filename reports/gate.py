@@ -1,0 +1,302 @@
+"""The regression gate: candidate runs against a baseline of repeat runs, metric by metric.
+
+For every configuration (topology, model, TP, PP, GPUs) and load level found in both, and every gated
+metric, the repeats on each side are folded into a mean, and the candidate is a regression when its mean
+is worse than the baseline mean by more than
+
+    allowed = max(tolerance x |baseline mean|,  k x s x sqrt(1/n_b + 1/n_c))
+
+s is the standard deviation of a single run, taken as the largest of three estimates: the baseline's
+repeats at this level, the candidate's repeats at this level, and the coefficient of variation pooled
+over every level of the configuration for this metric (both sides) times the baseline mean. Pooling
+across levels gives the noise estimate enough degrees of freedom that five repeats cannot by chance
+look quieter than they are; taking the largest keeps a noisy level from hiding behind quiet ones.
+With no repeats anywhere there is no noise term and the tolerance alone sets the band.
+
+The tolerance is the smallest change worth failing a build for; the noise term widens the band when
+repeats show larger run-to-run noise. Direction comes from the metric catalogue: throughput must not
+fall, latency and error rate must not rise. A value missing on either side is reported, never read as 0.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from reports.levels import level_key, level_label
+from reports.metrics import METRICS
+from reports.runs import config_key, config_name
+from reports.schema import LevelResult, Result
+
+# Percent of the baseline mean; error_rate in percentage points. None switches a metric off.
+DEFAULT_TOLERANCES: dict[str, float | None] = {
+    "output_tokens_per_s": 5.0,
+    "requests_per_s": 5.0,
+    "goodput": 10.0,
+    "ttft_p50": 10.0,
+    "ttft_p99": 20.0,
+    "tpot_p50": 5.0,
+    "tpot_p99": 15.0,
+    "itl_p50": 10.0,
+    "itl_p99": 20.0,
+    "e2el_p50": 10.0,
+    "e2el_p99": 15.0,
+    "error_rate": 1.0,
+}
+DEFAULT_K = 3.0
+ABSOLUTE_METRICS = frozenset({"error_rate"})  # tolerances in percentage points, not relative
+
+Verdict = Literal["ok", "better", "REGRESSION", "missing", "no baseline"]
+
+
+class GateInputError(ValueError):
+    """Inputs the gate cannot judge (bad --tolerance, nothing in common between baseline and candidate)."""
+
+
+def parse_tolerances(items: Sequence[str]) -> dict[str, float | None]:
+    """['ttft_p99=25', 'itl_p99=off', 'output_tokens_per_s=3,goodput=8'] -> {...}; GateInputError otherwise."""
+    out: dict[str, float | None] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            key, sep, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep:
+                raise GateInputError(f"tolerance {part!r} is not METRIC=PERCENT (e.g. output_tokens_per_s=5)")
+            if key not in METRICS:
+                raise GateInputError(
+                    f"tolerance for unknown metric {key!r}; valid: {', '.join(sorted(METRICS))}"
+                )
+            if value.lower() == "off":
+                out[key] = None
+                continue
+            try:
+                number = float(value.removesuffix("%"))
+            except ValueError:
+                raise GateInputError(f"tolerance {key}: {value!r} is not a percentage or 'off'") from None
+            if number < 0 or math.isnan(number):
+                raise GateInputError(f"tolerance {key}: {value} must be a percentage >= 0")
+            out[key] = number
+    return out
+
+
+@dataclass(frozen=True)
+class Check:
+    """One metric at one load level of one configuration, baseline against candidate."""
+
+    config: str
+    level: str
+    metric: str
+    higher_is_better: bool
+    baseline: tuple[float, ...]
+    candidate: tuple[float, ...]
+    baseline_missing: int  # repeats that had the level but no value for the metric
+    candidate_missing: int
+    tolerance: float  # as given: percent, or percentage points for ABSOLUTE_METRICS
+    allowed: float | None  # absolute units of the metric
+    noise: float | None  # k x sigma_diff, absolute units; None without repeats
+    verdict: Verdict
+
+    @property
+    def baseline_mean(self) -> float | None:
+        return statistics.fmean(self.baseline) if self.baseline else None
+
+    @property
+    def baseline_sd(self) -> float | None:
+        return statistics.stdev(self.baseline) if len(self.baseline) > 1 else None
+
+    @property
+    def candidate_mean(self) -> float | None:
+        return statistics.fmean(self.candidate) if self.candidate else None
+
+    @property
+    def change(self) -> float | None:
+        """Relative change of the candidate mean from the baseline mean."""
+        b, c = self.baseline_mean, self.candidate_mean
+        return None if b is None or c is None or b == 0 else (c - b) / abs(b)
+
+    @property
+    def band_from(self) -> str:
+        """Which term set the allowed change: the tolerance, or the noise seen across repeats."""
+        return (
+            "noise"
+            if self.noise is not None and self.noise > 0 and self.allowed == self.noise
+            else "tolerance"
+        )
+
+
+@dataclass(frozen=True)
+class GateReport:
+    checks: list[Check]
+    k: float
+    tolerances: dict[str, float | None]
+    baseline_files: int
+    candidate_files: int
+
+    @property
+    def regressions(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == "REGRESSION"]
+
+    @property
+    def missing(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict in ("missing", "no baseline")]
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions
+
+
+def run_sd(baseline: Sequence[float], candidate: Sequence[float], pooled_cv: float | None) -> float | None:
+    """The standard deviation of one run: the largest available estimate, None when there is none."""
+    estimates = [statistics.stdev(side) for side in (baseline, candidate) if len(side) > 1]
+    if pooled_cv is not None and baseline:
+        estimates.append(pooled_cv * abs(statistics.fmean(baseline)))
+    return max(estimates) if estimates else None
+
+
+def pooled_cv(groups: Sequence[Sequence[float]]) -> float | None:
+    """Coefficient of variation pooled over groups of repeats: sqrt(sum((n-1) cv^2) / sum(n-1))."""
+    weighted, dof = 0.0, 0
+    for values in groups:
+        if len(values) < 2:
+            continue
+        mean = statistics.fmean(values)
+        if mean == 0:
+            continue
+        weighted += (len(values) - 1) * (statistics.stdev(values) / abs(mean)) ** 2
+        dof += len(values) - 1
+    return math.sqrt(weighted / dof) if dof else None
+
+
+def judge(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    higher_is_better: bool,
+    tolerance: float,
+    absolute: bool = False,
+    k: float = DEFAULT_K,
+    cv: float | None = None,
+) -> tuple[Verdict, float | None, float | None]:
+    """(verdict, allowed, noise) for one metric; both sequences already free of missing values.
+
+    ``cv`` is the pooled coefficient of variation of the metric for this configuration, if known.
+    """
+    if not candidate:
+        return "missing", None, None
+    if not baseline:
+        return "no baseline", None, None
+    mean_b, mean_c = statistics.fmean(baseline), statistics.fmean(candidate)
+    tol = tolerance / 100 if absolute else tolerance / 100 * abs(mean_b)
+    sd = run_sd(baseline, candidate, cv)
+    noise = None if sd is None else k * sd * math.sqrt(1 / len(baseline) + 1 / len(candidate))
+    allowed = max(tol, noise or 0.0)
+    worse_by = (mean_b - mean_c) if higher_is_better else (mean_c - mean_b)
+    if worse_by > allowed:
+        return "REGRESSION", allowed, noise
+    if -worse_by > allowed:
+        return "better", allowed, noise
+    return "ok", allowed, noise
+
+
+_Key = tuple[tuple[object, ...], tuple[object, ...]]  # (configuration key, level key)
+
+
+def _fold(results: Sequence[Result]) -> tuple[dict[_Key, list[LevelResult]], dict[_Key, tuple[str, str]]]:
+    """Levels grouped by (configuration, level key) across files: each file is one repeat."""
+    groups: dict[_Key, list[LevelResult]] = defaultdict(list)
+    names: dict[_Key, tuple[str, str]] = {}
+    for result in results:
+        for level in result.results:
+            key = (config_key(result.run), level_key(level.load))
+            groups[key].append(level)
+            names.setdefault(key, (config_name(result.run), level_label(level.load)))
+    return groups, names
+
+
+def gate(
+    baseline: Sequence[Result],
+    candidate: Sequence[Result],
+    tolerances: Mapping[str, float | None] | None = None,
+    k: float = DEFAULT_K,
+    allow_no_baseline: bool = False,
+) -> GateReport:
+    """Judge candidate runs against baseline runs. ``tolerances`` override or extend DEFAULT_TOLERANCES.
+
+    When no level of the candidate matches the baseline, that is an input error (a wrong baseline would
+    otherwise pass silently) unless ``allow_no_baseline``: then every check reads "no baseline" and the
+    gate passes, as it should on the first night of a new configuration.
+    """
+    if k < 0:
+        raise GateInputError(f"k must be >= 0, got {k}")
+    merged = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    active = {m: t for m, t in merged.items() if t is not None}
+    base_groups, base_names = _fold(baseline)
+    cand_groups, cand_names = _fold(candidate)
+    if not set(base_groups) & set(cand_groups) and not allow_no_baseline:
+        raise GateInputError(
+            "no load level of the candidate matches the baseline (same topology, model, TP, PP, GPUs and "
+            f"load); baseline has {_describe(base_names)}, candidate has {_describe(cand_names)}"
+        )
+    cvs = {
+        (config, m): pooled_cv(
+            [
+                _values(groups.get(key, []), m)
+                for groups in (base_groups, cand_groups)
+                for key in groups
+                if key[0] == config
+            ]
+        )
+        for config in {key[0] for key in base_groups}
+        for m in active
+    }
+    checks = []
+    for key in [*base_groups, *(k_ for k_ in cand_groups if k_ not in base_groups)]:  # in sweep order
+        config, level = base_names.get(key) or cand_names[key]
+        for metric_key, tolerance in active.items():
+            metric = METRICS[metric_key]
+            b_all = [metric.value(lv) for lv in base_groups.get(key, [])]
+            c_all = [metric.value(lv) for lv in cand_groups.get(key, [])]
+            b = tuple(v for v in b_all if v is not None)
+            c = tuple(v for v in c_all if v is not None)
+            if not b_all:
+                verdict: Verdict = "no baseline"
+                allowed = noise = None
+            else:
+                verdict, allowed, noise = judge(
+                    b,
+                    c,
+                    metric.higher_is_better,
+                    tolerance,
+                    metric_key in ABSOLUTE_METRICS,
+                    k,
+                    cvs.get((key[0], metric_key)),
+                )
+            checks.append(
+                Check(
+                    config,
+                    level,
+                    metric_key,
+                    metric.higher_is_better,
+                    b,
+                    c,
+                    len(b_all) - len(b),
+                    len(c_all) - len(c),
+                    tolerance,
+                    allowed,
+                    noise,
+                    verdict,
+                )
+            )
+    return GateReport(checks, k, merged, len(baseline), len(candidate))
+
+
+def _values(levels: Sequence[LevelResult], metric_key: str) -> list[float]:
+    return [v for lv in levels if (v := METRICS[metric_key].value(lv)) is not None]
+
+
+def _describe(names: Mapping[_Key, tuple[str, str]]) -> str:
+    configs = sorted({config for config, _ in names.values()})
+    return f"{len(names)} level(s) of {', '.join(configs) or 'nothing'}"

@@ -1,0 +1,138 @@
+"""The gate's verdict as text for a CI log: regressions and missing data first, every check after,
+and a last line that says pass or fail with the metrics named."""
+
+from __future__ import annotations
+
+from reports.gate import ABSOLUTE_METRICS, Check, GateReport
+from reports.text import MISSING, md_table, num, pct
+
+
+def _baseline(check: Check) -> str:
+    if not check.baseline:
+        return MISSING
+    sd = check.baseline_sd
+    spread = f" ± {num(sd)}" if sd is not None else ""
+    return f"{num(check.baseline_mean)}{spread} (n={len(check.baseline)})"
+
+
+def _candidate(check: Check) -> str:
+    if not check.candidate:
+        return MISSING
+    return f"{num(check.candidate_mean)} (n={len(check.candidate)})"
+
+
+def _change(check: Check) -> str:
+    if check.metric in ABSOLUTE_METRICS:
+        b, c = check.baseline_mean, check.candidate_mean
+        return MISSING if b is None or c is None else f"{(c - b) * 100:+.2f} pt"
+    return pct(check.change, signed=True)
+
+
+def _allowed(check: Check) -> str:
+    """The allowed change, signed in the bad direction."""
+    if check.allowed is None:
+        return MISSING
+    sign = "-" if check.higher_is_better else "+"
+    if check.metric in ABSOLUTE_METRICS:
+        return f"{sign}{check.allowed * 100:.2f} pt ({check.band_from})"
+    base = check.baseline_mean
+    if not base:
+        return f"{sign}{num(check.allowed)} ({check.band_from})"
+    return f"{sign}{check.allowed / abs(base) * 100:.1f}% ({check.band_from})"
+
+
+def _rows(checks: list[Check]) -> list[list[str]]:
+    return [
+        [
+            c.config,
+            c.level,
+            c.metric,
+            "higher" if c.higher_is_better else "lower",
+            _baseline(c),
+            _candidate(c),
+            _change(c),
+            _allowed(c),
+            c.verdict,
+        ]
+        for c in checks
+    ]
+
+
+_HEADERS = [
+    "config",
+    "load",
+    "metric",
+    "better",
+    "baseline mean ± sd",
+    "candidate mean",
+    "change",
+    "allowed",
+    "verdict",
+]
+_RIGHT = [False, False, False, False, True, True, True, True, False]
+
+
+def _missing_line(check: Check) -> str:
+    if check.verdict == "no baseline":
+        return f"- {check.config} {check.level} {check.metric}: not in the baseline, not gated"
+    gaps = []
+    if check.candidate_missing or not check.candidate:
+        gaps.append(
+            f"candidate has no value in {check.candidate_missing or 'any'} run(s)"
+            if check.candidate_missing
+            else "candidate lacks this level"
+        )
+    return f"- {check.config} {check.level} {check.metric}: {'; '.join(gaps) or 'no value'}"
+
+
+SUMMARY_NAMES = 10  # regressions named on the last line; the table above lists every one
+
+
+def summary_line(report: GateReport) -> str:
+    judged = sum(1 for c in report.checks if c.verdict in ("ok", "better"))
+    if report.passed and not judged:
+        return "gate: PASSED: nothing to judge, no candidate level has a baseline (a new configuration?)"
+    if report.passed:
+        extra = f", {len(report.missing)} without data (listed above)" if report.missing else ""
+        return f"gate: PASSED: {judged} checks within their bands{extra}"
+    shown = report.regressions[:SUMMARY_NAMES]
+    named = "; ".join(
+        f"{c.config} {c.level} {c.metric} {_change(c)} (allowed {_allowed(c).split(' (')[0]})" for c in shown
+    )
+    more = len(report.regressions) - len(shown)
+    tail = f"; and {more} more (listed above)" if more else ""
+    return f"gate: FAILED: {len(report.regressions)} regression(s): {named}{tail}"
+
+
+def render_gate_markdown(report: GateReport) -> str:
+    tolerances = ", ".join(
+        f"{m} {'off' if t is None else (f'{t:g} pt' if m in ABSOLUTE_METRICS else f'{t:g}%')}"
+        for m, t in report.tolerances.items()
+    )
+    parts = [
+        "# Regression gate",
+        f"baseline: {report.baseline_files} file(s); candidate: {report.candidate_files} file(s); "
+        f"k = {report.k:g}\n\ntolerances: {tolerances}\n\n"
+        "allowed change = max(tolerance x |baseline mean|, k x s x sqrt(1/n_b + 1/n_c)), s = a single run's "
+        "standard deviation: the largest of the baseline's and the candidate's repeats at that level and the "
+        "coefficient of variation pooled over the configuration's levels x baseline mean. '(noise)' marks "
+        "checks where run-to-run noise, not the tolerance, set the band.",
+    ]
+    if report.regressions:
+        parts += [
+            f"## Regressions ({len(report.regressions)})",
+            md_table(_HEADERS, _rows(report.regressions), _RIGHT),
+        ]
+    if report.missing:
+        parts += [
+            f"## Missing data ({len(report.missing)})",
+            "\n".join(_missing_line(c) for c in report.missing),
+        ]
+    single = [c for c in report.checks if len(c.baseline) == 1 and len(c.candidate) == 1]
+    if single:
+        parts.append(
+            f"> {len(single)} check(s) had a single run on both sides: no noise estimate, the tolerance "
+            "alone sets the band. Give repeat runs to fold noise in."
+        )
+    parts += ["## All checks", md_table(_HEADERS, _rows(report.checks), _RIGHT), summary_line(report)]
+    return "\n\n".join(parts) + "\n"

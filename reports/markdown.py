@@ -1,0 +1,55 @@
+"""Markdown for CI logs: per run, what was measured, then aligned tables with the formulas under them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reports.compare import Comparison
+from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
+from reports.runs import display_names
+from reports.schema import Result
+from reports.tables import Table, latency_table, metadata_lines, recovery_table, throughput_table
+from reports.text import md_table
+
+
+def table_markdown(table: Table, level: str = "###") -> str:
+    parts = [f"{level} {table.title}", "", md_table(table.headers, table.rows, table.right)]
+    if table.notes:
+        parts.append("")
+        parts.extend(f"> {note}" for note in table.notes)
+    return "\n".join(parts)
+
+
+def run_markdown(name: str, result: Result) -> str:
+    parts = [f"## {name}", ""]
+    parts.extend(f"- {heading}: {text}" for heading, text in metadata_lines(result.run))
+    parts.append("")
+    if result.results:
+        parts += [table_markdown(throughput_table(result)), "", table_markdown(latency_table(result))]
+    else:
+        parts.append("No load levels in this result.")
+    recovery = recovery_table(result)
+    if recovery is not None:
+        parts += ["", table_markdown(recovery)]
+    return "\n".join(parts)
+
+
+def render_markdown(results: Sequence[Result], names: Sequence[str] | None = None) -> str:
+    """The report of one or more result files, one section per file, ending with a newline."""
+    sections = ["# Benchmark report"]
+    for name, result in zip(display_names(results, names), results, strict=True):
+        sections.append(run_markdown(name, result))
+    return "\n\n".join(sections) + "\n"
+
+
+def render_comparison_markdown(comparison: Comparison) -> str:
+    """The comparison across runs for a CI log: per run per GPU, loads side by side, frontier, best."""
+    parts = ["# Comparison across runs", table_markdown(per_run_table(comparison), "##")]
+    if len(comparison.names) > 1:
+        parts += [table_markdown(t, "##") for t in pivot_tables(comparison)]
+    parts += [
+        table_markdown(frontier_table(comparison), "##"),
+        "## Best setting",
+        "\n".join(best_lines(comparison)),
+    ]
+    return "\n\n".join(parts) + "\n"

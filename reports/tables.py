@@ -1,0 +1,197 @@
+"""The tables of a run, as headers and formatted cells, shared by the Markdown and the HTML report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reports.levels import level_labels
+from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
+from reports.runs import gpu_count, gpu_count_note, parallelism, topology_name
+from reports.schema import Result, RunMetadata
+from reports.text import MISSING, num
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    right: list[bool]  # right-aligned (numeric) columns
+    notes: list[str]
+
+
+def per_gpu(value: float | None, gpus: int | None) -> float | None:
+    return None if value is None or not gpus else value / gpus
+
+
+def _text(value: object) -> str:
+    return MISSING if value is None or value == "" else str(value)
+
+
+def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
+    """(heading, text) lines describing what was measured; missing fields shown as missing."""
+    gpus = gpu_count(run)
+    gpu_text = f"{_text(gpus)} GPUs" + (f" ({run.gpu_product})" if run.gpu_product else "")
+    lws = f"LWS {_text(run.lws_name)} (group size {_text(run.lws_group_size)}, replicas {_text(run.lws_replicas)})"
+    lines = [
+        (
+            "deployment",
+            f"topology {_text(topology_name(run))}, TP x PP {_text(parallelism(run))}, {lws}, "
+            f"{_text(run.nodes)} nodes, {gpu_text}",
+        ),
+        (
+            "software",
+            f"model {_text(run.model)}, image {_text(run.image)}, vLLM {_text(run.vllm_version)}, "
+            f"LWS {_text(run.lws_version)}, Kubernetes {_text(run.kubernetes_version)}",
+        ),
+        (
+            "run",
+            f"started {_text(run.started_at)}, finished {_text(run.finished_at)}, "
+            f"suite revision {_text(run.suite_revision)}, endpoint {_text(run.endpoint)}"
+            + (", on the simulated testbed" if run.testbed else ""),
+        ),
+    ]
+    note = gpu_count_note(run)
+    if note:
+        lines.append(("note", note))
+    return lines
+
+
+def throughput_table(result: Result) -> Table:
+    gpus = gpu_count(result.run)
+    labels = level_labels([lv.load for lv in result.results])
+    rows = []
+    for label, level in zip(labels, result.results, strict=True):
+        m = level.metrics
+        out = m.throughput.output_tokens_per_s
+        rows.append(
+            [
+                label,
+                str(m.requests.sent),
+                str(m.requests.failed),
+                num(m.throughput.requests_per_s),
+                num(out),
+                num(per_gpu(out, gpus)),
+                num(m.throughput.total_tokens_per_s),
+                num(m.goodput_requests_per_s),
+                num(m.schedule_lag_ms.p99),
+                num(m.duration_s),
+            ]
+        )
+    notes = [
+        "req/s = completed requests / window; out tok/s = sum of usage.completion_tokens / window; "
+        "total tok/s adds prompt tokens",
+        f"{PER_GPU_FORMULA}; {WINDOW_FORMULA}",
+        "goodput = requests meeting every SLO of the level / window; "
+        f"lag p99 (ms) = {LATENCY_FORMULAS['schedule_lag'][1]}",
+    ]
+    slo_texts = [_slo_text(level.load.slo) for level in result.results]
+    if len(set(slo_texts)) == 1 and slo_texts[0]:
+        notes.append(f"goodput SLOs (every level): {slo_texts[0]}")
+    elif any(slo_texts):
+        notes.append(
+            "goodput SLOs: "
+            + "; ".join(f"{label}: {text or 'none'}" for label, text in zip(labels, slo_texts, strict=True))
+        )
+    failures = _failure_reasons(result, labels)
+    if failures:
+        notes.append("failures: " + "; ".join(failures))
+    return Table(
+        "Throughput",
+        [
+            "load",
+            "sent",
+            "failed",
+            "req/s",
+            "out tok/s",
+            "out tok/s/GPU",
+            "total tok/s",
+            "goodput req/s",
+            "lag p99 ms",
+            "window s",
+        ],
+        rows,
+        [False] + [True] * 9,
+        notes,
+    )
+
+
+def _slo_text(slo: dict[str, float]) -> str:
+    return ", ".join(f"{k}<={v:g}" for k, v in sorted(slo.items()))
+
+
+def _failure_reasons(result: Result, labels: list[str]) -> list[str]:
+    out = []
+    for label, level in zip(labels, result.results, strict=True):
+        reasons = level.metrics.requests.errors_by_reason
+        if reasons:
+            out.append(f"{label}: " + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())))
+    return out
+
+
+LATENCY_COLUMNS = [
+    ("ttft", "p50"),
+    ("ttft", "p99"),
+    ("tpot", "p50"),
+    ("tpot", "p99"),
+    ("itl", "p50"),
+    ("itl", "p99"),
+    ("e2el", "p50"),
+    ("e2el", "p99"),
+]
+
+
+def latency_table(result: Result) -> Table:
+    labels = level_labels([lv.load for lv in result.results])
+    rows = []
+    for label, level in zip(labels, result.results, strict=True):
+        cells = [label]
+        for family, stat in LATENCY_COLUMNS:
+            cells.append(num(getattr(getattr(level.metrics, f"{family}_ms"), stat)))
+        rows.append(cells)
+    headers = ["load"] + [f"{LATENCY_FORMULAS[f][0]} {s}" for f, s in LATENCY_COLUMNS]
+    notes = [
+        f"{name} = {formula}" for key, (name, formula) in LATENCY_FORMULAS.items() if key != "schedule_lag"
+    ]
+    return Table("Latency (ms)", headers, rows, [False] + [True] * len(LATENCY_COLUMNS), notes)
+
+
+def recovery_table(result: Result) -> Table | None:
+    if not result.recovery:
+        return None
+    rows = []
+    for rec in result.recovery:
+        failed = (
+            f"{rec.requests_failed}/{rec.requests_sent}"
+            if rec.requests_failed is not None and rec.requests_sent is not None
+            else MISSING
+        )
+        rows.append(
+            [
+                rec.fault,
+                _text(rec.restart_policy),
+                _text(None if rec.group_recreated is None else ("yes" if rec.group_recreated else "no")),
+                num(rec.pods_replaced_s),
+                num(rec.available_s),
+                num(rec.first_success_s),
+                failed,
+            ]
+        )
+    return Table(
+        "Restart recovery (seconds from the injected fault)",
+        [
+            "fault",
+            "restart policy",
+            "group recreated",
+            "pods replaced s",
+            "available s",
+            "first success s",
+            "failed/sent",
+        ],
+        rows,
+        [False, False, False, True, True, True, True],
+        [
+            "seconds from the injected fault until the group's pods were replaced, until serving was available "
+            "again, and until the first request succeeded; missing values were not measured"
+        ],
+    )

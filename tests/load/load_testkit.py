@@ -1,0 +1,76 @@
+"""Shared helpers for the load generator's self-tests: the reference server in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "reference-model"
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@contextmanager
+def reference_server(*args: str, cpu: int | None = None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start ``python -m load.reference_server`` on 127.0.0.1 and yield (base URL, process).
+
+    Ready when it prints its address: reading that line is the synchronisation, no sleeping."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "load.reference_server", "--host", "127.0.0.1", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=python_env(),
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()
+        if not line.startswith("listening "):
+            proc.kill()
+            raise RuntimeError(f"reference server did not start: {line!r} {proc.stderr.read()}")
+        if cpu is not None:
+            os.sched_setaffinity(proc.pid, {cpu})
+        yield line.split()[1], proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def post(url: str) -> None:
+    request = urllib.request.Request(url, data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "load", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=python_env(),
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,81 @@
+"""The log-evidence checker: passes complete evidence in either vLLM format, and names what is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from suite.conformance.checks.log_evidence import gather
+
+LEGACY = """\
+2026-01-01T00:00:00.000000000Z stdout F All ray workers are active and the ray cluster is initialized successfully.
+2026-01-01T00:00:01.000000000Z stdout F INFO 05-08 03:20:20 llm_engine.py:237] Initializing an LLM engine (v0.10.1) with config: model='m', tensor_parallel_size=8, pipeline_parallel_size=2, seed=0
+2026-01-01T00:00:02.000000000Z stdout F INFO 05-08 03:20:24 model_runner.py:173] Loading model weights took 47.1234 GB
+2026-01-01T00:00:02.000000000Z stdout F (RayWorkerWrapper pid=169) INFO 05-08 03:20:24 model_runner.py:173] Loading model weights took 47.1234 GB [repeated 7x across cluster]
+2026-01-01T00:00:02.000000000Z stdout F (RayWorkerWrapper pid=170, ip=10.244.2.5) INFO 05-08 03:20:28 model_runner.py:173] Loading model weights took 47.1234 GB
+2026-01-01T00:00:02.000000000Z stdout F (RayWorkerWrapper pid=171, ip=10.244.2.5) INFO 05-08 03:20:28 model_runner.py:173] Loading model weights took 47.1234 GB [repeated 7x across cluster]
+2026-01-01T00:00:03.000000000Z stdout F INFO:     Application startup complete.
+"""
+
+CURRENT = "\n".join(
+    ["All ray workers are active and the ray cluster is initialized successfully.",
+     "(EngineCore_DP0 pid=1) INFO 11-24 22:55:33 [core.py:93] Initializing a V1 LLM engine (v0.33.0) with config: "
+     "model='m', tensor_parallel_size=8, pipeline_parallel_size=2"]
+    + [f"(EngineCore_DP0 pid=1) (RayWorkerWrapper pid={100 + r}{', ip=10.244.2.5' if r >= 8 else ''}) INFO "
+       f"[gpu_model_runner.py:2000] Model loading took 47.31 GiB memory and 30.1 seconds" for r in range(16)]
+    + ["(APIServer pid=1) INFO 11-24 22:56:00 [api_server.py:1000] Starting vLLM API server 0 on http://0.0.0.0:8080"]
+)
+
+
+def test_complete_evidence_passes_in_both_formats() -> None:
+    for text in (LEGACY, CURRENT):
+        evidence = gather({"vllm-0": text, "vllm-0-1": ""})
+        assert evidence.ranks == 16
+        assert len(evidence.nodes) == 2
+        assert evidence.problems(tp=8, pp=2, size=2) == []
+
+
+def test_missing_ranks_and_single_node_are_named() -> None:
+    lines = [line for line in CURRENT.splitlines() if "ip=" not in line]
+    problems = gather({"vllm-0": "\n".join(lines)}).problems(tp=8, pp=2, size=2)
+    assert any("8 ranks, expected TP 8 x PP 2 = 16" in p and "RAY_DEDUP_LOGS=0" in p for p in problems)
+    assert any("1 node address" in p for p in problems)
+
+
+def test_wrong_parallelism_crash_and_no_server_are_named() -> None:
+    text = CURRENT.replace("tensor_parallel_size=8", "tensor_parallel_size=4").replace("Starting vLLM API server", "x")
+    text += "\nTraceback (most recent call last):\nRuntimeError: NCCL error: unhandled system error"
+    problems = gather({"vllm-0": text}).problems(tp=8, pp=2, size=2)
+    assert any("tensor_parallel_size [4], expected 8" in p for p in problems)
+    assert any("no server-start line" in p for p in problems)
+    assert any("error line(s)" in p for p in problems)
+
+
+def test_uneven_weight_sizes_and_ray_timeout_are_named() -> None:
+    text = CURRENT.replace("All ray workers are active and the ray cluster is initialized successfully.",
+                           "Wait for all ray workers to be active. 1/2 is active")
+    text = text.replace("pid=115, ip=10.244.2.5) INFO [gpu_model_runner.py:2000] Model loading took 47.31",
+                        "pid=115, ip=10.244.2.5) INFO [gpu_model_runner.py:2000] Model loading took 60.00")
+    problems = gather({"vllm-0": text}).problems(tp=8, pp=2, size=2)
+    assert any("differ by more than 10%" in p for p in problems)
+    assert any("never reported all 2 nodes active; last progress: Wait for all ray workers to be active. 1/2" in p
+               for p in problems)
+
+
+def test_command_line_on_saved_logs(tmp_path: Path) -> None:
+    good = tmp_path / "vllm-0.log"
+    good.write_text(LEGACY)
+    worker = tmp_path / "vllm-0-1.log"
+    worker.write_text("")
+    run = [sys.executable, "-m", "suite.conformance.checks.log_evidence", "--tp", "8", "--pp", "2"]
+    ok = subprocess.run([*run, str(good), str(worker)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "16 ranks loaded weights on 2 node(s)" in ok.stdout
+    bad = subprocess.run([*run, "--size", "2", str(good)], capture_output=True, text=True,
+                         input=None, env=None)
+    assert bad.returncode == 0  # the same evidence, one file: still complete
+    wrong = subprocess.run([*run.copy()[:-4], "--tp", "16", "--pp", "1", str(good)], capture_output=True, text=True)
+    assert wrong.returncode == 1 and "tensor_parallel_size [8], expected 16" in wrong.stdout
+    missing = subprocess.run([*run, str(tmp_path / "absent.log")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
