@@ -1,0 +1,14 @@
+"""The async load generator: streaming OpenAI-compatible load with exact client-side metrics.
+
+Kept free of imports on purpose (the Locust locustfile runs in a gevent-patched process and must not
+pull aiohttp in by importing this package). The API lives in its modules:
+
+- ``load.config``: ``SweepConfig``, ``Level``, ``RandomWorkload``, ``SharedPrefixWorkload``,
+  ``ShareGptWorkload``, ``Timeouts``, ``levels_from_lists``, ``ConfigError``
+- ``load.runner``: ``run_sweep`` (async), ``run_sweep_sync``, ``SweepRun``, ``LevelRun``,
+  ``Progress``, ``EndpointUnreachable``, ``ModelNotServed``
+- ``load.metrics``: ``level_metrics(records, slo)``: the schema's LevelMetrics from request records
+- ``load.records``: ``RequestRecord``; ``load.vllm_format``: vLLM bench serve JSON
+- ``python -m load run ...`` (``load.cli``); ``python -m load.reference_server``;
+  ``python -m load.bench_capacity``. README.md documents all of it.
+"""

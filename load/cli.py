@@ -47,7 +47,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Async streaming load generator for OpenAI-compatible servers (vLLM).")
+    parser = _Parser(
+        prog=PROG, description="Async streaming load generator for OpenAI-compatible servers (vLLM)."
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="run a sweep of load levels and write a result file")
     target = run.add_argument_group("target")
@@ -56,28 +58,64 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--api", choices=APIS, default="completions", help="default: completions")
     work = run.add_argument_group("workload")
     work.add_argument(
-        "--dataset", default="random", help="random (default) | shared-prefix | sharegpt:FILE (ShareGPT-format JSON)"
+        "--dataset",
+        default="random",
+        help="random (default) | shared-prefix | sharegpt:FILE (ShareGPT-format JSON)",
     )
     work.add_argument("--input-len", type=_int, help="prompt length in tokens (random, shared-prefix)")
     work.add_argument("--output-len", type=_int, help="tokens to generate (sharegpt: default from the reply)")
-    work.add_argument("--prefix-len", type=_int, help="shared-prefix: shared part of the prompt (default input-len/2)")
-    work.add_argument("--num-prefixes", type=_int, default=4, help="shared-prefix: distinct prefixes (default 4)")
-    work.add_argument("--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)")
+    work.add_argument(
+        "--prefix-len", type=_int, help="shared-prefix: shared part of the prompt (default input-len/2)"
+    )
+    work.add_argument(
+        "--num-prefixes", type=_int, default=4, help="shared-prefix: distinct prefixes (default 4)"
+    )
+    work.add_argument(
+        "--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)"
+    )
     load = run.add_argument_group("load levels (every concurrency x every rate, in order)")
     load.add_argument("--num-requests", type=_int, required=True, help="requests per level")
-    load.add_argument("--concurrency", type=_int_list, help="C[,C...]: requests in flight (a cap when a rate is given)")
-    load.add_argument("--request-rate", type=_rate_list, help="R[,R...] requests/s, open loop; inf = closed loop")
-    load.add_argument("--burstiness", type=_positive_float, default=1.0, help="gamma shape: 1 Poisson (default), inf even")
-    load.add_argument("--ramp-up", type=_ramp, metavar="R0:R1", help="one level whose rate rises linearly from R0 to R1")
+    load.add_argument(
+        "--concurrency", type=_int_list, help="C[,C...]: requests in flight (a cap when a rate is given)"
+    )
+    load.add_argument(
+        "--request-rate", type=_rate_list, help="R[,R...] requests/s, open loop; inf = closed loop"
+    )
+    load.add_argument(
+        "--burstiness", type=_positive_float, default=1.0, help="gamma shape: 1 Poisson (default), inf even"
+    )
+    load.add_argument(
+        "--ramp-up", type=_ramp, metavar="R0:R1", help="one level whose rate rises linearly from R0 to R1"
+    )
     load.add_argument("--seed", type=int, default=0, help="seed for prompts and arrival times (default 0)")
-    load.add_argument("--slo", type=_slo, default={}, help="ttft_ms=..,tpot_ms=..,e2el_ms=..: goodput counts requests meeting all")
+    load.add_argument(
+        "--slo",
+        type=_slo,
+        default={},
+        help="ttft_ms=..,tpot_ms=..,e2el_ms=..: goodput counts requests meeting all",
+    )
     run.add_argument("--out", type=Path, required=True, help="result file (JSON, the suite's schema)")
-    run.add_argument("--format", choices=["vllm"], action="append", default=[], help="also write each level as vLLM bench serve JSON")
+    run.add_argument(
+        "--format",
+        choices=["vllm"],
+        action="append",
+        default=[],
+        help="also write each level as vLLM bench serve JSON",
+    )
     run.add_argument("--label", help="free-form label stored in the result")
-    run.add_argument("--timeout-read", type=_positive_float, default=600.0, help="longest silence within a response, s (600)")
-    run.add_argument("--timeout-request", type=_positive_float, default=21600.0, help="longest request, s (21600)")
+    run.add_argument(
+        "--timeout-read",
+        type=_positive_float,
+        default=600.0,
+        help="longest silence within a response, s (600)",
+    )
+    run.add_argument(
+        "--timeout-request", type=_positive_float, default=21600.0, help="longest request, s (21600)"
+    )
     run.add_argument("--timeout-connect", type=_positive_float, default=10.0, help="connect timeout, s (10)")
-    run.add_argument("--no-server-metrics", action="store_true", help="do not scrape /metrics around each level")
+    run.add_argument(
+        "--no-server-metrics", action="store_true", help="do not scrape /metrics around each level"
+    )
     run.add_argument("--no-warmup", action="store_true", help="do not open the connections before each level")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
@@ -95,7 +133,11 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     elif args.request_rate is not None:
         rates = args.request_rate
     concurrencies: list[int | None] = args.concurrency if args.concurrency is not None else [None]
-    headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if os.environ.get("OPENAI_API_KEY") else {}
+    headers = (
+        {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"}
+        if os.environ.get("OPENAI_API_KEY")
+        else {}
+    )
     return SweepConfig(
         endpoint=args.endpoint,
         model=args.model,
@@ -105,7 +147,9 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         slo=args.slo,
         seed=args.seed,
         ignore_eos=not args.no_ignore_eos,
-        timeouts=Timeouts(connect_s=args.timeout_connect, read_s=args.timeout_read, request_s=args.timeout_request),
+        timeouts=Timeouts(
+            connect_s=args.timeout_connect, read_s=args.timeout_read, request_s=args.timeout_request
+        ),
         scrape_server_metrics=not args.no_server_metrics,
         warm_connections=not args.no_warmup,
         label=args.label,
@@ -156,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     if "vllm" in args.format:
         for n, level_run in enumerate(run.levels, start=1):
             path = args.out.with_name(level_file_name(args.out.stem, n))
-            path.write_text(json.dumps({k: json_safe(v) for k, v in vllm_bench_json(run, level_run).items()}, indent=2) + "\n")
+            path.write_text(
+                json.dumps({k: json_safe(v) for k, v in vllm_bench_json(run, level_run).items()}, indent=2)
+                + "\n"
+            )
             written.append(str(path))
     if not args.quiet:
         _summary(run)

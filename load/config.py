@@ -56,9 +56,13 @@ class Level:
         if self.request_rate_end is not None and not (
             math.isfinite(self.request_rate_end) and self.request_rate_end > 0
         ):
-            raise ConfigError(f"request_rate_end must be a finite number > 0 req/s, got {self.request_rate_end}")
+            raise ConfigError(
+                f"request_rate_end must be a finite number > 0 req/s, got {self.request_rate_end}"
+            )
         if not (self.burstiness > 0):
-            raise ConfigError(f"burstiness must be > 0 (1 = Poisson, inf = evenly spaced), got {self.burstiness}")
+            raise ConfigError(
+                f"burstiness must be > 0 (1 = Poisson, inf = evenly spaced), got {self.burstiness}"
+            )
 
     @property
     def open_loop(self) -> bool:
@@ -170,7 +174,9 @@ class SweepConfig:
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"endpoint must be an http(s) URL such as http://127.0.0.1:8000, got {self.endpoint!r}")
+            raise ConfigError(
+                f"endpoint must be an http(s) URL such as http://127.0.0.1:8000, got {self.endpoint!r}"
+            )
         if parts.path not in ("", "/"):
             raise ConfigError(
                 f"endpoint must be the server's base URL without a path (the API path comes from --api), "

@@ -55,19 +55,19 @@ def samples(records: Sequence[RequestRecord]) -> Samples:
     sent = [r for r in records if r.sent is not None]
     done = [r for r in sent if r.ok]
     ms = 1e3
-    ttft = np.array([(r.chunk_times[0] - r.sent) * ms for r in done], dtype=float)  # type: ignore[operator]
-    e2el = np.array([(r.chunk_times[-1] - r.sent) * ms for r in done], dtype=float)  # type: ignore[operator]
+    ttft = np.array([(r.chunk_times[0] - _sent(r)) * ms for r in done], dtype=np.float64)
+    e2el = np.array([(r.chunk_times[-1] - _sent(r)) * ms for r in done], dtype=np.float64)
     tpot = np.array(
         [
             (r.chunk_times[-1] - r.chunk_times[0]) * ms / (r.output_tokens - 1)
             for r in done
             if r.output_tokens is not None and r.output_tokens > 1
         ],
-        dtype=float,
+        dtype=np.float64,
     )
     gaps = [np.diff(np.asarray(r.chunk_times)) for r in done if len(r.chunk_times) > 1]
     itl = np.concatenate(gaps) * ms if gaps else np.empty(0)
-    lag = np.array([(r.sent - r.scheduled) * ms for r in sent], dtype=float)  # type: ignore[operator]
+    lag = np.array([(_sent(r) - r.scheduled) * ms for r in sent], dtype=np.float64)
     ends = [r.finished for r in sent if r.finished is not None]
     return Samples(
         ttft_ms=ttft,
@@ -77,9 +77,14 @@ def samples(records: Sequence[RequestRecord]) -> Samples:
         schedule_lag_ms=lag,
         output_tokens=np.array([r.output_tokens or 0 for r in done], dtype=np.int64),
         prompt_tokens=np.array([r.prompt_tokens or 0 for r in done], dtype=np.int64),
-        window_start=min(r.sent for r in sent) if sent else None,  # type: ignore[type-var]
+        window_start=min(_sent(r) for r in sent) if sent else None,
         window_end=max(ends) if ends else None,
     )
+
+
+def _sent(record: RequestRecord) -> float:
+    assert record.sent is not None, "only records of requests sent are measured"
+    return record.sent
 
 
 def distribution(values: np.ndarray) -> Distribution:
@@ -87,7 +92,13 @@ def distribution(values: np.ndarray) -> Distribution:
         return Distribution()
     p50, p90, p95, p99 = (float(v) for v in np.percentile(values, PERCENTILES))
     return Distribution(
-        mean=float(values.mean()), p50=p50, p90=p90, p95=p95, p99=p99, max=float(values.max()), count=int(values.size)
+        mean=float(values.mean()),
+        p50=p50,
+        p90=p90,
+        p95=p95,
+        p99=p99,
+        max=float(values.max()),
+        count=int(values.size),
     )
 
 

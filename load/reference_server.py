@@ -122,7 +122,9 @@ class ReferenceServer:
         else:
             conn.respond(404, _error(f"no route {method} {path}", "NotFoundError", 404))
 
-    def _generate(self, conn: _Connection, api: str, headers: dict[str, str], body: bytes, arrive: float) -> None:
+    def _generate(
+        self, conn: _Connection, api: str, headers: dict[str, str], body: bytes, arrive: float
+    ) -> None:
         try:
             request = json.loads(body)
             if api == "chat":
@@ -137,7 +139,9 @@ class ReferenceServer:
             conn.respond(400, _error(f"bad request: {exc}", "BadRequestError", 400))
             return
         if request.get("model") != self.config.model:
-            conn.respond(404, _error(f"The model `{request.get('model')}` does not exist.", "NotFoundError", 404))
+            conn.respond(
+                404, _error(f"The model `{request.get('model')}` does not exist.", "NotFoundError", 404)
+            )
             return
         fault = self.config.fault
         if last.startswith("@fault="):
@@ -156,7 +160,9 @@ class ReferenceServer:
             conn.close()
             return
         if not request.get("stream"):
-            conn.respond(400, _error("the reference server streams only (stream=true)", "BadRequestError", 400))
+            conn.respond(
+                400, _error("the reference server streams only (stream=true)", "BadRequestError", 400)
+            )
             return
         truth = None
         if self.config.record_truth:
@@ -230,7 +236,9 @@ def _render_chunk(model_json: str, api: str, first: bool, tokens: int, last: boo
         if first:  # vLLM sends the role prelude with the first output
             role = _frame(f'data: {head}{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}]}}\n\n'.encode())  # fmt: skip
         return role + _frame(f'data: {head}{{"index":0,"delta":{{"content":{text}}},"logprobs":null,"finish_reason":{finish}}}]}}\n\n'.encode())  # fmt: skip
-    head = f'{{"id":"cmpl-ref","object":"text_completion","created":{created},"model":{model_json},"choices":['
+    head = (
+        f'{{"id":"cmpl-ref","object":"text_completion","created":{created},"model":{model_json},"choices":['
+    )
     return _frame(f'data: {head}{{"index":0,"text":{text},"logprobs":null,"finish_reason":{finish},"stop_reason":null}}],"usage":null}}\n\n'.encode())  # fmt: skip
 
 
@@ -267,7 +275,14 @@ class _Stream:
         arrive: float,
         truth: dict[str, Any] | None,
     ) -> None:
-        self.app, self.conn, self.fault, self.arrive, self.truth, self.usage = app, conn, fault, arrive, truth, usage
+        self.app, self.conn, self.fault, self.arrive, self.truth, self.usage = (
+            app,
+            conn,
+            fault,
+            arrive,
+            truth,
+            usage,
+        )
         self.frames = _Frames(app, api, tokens, prompt_tokens)
         self.next = 0
         self.cancelled = False
@@ -476,7 +491,9 @@ _DONE = _frame(b"data: [DONE]\n\n")
 
 
 def _error(message: str, kind: str, code: int) -> bytes:
-    return json.dumps({"object": "error", "message": message, "type": kind, "param": None, "code": code}).encode()
+    return json.dumps(
+        {"object": "error", "message": message, "type": kind, "param": None, "code": code}
+    ).encode()
 
 
 async def serve(config: ServerConfig, ready: asyncio.Future[int] | None = None) -> None:
@@ -518,7 +535,9 @@ async def serve(config: ServerConfig, ready: asyncio.Future[int] | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m load.reference_server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m load.reference_server", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
     parser.add_argument("--ttft-ms", type=float, default=0.0)

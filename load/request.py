@@ -26,12 +26,13 @@ from typing import Any
 
 import aiohttp
 
-from load.config import Api, SweepConfig
 from load import readclock
+from load.config import Api, SweepConfig
 from load.records import RequestRecord
 from load.sse import SseDecoder
 from load.workload import RequestSpec
 
+_fast_loads: Callable[[bytes], Any] | None
 try:  # an optional accelerator (3-5x faster per frame); results are identical without it
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
@@ -125,7 +126,11 @@ class _Watchdog:
 
 
 async def send_request(
-    session: aiohttp.ClientSession, target: Target, body: bytes, headers: Mapping[str, str], record: RequestRecord
+    session: aiohttp.ClientSession,
+    target: Target,
+    body: bytes,
+    headers: Mapping[str, str],
+    record: RequestRecord,
 ) -> None:
     """Send one request and fill ``record`` in; returns normally whatever the server did."""
     carries_token = _chat_carries_token if target.api == "chat" else _completion_carries_token
@@ -190,7 +195,9 @@ async def send_request(
         watchdog.close()
 
 
-def _take_event(payload: bytes, carries_token: Callable[[list[Any]], bool], record: RequestRecord, now: float) -> str | None:
+def _take_event(
+    payload: bytes, carries_token: Callable[[list[Any]], bool], record: RequestRecord, now: float
+) -> str | None:
     """Apply one event's data to the record; return a failure reason or None."""
     try:
         event = decode_json(payload)
@@ -213,7 +220,7 @@ def _take_event(payload: bytes, carries_token: Callable[[list[Any]], bool], reco
     return None
 
 
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: the C scanner
 
 
 def decode_json(data: bytes) -> Any:
@@ -233,10 +240,7 @@ def decode_json(data: bytes) -> Any:
 
 
 def _completion_carries_token(choices: list[Any]) -> bool:
-    for choice in choices:
-        if choice.get("text") or choice.get("finish_reason") is None:
-            return True
-    return False
+    return any(choice.get("text") or choice.get("finish_reason") is None for choice in choices)
 
 
 def _chat_carries_token(choices: list[Any]) -> bool:

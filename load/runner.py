@@ -111,7 +111,14 @@ async def run_sweep(
                 )
             before = await _scrape(session, config)
             run = await run_level(
-                session, target, level, specs, offsets, stop=stop, progress=progress, position=(n + 1, len(config.levels))
+                session,
+                target,
+                level,
+                specs,
+                offsets,
+                stop=stop,
+                progress=progress,
+                position=(n + 1, len(config.levels)),
             )
             run.warmup_failures = warmup_failures
             after = await _scrape(session, config) if before is not None else None
@@ -147,7 +154,9 @@ def run_sweep_sync(config: SweepConfig, *, progress: ProgressSink | None = None)
 def _level_requests(config: SweepConfig, n: int) -> list[RequestSpec]:
     """Level n's prompts: seeded by (seed, n), so levels differ (no prefix-cache hits across levels)
     and a rerun with the same seed sends the same prompts."""
-    return build_requests(config.workload, config.levels[n].num_requests, np.random.default_rng([config.seed, n, 0]))
+    return build_requests(
+        config.workload, config.levels[n].num_requests, np.random.default_rng([config.seed, n, 0])
+    )
 
 
 def load_spec(config: SweepConfig, level: Level, index: int) -> LoadSpec:
@@ -215,7 +224,9 @@ async def run_level(
                 if delay > 0:
                     await asyncio.sleep(delay)
             if slots is not None:
-                due = max(due, await slots.get())
+                freed = await slots.get()
+                if offsets is None:  # closed loop: due when a slot frees; open loop: its arrival time stays
+                    due = freed
             body = request_body(target, spec)
             record = RequestRecord(index=i, scheduled=due)
             records.append(record)
@@ -277,14 +288,21 @@ async def run_level(
         if record.sent is not None and record.finished is None:
             record.fail("interrupted", "the run was stopped while this request was in flight", now)
     report()
-    return LevelRun(level=level, records=[r for r in records if r.sent is not None], started_at=started_at, interrupted=interrupted)
+    return LevelRun(
+        level=level,
+        records=[r for r in records if r.sent is not None],
+        started_at=started_at,
+        interrupted=interrupted,
+    )
 
 
 async def probe_endpoint(session: aiohttp.ClientSession, config: SweepConfig) -> str | None:
     """Check the endpoint answers and serves the model; return the vLLM version if it says."""
     timeout = aiohttp.ClientTimeout(total=config.timeouts.probe_s)
     try:
-        async with session.get(config.base_url + "/v1/models", headers=dict(config.headers), timeout=timeout) as r:
+        async with session.get(
+            config.base_url + "/v1/models", headers=dict(config.headers), timeout=timeout
+        ) as r:
             models = await r.json(content_type=None) if r.status == 200 else None
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         raise EndpointUnreachable(

@@ -59,7 +59,9 @@ def delta(before: Snapshot, after: Snapshot) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
-async def scrape(session: aiohttp.ClientSession, base_url: str, timeout_s: float, prefix: str = "vllm:") -> Snapshot | None:
+async def scrape(
+    session: aiohttp.ClientSession, base_url: str, timeout_s: float, prefix: str = "vllm:"
+) -> Snapshot | None:
     """GET <base>/metrics; None when the server has none (so the level's delta stays null)."""
     try:
         async with session.get(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 
 class SseDecoder:
-    __slots__ = ("_buffer", "_buffer_start", "_fed", "_exact")
+    __slots__ = ("_buffer", "_buffer_start", "_exact", "_fed")
 
     def __init__(self) -> None:
         self._buffer = b""

@@ -25,7 +25,7 @@ WORDS: tuple[str, ...] = tuple(
     man must still life home such long own last here why might under never world few both city hand
     part place high land small young old since state great set end big north group light left water
     side black open white off game name sea week power story plan food fire red music art
-    sun school tree door road table book river money room house night line order point stone""".split()
+    sun school tree door road table book river money room house night line order point stone""".split()  # noqa: SIM905
 )
 
 # ShareGPT filter from vLLM bench (``is_valid_sequence``), applied to estimated token counts.

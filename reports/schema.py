@@ -153,6 +153,27 @@ class RecoveryMeasurement(_Model):
     first_success_s: float | None = None
     requests_sent: int | None = None
     requests_failed: int | None = None
+    errors_by_reason: dict[str, int] = Field(default_factory=dict)
+    race_detected: bool | None = None  # LWS #998: only the worker came back
+
+
+class CheckOutcome(_Model):
+    """One conformance check of the run (a pytest test id) and how it ended."""
+
+    name: str
+    outcome: Literal["passed", "failed", "skipped", "error"]
+    duration_s: float | None = None
+    message: str | None = None  # the failure's first lines, redacted
+
+
+class LogEvidence(_Model):
+    """The start-up evidence of one LWS group read from its pods' logs (an excerpt, redacted)."""
+
+    group: int
+    ranks: int
+    nodes: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    excerpt: list[str] = Field(default_factory=list)
 
 
 class Result(_Model):
@@ -160,6 +181,8 @@ class Result(_Model):
     run: RunMetadata = Field(default_factory=RunMetadata)
     results: list[LevelResult] = Field(default_factory=list)
     recovery: list[RecoveryMeasurement] = Field(default_factory=list)
+    checks: list[CheckOutcome] = Field(default_factory=list)
+    evidence: list[LogEvidence] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

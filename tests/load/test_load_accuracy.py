@@ -14,6 +14,7 @@ measurement is repeated up to three times: a client that is really off fails all
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -67,17 +68,20 @@ def truth_distributions(truth: dict[str, dict]) -> dict[str, np.ndarray]:
 def _raise_priority(pid: int) -> None:
     """Nice -10 where allowed (root, CAP_SYS_NICE), so unrelated work on a shared machine does not
     preempt the two processes being measured; elsewhere the test runs at normal priority."""
-    try:
+    with contextlib.suppress(PermissionError):
         os.setpriority(os.PRIO_PROCESS, pid, -10)
-    except PermissionError:
-        pass
 
 
 def measure_once() -> tuple[list[Comparison], str]:
     two_cores = len(os.sched_getaffinity(0)) >= 2
     own_cpus = os.sched_getaffinity(0)
     with reference_server(
-        "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS), "--truth", cpu=max(own_cpus) if two_cores else None
+        "--ttft-ms",
+        str(TTFT_MS),
+        "--itl-ms",
+        str(ITL_MS),
+        "--truth",
+        cpu=max(own_cpus) if two_cores else None,
     ) as (url, server):
         if two_cores:
             os.sched_setaffinity(0, {min(own_cpus)})
@@ -100,7 +104,9 @@ def measure_once() -> tuple[list[Comparison], str]:
         stats = get_json(url + "/debug/stats")
     metrics = run.result.results[0].metrics
     assert metrics.requests.completed == STREAMS, metrics.requests
-    assert stats["peak_running"] == STREAMS, f"only {stats['peak_running']} streams were ever in flight at once"
+    assert stats["peak_running"] == STREAMS, (
+        f"only {stats['peak_running']} streams were ever in flight at once"
+    )
     assert sorted(truth) == sorted(f"load-{r.index}" for r in run.levels[0].records)
     true = truth_distributions(truth)
     comparisons = []

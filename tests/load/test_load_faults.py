@@ -63,12 +63,20 @@ def send(
 
 def test_each_fault_fails_its_request_with_its_reason_and_the_rest_complete(server: str) -> None:
     faults = list(EXPECTED_REASON)
-    records = send(server, [f"@fault={f} please" for f in faults] + ["hello there"] * 4 + ["@fault=big"], read_s=0.5)
+    records = send(
+        server, [f"@fault={f} please" for f in faults] + ["hello there"] * 4 + ["@fault=big"], read_s=0.5
+    )
     by_prompt = {r.index: r for r in records}
     for i, fault in enumerate(faults):
-        assert by_prompt[i].error == EXPECTED_REASON[fault], (fault, by_prompt[i].error, by_prompt[i].error_detail)
+        assert by_prompt[i].error == EXPECTED_REASON[fault], (
+            fault,
+            by_prompt[i].error,
+            by_prompt[i].error_detail,
+        )
         assert by_prompt[i].finished is not None and by_prompt[i].error_detail
-    assert all(by_prompt[i].ok for i in range(len(faults), len(records))), [r.error for r in records[len(faults) :]]
+    assert all(by_prompt[i].ok for i in range(len(faults), len(records))), [
+        r.error for r in records[len(faults) :]
+    ]
     m = level_metrics(records)
     assert m.requests.sent == len(records) == m.requests.completed + m.requests.failed
     assert m.requests.errors_by_reason == dict(Counter(EXPECTED_REASON.values()))
@@ -93,7 +101,9 @@ def test_output_tokens_come_from_usage_not_from_counting_chunks() -> None:
 
 def test_chat_streams_complete_and_the_role_prelude_is_not_a_token(server: str) -> None:
     records = send(server, ["hello"] * 3, api="chat", output_len=5)
-    assert all(r.ok and r.output_tokens == 5 and len(r.chunk_times) == 5 for r in records), [r.error for r in records]
+    assert all(r.ok and r.output_tokens == 5 and len(r.chunk_times) == 5 for r in records), [
+        r.error for r in records
+    ]
 
 
 def test_no_connection_cap_below_the_concurrency() -> None:

@@ -8,7 +8,9 @@ from load.metrics import level_metrics
 from load.records import RequestRecord
 
 
-def done(index: int, sent: float, chunks: list[float], out: int, prompt: int = 10, scheduled: float | None = None) -> RequestRecord:
+def done(
+    index: int, sent: float, chunks: list[float], out: int, prompt: int = 10, scheduled: float | None = None
+) -> RequestRecord:
     r = RequestRecord(index=index, scheduled=sent if scheduled is None else scheduled, sent=sent)
     r.chunk_times.extend(chunks)
     r.prompt_tokens, r.output_tokens = prompt, out
@@ -30,7 +32,9 @@ def test_ttft_tpot_itl_e2el_follow_the_definitions() -> None:
     assert m.ttft_ms.mean == pytest.approx((100 + 200) / 2)
     assert m.e2el_ms.max == pytest.approx(240)
     assert m.tpot_ms.p50 == pytest.approx(((160 - 100) / 2 + (250 - 210) / 4) / 2)
-    assert m.itl_ms.count == 3 and m.itl_ms.max == pytest.approx(40) and m.itl_ms.mean == pytest.approx(100 / 3)
+    assert (
+        m.itl_ms.count == 3 and m.itl_ms.max == pytest.approx(40) and m.itl_ms.mean == pytest.approx(100 / 3)
+    )
     assert m.input_tokens == 20 and m.output_tokens == 8
 
 

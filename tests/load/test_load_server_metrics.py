@@ -42,6 +42,8 @@ def test_label_sets_are_summed_and_labels_may_hold_braces_and_spaces() -> None:
 
 
 def test_a_counter_that_went_down_reports_its_value_since_the_restart() -> None:
-    before = parse_prometheus_text("# TYPE vllm:request_success_total counter\nvllm:request_success_total 90\n")
+    before = parse_prometheus_text(
+        "# TYPE vllm:request_success_total counter\nvllm:request_success_total 90\n"
+    )
     after = parse_prometheus_text("# TYPE vllm:request_success_total counter\nvllm:request_success_total 4\n")
     assert delta(before, after) == {"vllm:request_success_total": 4}

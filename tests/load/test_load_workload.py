@@ -60,7 +60,9 @@ def write_sharegpt(path: Path, conversations: list[tuple[str, str]]) -> Path:
 
 
 def test_sharegpt_takes_the_first_turn_and_estimates_output_from_the_reply(tmp_path: Path) -> None:
-    path = write_sharegpt(tmp_path / "sg.json", [("What is the capital of France?", "Paris is. " * 10), ("hi", "hey")])
+    path = write_sharegpt(
+        tmp_path / "sg.json", [("What is the capital of France?", "Paris is. " * 10), ("hi", "hey")]
+    )
     specs = build_requests(ShareGptWorkload(path), 3, rng())
     assert {s.prompt for s in specs} == {"What is the capital of France?"}  # "hi" is filtered as too short
     assert specs[0].output_len == 25  # 100 characters at 4 per token
@@ -75,7 +77,10 @@ def test_sharegpt_takes_the_first_turn_and_estimates_output_from_the_reply(tmp_p
         ("{not json", "not a JSON file"),
         ('{"a": 1}', "expected a JSON list"),
         ("[]", "no conversation with two turns"),
-        ('[{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}]', "no conversation fits"),
+        (
+            '[{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}]',
+            "no conversation fits",
+        ),
     ],
 )
 def test_a_bad_sharegpt_file_is_a_clear_error(tmp_path: Path, content: str | None, message: str) -> None:

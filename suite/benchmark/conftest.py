@@ -1,0 +1,132 @@
+"""The benchmark's deployments: each topology of --topologies deployed in turn, in its own namespace, reached
+through its Service; or the server at --endpoint. Only one topology is deployed at a time (the cluster's GPUs
+usually fit one), so run the benchmark without pytest-xdist."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from fixtures import deploy, lifecycle, namespace, run_metadata
+from fixtures.deployment_plugin import SETTINGS
+from fixtures.kube import ClusterUnreachable
+from fixtures.plan import make_plan
+from fixtures.port_forward import PortForwardError
+from fixtures.run_state import RunState
+from fixtures.settings import Settings, UsageError
+
+
+def topologies(settings: Settings) -> tuple[str, ...]:
+    if settings.endpoint is not None:
+        return ("endpoint",)
+    if settings.manifest is not None:
+        return (settings.manifest.stem,)
+    return settings.topologies or (settings.topology,)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "topology" in metafunc.fixturenames:
+        metafunc.parametrize("topology", topologies(metafunc.config.stash[SETTINGS]), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def topology(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    url: str
+    model: str
+    metadata: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def bench_target(request: pytest.FixtureRequest, topology: str, settings: Settings, run_state: RunState,
+                 progress: Any) -> Iterator[BenchTarget]:
+    """The server to load: this topology deployed and ready, reached through its Service (torn down after)."""
+    try:
+        plan = make_plan(settings if settings.manifest or settings.endpoint
+                         else dataclasses.replace(settings, topology=topology))
+    except UsageError as exc:
+        pytest.exit(f"usage error: {exc}", returncode=2)
+    model = plan.info.model or ""
+    if settings.endpoint is not None:
+        version = run_metadata.vllm_version(settings.endpoint)
+        yield BenchTarget(settings.endpoint, model, {"endpoint": settings.endpoint, "vllm_version": version,
+                                                     "model": model})
+        return
+    kube = request.getfixturevalue("kube")
+    name = f"{namespace.generated_name(run_state.run_id, 'lws-bench')}-{topology}"[:63]
+    try:
+        deployed = lifecycle.deploy_plan(kube, plan, settings, run_state, request.getfixturevalue("cluster_target"),
+                                         name, progress)
+        forward = lifecycle.open_service(kube, deployed, settings, progress)
+    except ClusterUnreachable as exc:
+        pytest.exit(f"cluster prerequisite missing: {exc}", returncode=3)
+    except (deploy.DeployError, PortForwardError) as exc:
+        pytest.fail(str(exc))
+    meta = {**lifecycle.metadata(kube, deployed, settings), "vllm_version": run_metadata.vllm_version(forward.url),
+            "endpoint": f"svc/{deployed.expect.service_name} via kubectl port-forward"}
+    try:
+        yield BenchTarget(forward.url, model, meta)
+    finally:
+        forward.stop()
+        if not settings.keep:
+            progress(f"deleting namespace {name}")
+            lifecycle.delete_namespace(kube, name, True, settings, progress)
+
+
+# the comparison report and the regression gate, once every topology has run -------------------------------
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In the controlling process: compare the run's benchmark results (Markdown on the terminal and in
+    comparison.md, HTML in report.html) and, with --baseline, gate them; a regression makes the exit code 1."""
+    config = session.config
+    if getattr(config, "workerinput", None) is not None:
+        return
+    from reports.compare import compare
+    from reports.gate import GateInputError, gate
+    from reports.gate_report import render_gate_markdown
+    from reports.html import render_html
+    from reports.markdown import render_comparison_markdown
+    from reports.schema import SchemaError, read_result
+
+    from fixtures.deployment_plugin import RUN_ID
+
+    settings = config.stash[SETTINGS]
+    directory = settings.artifacts / config.stash[RUN_ID]
+    files = sorted(directory.glob("benchmark-*.json"))
+    if not files:
+        return
+    results = [read_result(f) for f in files]
+    names = [f.stem.removeprefix("benchmark-") for f in files]
+    comparison = compare(results, names)
+    markdown = render_comparison_markdown(comparison)
+    (directory / "comparison.md").write_text(markdown)
+    (directory / "report.html").write_text(render_html(results, names, comparison, title="Benchmark report"))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    say = reporter.write_line if reporter is not None else print
+    say("")
+    for line in markdown.splitlines():
+        say(line)
+    say(f"[lws-vllm] comparison: {directory / 'comparison.md'}; report: {directory / 'report.html'}")
+    if not settings.baseline:
+        return
+    try:
+        report = gate([read_result(p) for p in settings.baseline], results)
+    except (SchemaError, GateInputError) as exc:
+        say(f"[lws-vllm] gate: {exc}")
+        session.exitstatus = 2
+        return
+    (directory / "gate.md").write_text(render_gate_markdown(report))
+    if report.regressions:
+        names_ = ", ".join(sorted({c.metric for c in report.regressions}))
+        say(f"[lws-vllm] REGRESSION against the baseline: {names_} (see {directory / 'gate.md'})")
+        session.exitstatus = 1
+    else:
+        say(f"[lws-vllm] gate passed against {len(settings.baseline)} baseline file(s)")
