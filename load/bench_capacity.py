@@ -141,10 +141,16 @@ def _measure(
     return Measurement(tool, scenario.name, stats["streams"], stats["events"], seconds, ttft(done), cpu_s)
 
 
-def measure_ours(url: str, scenario: Scenario, cpu: int | None, workdir: Path) -> Measurement:
+_WITHOUT_ORJSON = "import sys; sys.modules['orjson'] = None; from load.cli import main; sys.exit(main())"
+
+
+def measure_ours(
+    url: str, scenario: Scenario, cpu: int | None, workdir: Path, orjson: bool = True
+) -> Measurement:
     out = workdir / f"ours-{scenario.name}.json"
+    program = ["-m", "load"] if orjson else ["-c", _WITHOUT_ORJSON]
     argv = [
-        sys.executable, "-m", "load", "run", "--endpoint", url, "--model", MODEL, "--input-len", "16",
+        sys.executable, *program, "run", "--endpoint", url, "--model", MODEL, "--input-len", "16",
         "--output-len", str(scenario.output_tokens), "--num-requests", str(scenario.requests_ours),
         "--concurrency", str(scenario.concurrency), "--out", str(out), "--quiet", "--no-server-metrics",
     ]  # fmt: skip
@@ -152,7 +158,7 @@ def measure_ours(url: str, scenario: Scenario, cpu: int | None, workdir: Path) -
     def ttft(_: subprocess.CompletedProcess[str]) -> float | None:
         return json.loads(out.read_text())["results"][0]["metrics"]["ttft_ms"]["p50"]
 
-    return _measure(url, "load (this suite)", scenario, argv, cpu, ttft)
+    return _measure(url, "load (this suite)" + ("" if orjson else ", no orjson"), scenario, argv, cpu, ttft)
 
 
 def measure_guidellm(
@@ -209,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--no-peer", action="store_true", help="measure only this suite's client")
+    parser.add_argument(
+        "--without-orjson",
+        action="store_true",
+        help="also measure this client with orjson hidden (stdlib JSON)",
+    )
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu, server_cpu = (cpus[0], cpus[-1]) if len(cpus) >= 2 else (None, None)
@@ -226,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     results: list[tuple[Measurement, Measurement | None]] = []
+    plain: list[Measurement] = []
     print(
         f"client core {client_cpu}, server core {server_cpu}, load average {os.getloadavg()[0]:.2f}",
         file=sys.stderr,
@@ -237,12 +249,14 @@ def main(argv: list[str] | None = None) -> int:
             ours = measure_ours(url, scenario, client_cpu, workdir)
             theirs = measure_guidellm(url, scenario, client_cpu, workdir, args.peer_python) if peer else None
             results.append((ours, theirs))
+            if args.without_orjson:
+                plain.append(measure_ours(url, scenario, client_cpu, workdir, orjson=False))
             print(f"{scenario.name} measured in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    print(_table(results))
+    print(_table(results, plain))
     return 0
 
 
-def _table(results: list[tuple[Measurement, Measurement | None]]) -> str:
+def _table(results: list[tuple[Measurement, Measurement | None]], plain: list[Measurement]) -> str:
     def f(x: float | None, digits: int = 0) -> str:
         return "-" if x is None else f"{x:,.{digits}f}"
 
@@ -250,17 +264,21 @@ def _table(results: list[tuple[Measurement, Measurement | None]]) -> str:
         "| scenario | tool | SSE events/s | requests/s | client CPU s | TTFT p50 reported (ms) |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
+    extra: dict[str, Measurement] = {m.scenario: m for m in plain}
     for ours, theirs in results:
-        for m in (ours, theirs):
+        for m in (ours, extra.get(ours.scenario), theirs):
             if m is not None:
                 lines.append(
                     f"| {m.scenario} | {m.tool} | {f(m.events_per_s)} | {f(m.requests_per_s)} | {f(m.cpu_s, 1)} | {f(m.ttft_p50_ms, 2)} |"
                 )
-        if theirs is not None:
-            lines.append(
-                f"| {ours.scenario} | ratio | {ours.events_per_s / theirs.events_per_s:.1f}x | "
-                f"{ours.requests_per_s / theirs.requests_per_s:.1f}x | | |"
-            )
+        if theirs is None:
+            continue
+        for m in (ours, extra.get(ours.scenario)):
+            if m is not None:
+                lines.append(
+                    f"| {m.scenario} | ratio {m.tool} / {theirs.tool} | {m.events_per_s / theirs.events_per_s:.1f}x | "
+                    f"{m.requests_per_s / theirs.requests_per_s:.1f}x | | |"
+                )
     return "\n".join(lines)
 
 

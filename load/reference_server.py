@@ -63,6 +63,7 @@ class ServerConfig:
     fault: str | None = None  # applied to every request
     record_truth: bool = False
     announce: bool = False  # print "arrived <request id>" on stdout for each request
+    barrier: int = 0  # hold every stream's first token until this many streams are open at once
 
 
 class ReferenceServer:
@@ -81,6 +82,7 @@ class ReferenceServer:
         self._cache: dict[tuple[str, int, int], bytes] = {}
         self._frames: dict[tuple[str, bool, int, bool], bytes] = {}
         self._due: dict[int, list[_Stream]] = {}
+        self._held: list[_Stream] = []
         self._seq = 0
         self._model_json = json.dumps(config.model)
         self._loop = asyncio.get_running_loop()
@@ -220,6 +222,17 @@ class ReferenceServer:
         else:
             waiting.append(stream)
 
+    def hold(self, stream: _Stream) -> None:
+        """Keep streams waiting until ``barrier`` of them are open, then start them all together:
+        proves that many requests were in flight at once, however slowly they were sent."""
+        self._held.append(stream)
+        if self.running >= self.config.barrier:
+            held, self._held = self._held, []
+            now = perf_counter()
+            for waiting in held:
+                if not waiting.cancelled:
+                    waiting.release(now)
+
     def _fire(self, key: int) -> None:
         for stream in self._due.pop(key, ()):
             if not stream.cancelled:
@@ -304,6 +317,14 @@ class _Stream:
             self._finished()
             return
         conn.write(header)
+        if cfg.barrier:
+            app.hold(self)
+        else:
+            self._schedule()
+
+    def release(self, at: float) -> None:
+        """Start the schedule now: the barrier opened."""
+        self.arrive = at
         self._schedule()
 
     def _schedule(self) -> None:
@@ -547,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", choices=FAULTS)
     parser.add_argument("--truth", action="store_true", help="record per-request timing for GET /debug/truth")
     parser.add_argument("--announce", action="store_true", help='print "arrived <id>" for every request')
+    parser.add_argument("--barrier", type=int, default=0, help="hold first tokens until N streams are open")
     args = parser.parse_args(argv)
     config = ServerConfig(
         host=args.host,
@@ -558,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         fault=args.fault,
         record_truth=args.truth,
         announce=args.announce,
+        barrier=args.barrier,
     )
     try:
         asyncio.run(serve(config))

@@ -3,9 +3,9 @@
 Measured as ARCHITECTURE.md defines, with one clock (``perf_counter``): ``sent`` is the moment the
 request's bytes are written to the socket (aiohttp's request-chunk-sent trace; the moment before
 ``post`` if they never are); a chunk's time is the moment the socket read that completed it returned
-(``readclock``), before any parsing or queueing in our event loop. Output tokens come from the server's ``usage`` (``stream_options.
-include_usage``), never from counting chunks. Every way a request can go wrong ends as a reason on the
-record; nothing but a bug raises.
+(``readclock``), before any parsing or queueing in our event loop. Output tokens come from the
+server's ``usage`` (``stream_options.include_usage``), never from counting chunks. Every way a request
+can go wrong ends as a reason on the record; nothing but a bug raises.
 
 Token-carrying chunk: completions, a choice whose ``text`` is non-empty or whose ``finish_reason`` is
 still null (vLLM streams a token that decodes to no text yet as an empty-text chunk); a closing choice
@@ -117,8 +117,8 @@ class _Watchdog:
         else:
             self.handle = self.loop.call_later(self.limit - idle, self._check)
 
-    def owns(self, error: asyncio.CancelledError) -> bool:
-        """Whether this cancellation was ours alone (then it is a timeout, not a stop)."""
+    def owns_cancellation(self) -> bool:
+        """Whether the cancellation being handled was ours alone (a timeout, not a stop)."""
         return self.fired and (self.task is None or self.task.uncancel() == 0)
 
     def close(self) -> None:
@@ -179,8 +179,8 @@ async def send_request(
                 record.fail("no_usage", "no usage.completion_tokens (stream_options.include_usage)", end)
             else:
                 record.finished = end
-    except asyncio.CancelledError as exc:
-        if not watchdog.owns(exc):
+    except asyncio.CancelledError:
+        if not watchdog.owns_cancellation():
             raise
         record.fail("timeout", f"no data for {target.read_timeout_s:g} s", perf_counter())
     except TimeoutError as exc:  # the total or connect timeout (asyncio's and aiohttp's alike)

@@ -95,14 +95,14 @@ async def run_sweep(
     target = Target.from_config(config)
     runs: list[LevelRun] = []
     interrupted = False
-    first_specs = _level_requests(config, 0)  # an unreadable dataset fails here, before any traffic
+    first_specs = level_requests(config, 0)  # an unreadable dataset fails here, before any traffic
     async with new_session() as session:
         vllm_version = await probe_endpoint(session, config)
         for n, level in enumerate(config.levels):
             if stop is not None and stop.is_set():
                 interrupted = True
                 break
-            specs = first_specs if n == 0 else _level_requests(config, n)
+            specs = first_specs if n == 0 else level_requests(config, n)
             offsets = arrival_offsets(level, np.random.default_rng([config.seed, n, 1]))
             warmup_failures = 0
             if config.warm_connections:
@@ -151,7 +151,7 @@ def run_sweep_sync(config: SweepConfig, *, progress: ProgressSink | None = None)
     return asyncio.run(run_sweep(config, progress=progress))
 
 
-def _level_requests(config: SweepConfig, n: int) -> list[RequestSpec]:
+def level_requests(config: SweepConfig, n: int) -> list[RequestSpec]:
     """Level n's prompts: seeded by (seed, n), so levels differ (no prefix-cache hits across levels)
     and a rerun with the same seed sends the same prompts."""
     return build_requests(
@@ -171,7 +171,7 @@ def load_spec(config: SweepConfig, level: Level, index: int) -> LoadSpec:
         input_len=workload.input_len,
         output_len=workload.output_len,
         workload=name,
-        seed=config.seed + index,
+        seed=config.seed,  # level `index` draws from (seed, index): README, "Arrival schedules and workloads"
         slo=dict(config.slo),
         generator="load",
         request_rate_end=level.request_rate_end,

@@ -140,6 +140,9 @@ class RunMetadata(_Model):
     started_at: str | None = None
     finished_at: str | None = None
     testbed: bool | None = None  # True when measured on the embedded simulated cluster
+    # Testbed only: the simulated engine's speed (1 = real time; 0.2 = five times faster than the modelled GPUs).
+    # Latencies measured at a time scale s correspond to about latency / s on the modelled hardware.
+    sim_time_scale: float | None = None
 
 
 class RecoveryMeasurement(_Model):

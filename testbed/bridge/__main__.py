@@ -14,6 +14,7 @@ from types import FrameType
 from kubernetes import config
 
 from testbed.bridge.engine_process import SubprocessLauncher
+from testbed.bridge.pods import DEFAULT_TIME_SCALE
 from testbed.bridge.run import Bridge
 
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed.bridge")
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--time-scale", type=float, default=0.02,
+    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
                         help="engine pacing: 1 = real time, 0 = as fast as possible (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

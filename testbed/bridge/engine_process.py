@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.bridge.pods import Group
+from testbed.bridge.pods import TIME_SCALE, Group
 from testbed.bridge.run import LogFiles
 from testbed.engine.launch import LaunchSpec, parse_launch
 from testbed.processes import free_port
@@ -84,7 +84,7 @@ class SubprocessLauncher:
         if spec.serve is None or not spec.serve.model:
             return None
         port = free_port()
-        argv = engine_argv(group, logs, port, self._time_scale, spec=spec)
+        argv = engine_argv(group, logs, port, _time_scale(group, self._time_scale), spec=spec)
         assert group.leader is not None
         self._log_dir.mkdir(parents=True, exist_ok=True)
         out = self._log_dir / f"engine-{group.leader.namespace}-{group.leader.name}-{group.leader.uid[:8]}.log"
@@ -93,3 +93,13 @@ class SubprocessLauncher:
             handle.flush()
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT)
         return EngineProcess(port, proc)
+
+
+def _time_scale(group: Group, default: float) -> float:
+    """The leader's time-scale annotation if it carries a usable one, else the bridge's default."""
+    assert group.leader is not None
+    try:
+        value = float(group.leader.annotations.get(TIME_SCALE, default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default

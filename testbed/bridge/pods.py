@@ -10,6 +10,10 @@ GROUP_KEY = "leaderworkerset.sigs.k8s.io/group-key"
 GROUP_INDEX = "leaderworkerset.sigs.k8s.io/group-index"
 WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 SIZE = "leaderworkerset.sigs.k8s.io/size"
+# Testbed-only: how fast the group's simulated engine runs (1 = real time). Set on the leader pod template.
+TIME_SCALE = "testbed.lws-vllm-suite.io/time-scale"
+# Without it, engines run 50x faster than the modelled GPUs: start-up in about a second, for quick checks.
+DEFAULT_TIME_SCALE = 0.02
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class PodView:
     node_name: str | None
     container: Container | None
     all_containers: tuple[Container, ...] = field(default=())
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_leader(self) -> bool:
@@ -93,6 +98,7 @@ def pod_view(pod: dict[str, Any]) -> PodView | None:
         node_name=spec.get("nodeName"),
         container=containers[0] if containers else None,
         all_containers=containers,
+        annotations=dict(annotations),
     )
 
 

@@ -22,6 +22,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
+from testbed.bridge.local_pods import LocalPods
 from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
 from testbed.stages import ENGINE_READY
 
@@ -86,11 +87,15 @@ class Bridge:
         self._pointed: dict[tuple[str, str], tuple[str, int]] = {}  # (ns, pod) -> (uid, restarts) rules written
         self._stop = threading.Event()
         self._lock = threading.RLock()  # the watch thread and the readiness thread share _engines
+        # Pods labelled run-locally (the in-cluster Locust master and workers) run as local processes, their
+        # Service names pointed at engine ports from engine_port(): testbed/bridge/local_pods.py.
+        self._local_pods = LocalPods(api, state_dir / "local-pods", self.engine_port)
 
     # event loop -------------------------------------------------------------------------------------
     def run(self) -> None:
         """List, then watch from the list's resourceVersion; relist when the watch expires (410 Gone)."""
         threading.Thread(target=self._readiness_loop, name="readiness", daemon=True).start()
+        self._local_pods.start()
         while not self._stop.is_set():
             listing = self._core.list_pod_for_all_namespaces(label_selector=LWS_NAME)
             with self._lock:
@@ -123,10 +128,19 @@ class Bridge:
 
     def stop(self) -> None:
         self._stop.set()
+        self._local_pods.stop()
         with self._lock:
             for running in self._engines.values():
                 running.engine.stop()
             self._engines.clear()
+
+    def engine_port(self, namespace: str, pod: str) -> int | None:
+        """The local port of the engine whose leader is this pod (for local pods' Service names), or None."""
+        with self._lock:
+            for running in self._engines.values():
+                if (running.leader_namespace, running.leader_name) == (namespace, pod):
+                    return running.engine.port
+        return None
 
     # readiness --------------------------------------------------------------------------------------
     def _readiness_loop(self) -> None:

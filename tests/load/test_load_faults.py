@@ -108,9 +108,10 @@ def test_chat_streams_complete_and_the_role_prelude_is_not_a_token(server: str) 
 
 def test_no_connection_cap_below_the_concurrency() -> None:
     # aiohttp's default connector allows 100 connections; 300 requests must all be in flight at once.
-    with reference_server("--ttft-ms", "300", "--itl-ms", "1") as (url, _):
+    # The server holds every first token until 300 streams are open: a capped client times out.
+    with reference_server("--ttft-ms", "1", "--itl-ms", "1", "--barrier", "300") as (url, _):
         post(url + "/debug/reset")
-        records = send(url, ["hello"] * 300, output_len=2)
+        records = send(url, ["hello"] * 300, output_len=2, read_s=10)
         stats = get_json(url + "/debug/stats")
-    assert all(r.ok for r in records)
+    assert all(r.ok for r in records), {r.error for r in records}
     assert stats["peak_running"] == 300

@@ -137,3 +137,37 @@ def test_a_worker_whose_script_is_not_in_the_image_exits_127() -> None:
     assert worker_script_failure(spec, Profile.for_version((0, 10, 1))) is None
     unexpanded = parse_launch(WORKER_CMD, env={})
     assert unexpanded.script is not None and unexpanded.script.ray_address == "$(LWS_LEADER_ADDRESS)"
+
+
+def test_engine_argv_binds_loopback_and_keeps_what_the_parser_reads_verbatim() -> None:
+    spec = parse_launch(
+        [
+            "bash",
+            "-c",
+            "bash /x/multi-node-serving.sh leader --ray_cluster_size=$(LWS_GROUP_SIZE) &&\n"
+            "vllm serve m --host 0.0.0.0 --port=$(PORT) --served-model-name a b -tp 8",
+        ],
+        env={"LWS_GROUP_SIZE": "2", "PORT": "9000"},
+    )
+    assert spec.then == "&&" and spec.port == 9000 and spec.tensor_parallel_size == 8
+    argv = spec.engine_argv(port=31234)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and "0.0.0.0" not in argv
+    opts = parse_args(argv[3:])
+    assert (opts.port, opts.advertised_port, opts.ray_cluster_size) == (31234, 9000, 2)
+    assert opts.served_model_names == ("a", "b") and opts.script_then == "on-success"
+
+
+def test_a_command_that_cannot_be_split_is_a_problem_not_an_error() -> None:
+    spec = parse_launch(["sh", "-c", "vllm serve 'm"])
+    assert spec.role == "unknown" and spec.serve is None
+    assert spec.problems == ('cannot split "vllm serve \'m" as a shell command: No closing quotation',)
+
+
+def test_unrecognised_statements_are_kept_as_other() -> None:
+    spec = parse_launch(["sh", "-c", "ulimit -n 65536\nvllm serve m"])
+    assert spec.role == "leader" and spec.other == ("ulimit -n 65536",)
+
+
+def test_a_headless_entrypoint_form_is_a_worker() -> None:
+    spec = parse_launch(None, ["m", "--headless", "--node-rank", "1"])
+    assert spec.role == "worker"
