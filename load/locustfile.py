@@ -324,8 +324,10 @@ class OpenAIStreamUser(FastHttpUser):
         self.network_timeout = options.read_timeout
         self.connection_timeout = options.connect_timeout
         super().__init__(environment)
+        # Seeded by (seed, worker index, user number): a rerun with the same options sends the same prompts.
         number = next(self._user_numbers)
-        self.rng = random.Random(f"{options.prompt_seed}:{SINK.worker}:{number}")
+        index = getattr(environment.runner, "worker_index", 0)
+        self.rng = random.Random(f"{options.prompt_seed}:{index}:{number}")
         self.path = API_PATHS[options.api]
         self.headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if os.environ.get("OPENAI_API_KEY"):

@@ -50,7 +50,7 @@ def run_fault(kube: Kube, deployed: Deployed, endpoint: Endpoint, settings: Sett
     load = SteadyLoad(endpoint.url, expect.model or "", rate_per_s=5.0).start()
     started = time.monotonic()
     progress(f"injecting {fault.name} on {fault.pod}")
-    faults.inject(kube, deployed.namespace, fault, simulated_containers=settings.embedded)
+    faults.inject(kube, deployed.namespace, fault)
     try:
         observe(kube, expect, rec, group=0, started=started, timeout=settings.timeouts.recovery,
                 probe=lambda: _completion_ok(endpoint.url, expect.model, 10), progress=progress,

@@ -4,12 +4,17 @@ p50 within 1 ms and p99 within 3 ms.
 The truth comes from the reference server, in its own process (so the client's event loop is not
 shared): for every request, the kernel's receive time of the request (SO_TIMESTAMPNS) and the time
 each chunk was written, all on CLOCK_MONOTONIC like the client's perf_counter. The server emits the
-first token 500 ms after a request arrives (after the client has finished sending all 1,000; that
+first token 800 ms after a request arrives (after the client has finished sending all 1,000; that
 burst is the client's own, and shows as schedule lag) and then one token every 100 ms.
 
 The machine is shared (two cores; builds and other suites run beside us), and a descheduled process
-delays every stream it serves. So each process gets its own core where there are two, and a failing
-measurement is repeated up to three times: a client that is really off fails all three.
+delays every stream it serves. So each process gets its own core where there are two, at nice -10
+where allowed, and a failing measurement is repeated: a client that is really off fails every time.
+An attempt cannot judge millisecond accuracy at 1,000 streams, is reported but does not count, when
+the reference server itself missed its schedule (p99 of its lateness over SERVER_LATE_MS), when a
+sentinel sleeping 1 ms at a time on the client's core woke over CLIENT_CORE_STALL_MS late (the core
+was taken from everything on it), or when the machine was so slow that the first streams ended
+before the last were sent. If no attempt could judge, the test is skipped and says why.
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from load_testkit import MODEL, get_json, reference_server
+import pytest
+from load_testkit import MODEL, get_json, reference_server, stall_sentinel
 
 from load.config import Level, RandomWorkload, SweepConfig
 from load.runner import run_sweep_sync
 
 STREAMS = 1000
-TTFT_MS, ITL_MS, TOKENS = 500, 100, 10
+TTFT_MS, ITL_MS, TOKENS = 800, 100, 10
 P50_TOLERANCE_MS, P99_TOLERANCE_MS = 1.0, 3.0
-ATTEMPTS = 3
+ATTEMPTS = 4
+SERVER_LATE_MS = 5.0  # calm: the server's own lateness p99 is 1-3 ms (millisecond timers, rounded up)
+CLIENT_CORE_STALL_MS = 5.0  # calm: 1-3 ms. First and last tokens each arrive within ~250 ms, so one
+# stall over 5 ms there delays more than 1% of those samples by more than the 3 ms tolerance.
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,16 @@ class Comparison:
         )
 
 
+def server_lateness_p99_ms(truth: dict[str, dict]) -> float:
+    """How late the server wrote its chunks against its own nominal schedule, p99 in ms."""
+    late = [
+        (write - request["arrive"]) * 1e3 - (TTFT_MS + k * ITL_MS)
+        for request in truth.values()
+        for k, write in enumerate(request["writes"])
+    ]
+    return float(np.percentile(late, 99))
+
+
 def truth_distributions(truth: dict[str, dict]) -> dict[str, np.ndarray]:
     ttft, tpot, itl, e2el = [], [], [], []
     for request in truth.values():
@@ -72,7 +91,8 @@ def _raise_priority(pid: int) -> None:
         os.setpriority(os.PRIO_PROCESS, pid, -10)
 
 
-def measure_once() -> tuple[list[Comparison], str]:
+def measure_once() -> tuple[list[Comparison], str | None, str]:
+    """The comparisons, why the attempt cannot judge (None if it can), and a note for the report."""
     two_cores = len(os.sched_getaffinity(0)) >= 2
     own_cpus = os.sched_getaffinity(0)
     with reference_server(
@@ -96,7 +116,8 @@ def measure_once() -> tuple[list[Comparison], str]:
                 levels=(Level(num_requests=STREAMS, concurrency=STREAMS),),
                 scrape_server_metrics=False,
             )
-            run = run_sweep_sync(config)
+            with stall_sentinel(min(own_cpus) if two_cores else None) as stalls:
+                run = run_sweep_sync(config)
         finally:
             os.sched_setaffinity(0, own_cpus)
             os.setpriority(os.PRIO_PROCESS, 0, own_nice)
@@ -104,9 +125,6 @@ def measure_once() -> tuple[list[Comparison], str]:
         stats = get_json(url + "/debug/stats")
     metrics = run.result.results[0].metrics
     assert metrics.requests.completed == STREAMS, metrics.requests
-    assert stats["peak_running"] == STREAMS, (
-        f"only {stats['peak_running']} streams were ever in flight at once"
-    )
     assert sorted(truth) == sorted(f"load-{r.index}" for r in run.levels[0].records)
     true = truth_distributions(truth)
     comparisons = []
@@ -115,15 +133,38 @@ def measure_once() -> tuple[list[Comparison], str]:
         t50, t99 = np.percentile(true[name], [50, 99])
         comparisons.append(Comparison(name, measured.p50, float(t50), measured.p99, float(t99)))
     lag = metrics.schedule_lag_ms
-    return comparisons, f"schedule lag p50 {lag.p50:.1f} ms, max {lag.max:.1f} ms (sending 1,000 requests)"
+    late = server_lateness_p99_ms(truth)
+    note = (
+        f"schedule lag p50 {lag.p50:.1f} ms, max {lag.max:.1f} ms (sending 1,000 requests); "
+        f"server lateness p99 {late:.1f} ms; longest stall of the client's core {stalls[0].worst_ms:.1f} ms; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    unjudged = None
+    if late > SERVER_LATE_MS:
+        unjudged = "the server missed its own schedule: the machine stalled"
+    elif stalls[0].worst_ms > CLIENT_CORE_STALL_MS:
+        unjudged = "the client's core was taken away for a while: the machine stalled"
+    elif stats["peak_running"] < STREAMS:
+        unjudged = (
+            f"only {stats['peak_running']} streams were ever in flight at once: the machine was too slow"
+        )
+    return comparisons, unjudged, note
 
 
 def test_percentiles_at_1000_concurrent_streams_are_within_1ms_p50_and_3ms_p99_of_the_truth() -> None:
     reports = []
+    judged = 0
     for attempt in range(1, ATTEMPTS + 1):
-        comparisons, note = measure_once()
-        reports.append(f"attempt {attempt}: {note}\n  " + "\n  ".join(str(c) for c in comparisons))
-        if all(c.ok for c in comparisons):
+        comparisons, unjudged, note = measure_once()
+        calm = unjudged is None
+        judged += calm
+        verdict = "" if calm else f"  ({unjudged}; not counted)"
+        reports.append(f"attempt {attempt}: {note}{verdict}\n  " + "\n  ".join(str(c) for c in comparisons))
+        if calm and all(c.ok for c in comparisons):
             print("\n".join(reports))
             return
-    raise AssertionError("measured percentiles are off the truth in every attempt:\n" + "\n".join(reports))
+    if not judged:
+        pytest.skip(
+            "the machine was too busy to judge millisecond accuracy in any attempt:\n" + "\n".join(reports)
+        )
+    raise AssertionError("measured percentiles are off the truth:\n" + "\n".join(reports))

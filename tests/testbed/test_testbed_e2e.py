@@ -239,3 +239,20 @@ def test_gpus_are_accounted_for(kube: Kube) -> None:
     phases = sorted(p["status"].get("phase") for p in kube.pods().values())
     assert phases.count("Pending") == 2, phases
     assert not lws_available(kube)
+
+
+def test_the_seed_manifest_as_written_fails_as_current_vllm_fails(kube: Kube) -> None:
+    """`:latest` is current vLLM: its image has no examples/online_serving/multi-node-serving.sh, and `vllm serve`
+    without --distributed-executor-backend ray refuses a world size larger than the node's GPUs."""
+    kube.apply(seed_documents(image="docker.io/vllm/vllm-openai:latest"))
+
+    def leader_failed() -> str:
+        text = kube.run("logs", "vllm-0", check=False)
+        if "World size (16) is larger than the number of available GPUs (8)" not in text:
+            raise NotYet(f"leader log so far ends {text[-300:]!r}")
+        return text
+
+    text = wait_for(leader_failed, what="vLLM's world-size error in `kubectl logs vllm-0`", timeout=60)
+    assert "multi-node-serving.sh: No such file or directory" in text
+    assert "--distributed-executor-backend ray" in text
+    assert not is_ready(kube.pods()["vllm-0"]), "a leader whose vLLM failed must not be Ready"
