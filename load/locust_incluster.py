@@ -36,6 +36,7 @@ from manifests.locust import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
 SHIPPED_FILES = ("locustfile.py", "locust_stream.py")
 STARTUP_ALLOWANCE_S = 300.0  # scheduling, image pull, workers connecting
 COLLECT_TIMEOUT_S = 120.0
+UI_TIMEOUT_S = 120.0  # from the master pod running to its web UI answering
 
 
 @dataclass
@@ -92,6 +93,8 @@ def run_in_cluster(config: LocustRunConfig, kubectl: Kubectl, model: str, raw_di
             def finished() -> dict[str, Any]:
                 return _finished(ui, kubectl, namespace, name, seen, say)
 
+            poll(lambda: _status(ui, kubectl, namespace, name), what=f"the web UI of {name}-master to answer",
+                 timeout=UI_TIMEOUT_S, interval=1.0)
             budget = STARTUP_ALLOWANCE_S + config.run_time_s + config.stop_timeout_s + COLLECT_TIMEOUT_S
             status = poll(finished, what=f"the Locust run {name} to finish", timeout=budget, interval=1.0)
             records = _get(ui + "/lws-suite/records", timeout=COLLECT_TIMEOUT_S)
@@ -123,21 +126,25 @@ def _master_running(kubectl: Kubectl, namespace: str, name: str) -> None:
         raise NotYet(f"phase {phase}" + (f", {', '.join(filter(None, waiting))}" if any(waiting) else ""))
 
 
-def _finished(ui: str, kubectl: Kubectl, namespace: str, name: str, seen: list[str],
-              say: Callable[[str], None]) -> dict[str, Any]:
+def _status(ui: str, kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     try:
-        status = json.loads(_get(ui + "/lws-suite/status", timeout=10))
+        return dict(json.loads(_get(ui + "/lws-suite/status", timeout=10)))
     except (OSError, ValueError) as exc:
         _master_running(kubectl, namespace, name)  # raises if the master is gone
         raise NotYet(f"the master's /lws-suite/status does not answer ({exc})") from None
-    line = (f"Locust {status['state']}: {len(status['workers'])} worker(s) connected, "
+
+
+def _finished(ui: str, kubectl: Kubectl, namespace: str, name: str, seen: list[str],
+              say: Callable[[str], None]) -> dict[str, Any]:
+    status = _status(ui, kubectl, namespace, name)
+    line = (f"Locust {status['state']}: {len(status['workers'])} worker(s) in the test, "
             f"{len(status['final_from'])} done, {status['records']} requests recorded")
     if not seen or seen[-1] != line:
         seen.append(line)
         say(line)
     if not status["done"]:
         raise NotYet(line)
-    return dict(status)
+    return status
 
 
 def _get(url: str, timeout: float) -> bytes:

@@ -180,15 +180,22 @@ class RecordSink:
 
 class MasterCollector:
     """On the master with --records-to-master: the workers' records in ``collected.jsonl`` and whether
-    every connected worker has sent its last batch (sent after its users stopped)."""
+    every worker the test started with has sent its last batch (sent after its users stopped). The
+    workers are noted at test start: Locust's master forgets a worker once it reports it has stopped."""
 
     def __init__(self) -> None:
         self.path: Path | None = None
         self._file: TextIO | None = None
         self._anchors: set[str] = set()
+        self.expected: set[str] = set()
         self.final_from: set[str] = set()
         self.records = 0
         self.test_stopped = False
+
+    def start(self, runner: MasterRunner) -> None:
+        self.test_stopped = False
+        self.final_from.clear()
+        self.expected = {c.id for c in runner.clients.all}
 
     def open(self, raw_dir: str) -> None:
         directory = Path(raw_dir or ".")
@@ -211,16 +218,15 @@ class MasterCollector:
             self.final_from.add(msg.node_id)
 
     def status(self, runner: MasterRunner) -> dict[str, Any]:
-        workers = sorted(c.id for c in runner.clients.all)
-        missing = [w for w in workers if w not in self.final_from]
+        missing = sorted(self.expected - self.final_from)
         return {
             "state": runner.state,
             "test_stopped": self.test_stopped,
-            "workers": workers,
+            "workers": sorted(self.expected),
             "final_from": sorted(self.final_from),
+            "missing": missing,
             "records": self.records,
-            "done": self.test_stopped and runner.state == STATE_STOPPED and not missing and bool(workers),
-            "process_exit_code": runner.environment.process_exit_code,
+            "done": self.test_stopped and runner.state == STATE_STOPPED and bool(self.expected) and not missing,
         }
 
 
@@ -269,8 +275,7 @@ def _add_routes(environment: Environment, runner: MasterRunner) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
-        COLLECTOR.test_stopped = False
-        COLLECTOR.final_from.clear()
+        COLLECTOR.start(environment.runner)
         return
     SINK.start(environment)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from testbed.build import BuildError, ensure_built
 from testbed.cluster import Testbed, TestbedError, all_testbeds
@@ -20,14 +21,15 @@ from testbed.wait import WaitTimeout
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2, as every entry point of the suite
+    def error(self, message: str) -> NoReturn:  # one line and exit 2, as every entry point of the suite
         print(f"testbed: {message} (see `python -m testbed --help`)", file=sys.stderr)
         raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m testbed", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m testbed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["build", "up", "down", "status"])
     parser.add_argument("--name", default="default", help="which testbed (default: %(default)s)")
     parser.add_argument("--all", action="store_true", help="with down/status: every testbed on this machine")
@@ -68,13 +70,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     code = 0
     for testbed in testbeds:
-        info = testbed.info()
+        known = testbed.info()
         components = testbed.status()
         healthy = testbed.healthy()
-        state = "running" if healthy else ("stale or half-started" if testbed.state_dir.exists() else "not running")
+        state = (
+            "running"
+            if healthy
+            else ("stale or half-started" if testbed.state_dir.exists() else "not running")
+        )
         print(f"testbed {testbed.name!r}: {state}")
-        if info is not None:
-            print(f"  KUBECONFIG={info.kubeconfig}\n  API server {info.server}")
+        if known is not None:
+            print(f"  KUBECONFIG={known.kubeconfig}\n  API server {known.server}")
         for comp in components:
             print(f"  {comp.name:<26} {'running' if comp.running else 'STOPPED':<8} pid {comp.pid}")
         code = code or (0 if healthy else 1)

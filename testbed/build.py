@@ -148,7 +148,9 @@ def _kube_ldflags(vs: versions.VersionSet) -> str:
 
 def _build_all(bins: Binaries, vs: versions.VersionSet, progress: Progress) -> None:
     if shutil.which("go") is None:
-        raise BuildError("the `go` command is not on PATH; install Go 1.26 (the testbed is built from Go modules)")
+        raise BuildError(
+            "the `go` command is not on PATH; install Go 1.26 (the testbed is built from Go modules)"
+        )
     staging = bins.bin_dir.with_name("bin.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -157,32 +159,68 @@ def _build_all(bins: Binaries, vs: versions.VersionSet, progress: Progress) -> N
     steps: list[tuple[str, list[str], Path, dict[str, str]]] = [
         (
             "kube-apiserver, kube-controller-manager, kube-scheduler " + vs.kubernetes,
-            ["go", "build", "-v", "-mod=readonly", "-trimpath", "-ldflags", _kube_ldflags(vs), "-o", f"{staging}/",
-             *kube_targets],
+            [
+                "go",
+                "build",
+                "-v",
+                "-mod=readonly",
+                "-trimpath",
+                "-ldflags",
+                _kube_ldflags(vs),
+                "-o",
+                f"{staging}/",
+                *kube_targets,
+            ],
             GOMOD_DIR,
             {},
         ),
         (
             "etcd " + vs.etcd,
-            ["go", "build", "-v", "-mod=readonly", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "etcd"),
-             "go.etcd.io/etcd/server/v3"],
+            [
+                "go",
+                "build",
+                "-v",
+                "-mod=readonly",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                "-o",
+                str(staging / "etcd"),
+                "go.etcd.io/etcd/server/v3",
+            ],
             GOMOD_DIR,
             {},
         ),
         (
             "kwok, kwokctl " + vs.kwok,
-            ["go", "install", "-v", "-trimpath", "-ldflags",
-             f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={vs.kwok.lstrip('v')} "
-             f"-X sigs.k8s.io/kwok/pkg/consts.KubeVersion={vs.kubernetes.lstrip('v')}",
-             f"sigs.k8s.io/kwok/cmd/kwok@{vs.kwok}", f"sigs.k8s.io/kwok/cmd/kwokctl@{vs.kwok}"],
+            [
+                "go",
+                "install",
+                "-v",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={vs.kwok.lstrip('v')} "
+                f"-X sigs.k8s.io/kwok/pkg/consts.KubeVersion={vs.kubernetes.lstrip('v')}",
+                f"sigs.k8s.io/kwok/cmd/kwok@{vs.kwok}",
+                f"sigs.k8s.io/kwok/cmd/kwokctl@{vs.kwok}",
+            ],
             staging.parent,
             {"GOBIN": str(staging)},
         ),
         (
             "lws-manager " + vs.lws,
-            ["go", "build", "-v", "-mod=readonly", "-trimpath", "-ldflags",
-             f"-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion={vs.lws}", "-o", str(staging / "lws-manager"),
-             "sigs.k8s.io/lws/cmd"],
+            [
+                "go",
+                "build",
+                "-v",
+                "-mod=readonly",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion={vs.lws}",
+                "-o",
+                str(staging / "lws-manager"),
+                "sigs.k8s.io/lws/cmd",
+            ],
             LWS_GOMOD_DIR,
             {},
         ),
@@ -203,7 +241,9 @@ def _run_go(argv: list[str], cwd: Path, env: dict[str, str], progress: Progress,
     started = last_report = time.monotonic()
     compiled = 0
     tail: list[str] = []
-    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail = [*tail[-40:], line.rstrip()]
@@ -221,7 +261,10 @@ def _run_go(argv: list[str], cwd: Path, env: dict[str, str], progress: Progress,
 def _module_dir(module: str, version: str) -> Path:
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
-        capture_output=True, text=True, env=_go_env(), check=False,
+        capture_output=True,
+        text=True,
+        env=_go_env(),
+        check=False,
     )
     try:
         info = json.loads(out.stdout)

@@ -13,6 +13,7 @@ marks a half-started testbed, which `up` cleans before starting again rather tha
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -112,8 +113,10 @@ class Testbed:
         return TestbedInfo(**raw)
 
     def status(self) -> list[ComponentStatus]:
-        result = [ComponentStatus(name, pid is not None and _pid_alive(pid), pid)
-                  for name, pid in self._kwok_pids().items()]
+        result = [
+            ComponentStatus(name, pid is not None and _pid_alive(pid), pid)
+            for name, pid in self._kwok_pids().items()
+        ]
         result += [ComponentStatus(p.name, processes.alive(p), p.pid) for p in processes.load(self._pid_dir)]
         return result
 
@@ -188,16 +191,30 @@ class Testbed:
             "KWOK_KUBECTL_BINARY": str(kubectl),
         }
         argv = [
-            str(bins["kwokctl"]), "create", "cluster", "--name", KWOK_CLUSTER, "--runtime", "binary",
-            "--kube-apiserver-binary", str(bins["kube-apiserver"]),
-            "--kube-controller-manager-binary", str(bins["kube-controller-manager"]),
-            "--kube-scheduler-binary", str(bins["kube-scheduler"]),
-            "--kwok-controller-binary", str(bins["kwok"]),
-            "--etcd-binary", str(bins["etcd"]),
-            "--config", str(config_path),
+            str(bins["kwokctl"]),
+            "create",
+            "cluster",
+            "--name",
+            KWOK_CLUSTER,
+            "--runtime",
+            "binary",
+            "--kube-apiserver-binary",
+            str(bins["kube-apiserver"]),
+            "--kube-controller-manager-binary",
+            str(bins["kube-controller-manager"]),
+            "--kube-scheduler-binary",
+            str(bins["kube-scheduler"]),
+            "--kwok-controller-binary",
+            str(bins["kwok"]),
+            "--etcd-binary",
+            str(bins["etcd"]),
+            "--config",
+            str(config_path),
             # kwokctl also adds a context to this file; never let it touch the user's ~/.kube/config.
-            "--kubeconfig", str(self.state_dir / "kwokctl-contexts.yaml"),
-            "--wait", "3m",
+            "--kubeconfig",
+            str(self.state_dir / "kwokctl-contexts.yaml"),
+            "--wait",
+            "3m",
         ]
         with (self.log_dir / "kwokctl.log").open("ab") as log:
             code = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
@@ -210,12 +227,16 @@ class Testbed:
         pki = self._kwok_cluster_dir / "pki"
         wait_for(
             lambda: _api_ready(_server_of(kubeconfig), pki) or _raise(NotYet("/readyz not ok")),
-            what="the API server's /readyz", timeout=60, progress=self.progress,
+            what="the API server's /readyz",
+            timeout=60,
+            progress=self.progress,
         )
         return kubeconfig
 
     def _run_kubectl(self, *args: str, stdin: str | None = None) -> str:
-        proc = subprocess.run([*self._kubectl, *args], input=stdin, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*self._kubectl, *args], input=stdin, capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             raise TestbedError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -223,14 +244,18 @@ class Testbed:
     def _create_nodes(self) -> None:
         self.progress(f"creating {NODE_COUNT} simulated nodes with 8 nvidia.com/gpu each")
         docs = [nodes.node_manifest(name, i) for i, name in enumerate(nodes.node_names(NODE_COUNT))]
-        self._run_kubectl("apply", "--server-side", "--field-manager=testbed", "-f", "-",
-                          stdin=yaml.safe_dump_all(docs))
+        self._run_kubectl(
+            "apply", "--server-side", "--field-manager=testbed", "-f", "-", stdin=yaml.safe_dump_all(docs)
+        )
 
         def nodes_ready() -> list[str]:
             out = json.loads(self._run_kubectl("get", "nodes", "-o", "json"))
             ready = [
-                n["metadata"]["name"] for n in out["items"]
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+                n["metadata"]["name"]
+                for n in out["items"]
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])
+                )
                 and n["status"].get("allocatable", {}).get(nodes.GPU_RESOURCE) == "8"
             ]
             if len(ready) < NODE_COUNT:
@@ -243,14 +268,19 @@ class Testbed:
         self.progress("applying the LWS CRDs (server-side)")
         # The LWS CRD is ~1 MB: client-side apply would exceed the last-applied annotation limit.
         self._run_kubectl("apply", "--server-side", "--field-manager=testbed", "-f", str(bins.lws_crds))
-        names = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in sorted(bins.lws_crds.glob("*.yaml"))]
+        names = [
+            yaml.safe_load(p.read_text())["metadata"]["name"] for p in sorted(bins.lws_crds.glob("*.yaml"))
+        ]
 
         def established() -> None:
             out = json.loads(self._run_kubectl("get", "crd", *names, "-o", "json"))
             pending = [
-                c["metadata"]["name"] for c in out["items"]
-                if not any(x["type"] == "Established" and x["status"] == "True"
-                           for x in c.get("status", {}).get("conditions", []))
+                c["metadata"]["name"]
+                for c in out["items"]
+                if not any(
+                    x["type"] == "Established" and x["status"] == "True"
+                    for x in c.get("status", {}).get("conditions", [])
+                )
             ]
             if pending:
                 raise NotYet(f"not Established: {pending}")
@@ -267,33 +297,60 @@ class Testbed:
         shutil.copy(pki / "admin.key", cert_dir / "tls.key")
         webhook_port, health_port = processes.free_port(), processes.free_port()
         config_path = lws_dir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(
-            lws.controller_config(webhook_port=webhook_port, health_port=health_port, cert_dir=cert_dir)
-        ))
+        config_path.write_text(
+            yaml.safe_dump(
+                lws.controller_config(webhook_port=webhook_port, health_port=health_port, cert_dir=cert_dir)
+            )
+        )
         processes.start(
             "lws-manager",
-            [str(bins["lws-manager"]), f"--config={config_path}", f"--kubeconfig={kubeconfig}",
-             "--zap-log-level=2"],
-            pid_dir=self._pid_dir, log_dir=self.log_dir,
+            [
+                str(bins["lws-manager"]),
+                f"--config={config_path}",
+                f"--kubeconfig={kubeconfig}",
+                "--zap-log-level=2",
+            ],
+            pid_dir=self._pid_dir,
+            log_dir=self.log_dir,
         )
         ca_pem = (pki / "ca.crt").read_bytes()
-        wait_for(lambda: _tls_handshake(webhook_port, ca_pem, self._pid_dir, self.log_dir),
-                 what=f"the LWS webhook TLS port 127.0.0.1:{webhook_port}", timeout=60, progress=self.progress)
-        docs = lws.webhook_configurations(bins.lws_webhooks, port=webhook_port, ca_pem=ca_pem, suffix=self.name)
-        self._run_kubectl("apply", "--server-side", "--field-manager=testbed", "-f", "-",
-                          stdin=yaml.safe_dump_all(docs))
-        wait_for(self._lws_webhook_defaults, what="the LWS defaulting webhook to answer a dry run",
-                 timeout=30, progress=self.progress)
+        wait_for(
+            lambda: _tls_handshake(webhook_port, ca_pem, self._pid_dir, self.log_dir),
+            what=f"the LWS webhook TLS port 127.0.0.1:{webhook_port}",
+            timeout=60,
+            progress=self.progress,
+        )
+        docs = lws.webhook_configurations(
+            bins.lws_webhooks, port=webhook_port, ca_pem=ca_pem, suffix=self.name
+        )
+        self._run_kubectl(
+            "apply", "--server-side", "--field-manager=testbed", "-f", "-", stdin=yaml.safe_dump_all(docs)
+        )
+        wait_for(
+            self._lws_webhook_defaults,
+            what="the LWS defaulting webhook to answer a dry run",
+            timeout=30,
+            progress=self.progress,
+        )
 
     def _lws_webhook_defaults(self) -> None:
         probe = {
-            "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+            "apiVersion": "leaderworkerset.x-k8s.io/v1",
+            "kind": "LeaderWorkerSet",
             "metadata": {"name": "webhook-probe", "namespace": "default"},
-            "spec": {"leaderWorkerTemplate": {"workerTemplate": {"spec": {"containers": [
-                {"name": "c", "image": "probe"}]}}}},
+            "spec": {
+                "leaderWorkerTemplate": {
+                    "workerTemplate": {"spec": {"containers": [{"name": "c", "image": "probe"}]}}
+                }
+            },
         }
-        proc = subprocess.run([*self._kubectl, "create", "--dry-run=server", "-o", "json", "-f", "-"],
-                              input=json.dumps(probe), capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*self._kubectl, "create", "--dry-run=server", "-o", "json", "-f", "-"],
+            input=json.dumps(probe),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise NotYet(proc.stderr.strip())
         spec = json.loads(proc.stdout)["spec"]
@@ -304,9 +361,17 @@ class Testbed:
         self.progress("starting the bridge (a simulated vLLM engine per LWS group)")
         processes.start(
             "bridge",
-            [sys.executable, "-m", "testbed.bridge", "--kubeconfig", str(kubeconfig),
-             "--state-dir", str(self.state_dir / "bridge")],
-            pid_dir=self._pid_dir, log_dir=self.log_dir,
+            [
+                sys.executable,
+                "-m",
+                "testbed.bridge",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--state-dir",
+                str(self.state_dir / "bridge"),
+            ],
+            pid_dir=self._pid_dir,
+            log_dir=self.log_dir,
         )
         ready_file = self.state_dir / "bridge" / "ready"
 
@@ -334,7 +399,7 @@ class Testbed:
         bin_dir = self._binary_dir()
         for name, pid in self._kwok_pids().items():
             if pid is not None and _pid_alive(pid) and _cmdline_under(pid, bin_dir, self.state_dir):
-                processes.signal_and_wait(pid, lambda p=pid: _pid_alive(p), group=False, grace=5.0, name=name)
+                processes.signal_and_wait(pid, functools.partial(_pid_alive, pid), group=False, grace=5.0, name=name)
 
     def _binary_dir(self) -> Path | None:
         info = self.info()
@@ -342,8 +407,9 @@ class Testbed:
 
 
 @contextmanager
-def running_testbed(name: str = "default", *, keep: bool = False,
-                    progress: Progress = stderr_progress) -> Iterator[TestbedInfo]:
+def running_testbed(
+    name: str = "default", *, keep: bool = False, progress: Progress = stderr_progress
+) -> Iterator[TestbedInfo]:
     """A started testbed for the duration of the block; stopped afterwards unless keep=True."""
     testbed = Testbed(name, progress)
     info = testbed.up()
@@ -395,16 +461,20 @@ def _api_ready(server: str, pki: Path) -> bool:
 def _check_alive(name: str, pid_dir: Path, log_dir: Path) -> None:
     for proc in processes.load(pid_dir):
         if proc.name == name and not processes.alive(proc):
-            raise TestbedError(f"{name} exited during start-up; its log {log_dir / (name + '.log')} ends: "
-                               f"{_tail(log_dir / (name + '.log'))}")
+            raise TestbedError(
+                f"{name} exited during start-up; its log {log_dir / (name + '.log')} ends: "
+                f"{_tail(log_dir / (name + '.log'))}"
+            )
 
 
 def _tls_handshake(port: int, ca_pem: bytes, pid_dir: Path, log_dir: Path) -> None:
     _check_alive("lws-manager", pid_dir, log_dir)
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock, \
-                ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+            ctx.wrap_socket(sock, server_hostname="127.0.0.1"),
+        ):
             return
     except (OSError, ssl.SSLError) as exc:
         raise NotYet(f"TLS to 127.0.0.1:{port}: {exc}") from None

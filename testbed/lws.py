@@ -39,7 +39,9 @@ def _apply_patch(document: dict[str, Any], patch_file: Path) -> None:
         document["webhooks"][int(op["path"].rsplit("/", 1)[1])] = copy.deepcopy(op["value"])
 
 
-def webhook_configurations(webhook_dir: Path, *, port: int, ca_pem: bytes, suffix: str) -> list[dict[str, Any]]:
+def webhook_configurations(
+    webhook_dir: Path, *, port: int, ca_pem: bytes, suffix: str
+) -> list[dict[str, Any]]:
     """The upstream Mutating/Validating configurations, pointed at https://127.0.0.1:<port>."""
     documents = [d for d in yaml.safe_load_all((webhook_dir / "manifests.yaml").read_text()) if d]
     ca_bundle = base64.b64encode(ca_pem).decode()

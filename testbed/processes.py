@@ -6,6 +6,7 @@ some other program is never mistaken for ours, and never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,15 +40,27 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
-def start(name: str, argv: Sequence[str], *, pid_dir: Path, log_dir: Path, cwd: Path | None = None,
-          env: Mapping[str, str] | None = None) -> Tracked:
+def start(
+    name: str,
+    argv: Sequence[str],
+    *,
+    pid_dir: Path,
+    log_dir: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Tracked:
     """Start argv in its own session (so Ctrl-C in our terminal does not reach it), logging to a file."""
     pid_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"{name}.log").open("ab") as log:
         proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     ticks = _start_ticks(proc.pid)
     tracked = Tracked(name, proc.pid, ticks if ticks is not None else -1, tuple(argv))
@@ -87,10 +100,10 @@ def signal_and_wait(pid: int, is_alive: Callable[[], bool], *, group: bool, grac
         except ProcessLookupError:
             return
 
-        def exited() -> None:
+        def exited(sent: signal.Signals = sig) -> None:
             _reap(pid)
             if is_alive():
-                raise NotYet(f"{name} (pid {pid}) still running after {sig.name}")
+                raise NotYet(f"{name} (pid {pid}) still running after {sent.name}")
 
         try:
             wait_for(exited, what=f"{name} to exit", timeout=timeout, interval=0.05)
@@ -101,10 +114,8 @@ def signal_and_wait(pid: int, is_alive: Callable[[], bool], *, group: bool, grac
 
 def _reap(pid: int) -> None:
     """Collect our own exited child so it does not linger as a zombie; other pids are not ours to reap."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def free_port() -> int:

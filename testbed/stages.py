@@ -26,8 +26,11 @@ ENGINE_READY = "testbed.lws-vllm-suite.io/engine-ready"
 HAS_PROBE = ".spec.containers.[].readinessProbe"
 TERMINATION_S = 2.0
 NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
-NOT_READY = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status', "operator": "NotIn",
-             "values": ["True"]}
+NOT_READY = {
+    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+    "operator": "NotIn",
+    "values": ["True"],
+}
 
 START_UNREADY_STATUS = """\
 {{ $now := Now }}
@@ -95,14 +98,22 @@ def _load(stage_dir: Path, relative: str) -> dict[str, Any]:
     return dict(yaml.safe_load((stage_dir / relative).read_text()))
 
 
-def _pod_stage(name: str, expressions: list[dict[str, Any]], status: str,
-               annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _pod_stage(
+    name: str, expressions: list[dict[str, Any]], status: str, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     selector: dict[str, Any] = {"matchExpressions": expressions}
     if annotations:
         selector["matchAnnotations"] = annotations
-    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
-            "spec": {"resourceRef": {"apiGroup": "v1", "kind": "Pod"}, "selector": selector,
-                     "next": {"statusTemplate": status}}}
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": selector,
+            "next": {"statusTemplate": status},
+        },
+    }
 
 
 def testbed_stages(stage_dir: Path) -> list[dict[str, Any]]:
@@ -110,9 +121,16 @@ def testbed_stages(stage_dir: Path) -> list[dict[str, Any]]:
     pod_ready = _load(stage_dir, "pod/fast/pod-ready.yaml")
     unprobed = copy.deepcopy(pod_ready)
     unprobed["spec"]["selector"]["matchExpressions"].append({"key": HAS_PROBE, "operator": "DoesNotExist"})
-    pending_probed = [NOT_DELETING, {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
-                      {"key": HAS_PROBE, "operator": "Exists"}]
-    running_unready = [NOT_DELETING, {"key": ".status.phase", "operator": "In", "values": ["Running"]}, NOT_READY]
+    pending_probed: list[dict[str, Any]] = [
+        NOT_DELETING,
+        {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+        {"key": HAS_PROBE, "operator": "Exists"},
+    ]
+    running_unready: list[dict[str, Any]] = [
+        NOT_DELETING,
+        {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+        NOT_READY,
+    ]
     return [
         _load(stage_dir, "node/fast/node-initialize.yaml"),
         _load(stage_dir, "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"),

@@ -161,6 +161,7 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
         },
         "spec": {
             "restartPolicy": "Never",
+            "automountServiceAccountToken": False,  # Locust never calls the Kubernetes API
             "containers": [
                 {
                     "name": "locust",
@@ -200,6 +201,7 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
                     "annotations": {PORT_ENV: f"LOCUST_MASTER_NODE_PORT={spec.master_service}:{MASTER_PORT}"},
                 },
                 "spec": {
+                    "automountServiceAccountToken": False,
                     "containers": [
                         {
                             "name": "locust",

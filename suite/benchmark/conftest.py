@@ -19,7 +19,6 @@ from fixtures.port_forward import PortForwardError
 from fixtures.run_state import RunState
 from fixtures.settings import Settings, UsageError
 
-
 # On the testbed, the simulated GPUs run 5x faster than modelled: slow enough that the simulator's own
 # overhead stays small next to the modelled step times, fast enough for a sweep of three topologies in minutes.
 BENCH_TIME_SCALE = 0.2
@@ -35,7 +34,9 @@ def topologies(settings: Settings) -> tuple[str, ...]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "topology" in metafunc.fixturenames:
-        metafunc.parametrize("topology", topologies(metafunc.config.stash[SETTINGS]), indirect=True, scope="session")
+        metafunc.parametrize(
+            "topology", topologies(metafunc.config.stash[SETTINGS]), indirect=True, scope="session"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -51,33 +52,49 @@ class BenchTarget:
 
 
 @pytest.fixture(scope="session")
-def bench_target(request: pytest.FixtureRequest, topology: str, settings: Settings, run_state: RunState,
-                 progress: Any) -> Iterator[BenchTarget]:
+def bench_target(
+    request: pytest.FixtureRequest, topology: str, settings: Settings, run_state: RunState, progress: Any
+) -> Iterator[BenchTarget]:
     """The server to load: this topology deployed and ready, reached through its Service (torn down after)."""
     try:
-        plan = make_plan(settings if settings.manifest or settings.endpoint
-                         else dataclasses.replace(settings, topology=topology))
+        plan = make_plan(
+            settings
+            if settings.manifest or settings.endpoint
+            else dataclasses.replace(settings, topology=topology)
+        )
     except UsageError as exc:
         pytest.exit(f"usage error: {exc}", returncode=2)
     model = plan.info.model or ""
     if settings.endpoint is not None:
         version = run_metadata.vllm_version(settings.endpoint)
-        yield BenchTarget(settings.endpoint, model, {"endpoint": settings.endpoint, "vllm_version": version,
-                                                     "model": model})
+        yield BenchTarget(
+            settings.endpoint, model, {"endpoint": settings.endpoint, "vllm_version": version, "model": model}
+        )
         return
     kube = request.getfixturevalue("kube")
     name = f"{namespace.generated_name(run_state.run_id, 'lws-bench')}-{topology}"[:63]
     scale = settings.sim_time_scale if settings.sim_time_scale is not None else BENCH_TIME_SCALE
     try:
-        deployed = lifecycle.deploy_plan(kube, plan, settings, run_state, request.getfixturevalue("cluster_target"),
-                                         name, progress, sim_time_scale=scale)
+        deployed = lifecycle.deploy_plan(
+            kube,
+            plan,
+            settings,
+            run_state,
+            request.getfixturevalue("cluster_target"),
+            name,
+            progress,
+            sim_time_scale=scale,
+        )
         forward = lifecycle.open_service(kube, deployed, settings, progress)
     except ClusterUnreachable as exc:
         pytest.exit(f"cluster prerequisite missing: {exc}", returncode=3)
     except (deploy.DeployError, PortForwardError) as exc:
         pytest.fail(str(exc))
-    meta = {**lifecycle.metadata(kube, deployed, settings, scale), "vllm_version": run_metadata.vllm_version(forward.url),
-            "endpoint": f"svc/{deployed.expect.service_name} via kubectl port-forward"}
+    meta = {
+        **lifecycle.metadata(kube, deployed, settings, scale),
+        "vllm_version": run_metadata.vllm_version(forward.url),
+        "endpoint": f"svc/{deployed.expect.service_name} via kubectl port-forward",
+    }
     try:
         yield BenchTarget(forward.url, model, meta)
     finally:
@@ -95,14 +112,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if getattr(config, "workerinput", None) is not None:
         return
+    from fixtures.deployment_plugin import RUN_ID
     from reports.compare import compare
     from reports.gate import GateInputError, gate
     from reports.gate_report import render_gate_markdown
     from reports.html import render_html
     from reports.markdown import render_comparison_markdown
     from reports.schema import SchemaError, read_result
-
-    from fixtures.deployment_plugin import RUN_ID
 
     settings = config.stash[SETTINGS]
     directory = settings.artifacts / config.stash[RUN_ID]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from fixtures import run_metadata
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
@@ -24,22 +22,38 @@ def test_sweep_serves_every_request_and_writes_a_result(
     """Every request of every level completes (a failed request is counted, never lost), and the level's
     metrics land in <artifacts>/<run-id>/benchmark-<topology>.json in the suite's result schema."""
     config = SweepConfig(
-        endpoint=bench_target.url, model=bench_target.model,
+        endpoint=bench_target.url,
+        model=bench_target.model,
         workload=RandomWorkload(input_len=settings.input_len, output_len=settings.output_len),
         levels=tuple(Level(num_requests=settings.num_requests, concurrency=c) for c in settings.concurrency),
-        label=topology, seed=0,
+        label=topology,
+        seed=0,
     )
     started_at = run_metadata.now()
 
     def report(p: Progress) -> None:
         if p.sent == p.planned and p.completed + p.failed == p.planned:
-            progress(f"{topology}: level {p.level}/{p.levels} ({p.description}) done: {p.completed} completed, "
-                     f"{p.failed} failed in {p.elapsed_s:.1f} s")
+            progress(
+                f"{topology}: level {p.level}/{p.levels} ({p.description}) done: {p.completed} completed, "
+                f"{p.failed} failed in {p.elapsed_s:.1f} s"
+            )
 
     sweep = run_sweep_sync(config, progress=report)
-    meta = {**bench_target.metadata, "label": topology, "topology": bench_target.metadata.get("topology") or topology}
-    result = sweep.result.model_copy(update={"run": RunMetadata(
-        **meta, suite_revision=run_metadata.suite_revision(), started_at=started_at, finished_at=run_metadata.now())})
+    meta = {
+        **bench_target.metadata,
+        "label": topology,
+        "topology": bench_target.metadata.get("topology") or topology,
+    }
+    result = sweep.result.model_copy(
+        update={
+            "run": RunMetadata(
+                **meta,
+                suite_revision=run_metadata.suite_revision(),
+                started_at=started_at,
+                finished_at=run_metadata.now(),
+            )
+        }
+    )
     path = settings.artifacts / run_state.run_id / f"benchmark-{topology}.json"
     result.write(path)
     progress(f"{topology}: result written to {path}")
@@ -47,5 +61,9 @@ def test_sweep_serves_every_request_and_writes_a_result(
     for level in result.results:
         requests = level.metrics.requests
         assert requests.sent == requests.completed + requests.failed
-        assert requests.failed == 0, f"{topology} {level.load}: {requests.failed} failed: {requests.errors_by_reason}"
-        assert level.metrics.throughput.output_tokens_per_s, f"{topology}: no output-token throughput measured"
+        assert requests.failed == 0, (
+            f"{topology} {level.load}: {requests.failed} failed: {requests.errors_by_reason}"
+        )
+        assert level.metrics.throughput.output_tokens_per_s, (
+            f"{topology}: no output-token throughput measured"
+        )

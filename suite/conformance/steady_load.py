@@ -35,18 +35,31 @@ class LoadTally:
 
 
 class SteadyLoad:
-    def __init__(self, base_url: str, model: str, *, rate_per_s: float = 5.0, timeout_s: float = 30.0) -> None:
-        self._target = Target(base_url=base_url, model=model, api="completions", ignore_eos=True, headers={},
-                              extra_body={}, timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=5.0),
-                              read_timeout_s=timeout_s)
-        self._body = request_body(self._target, RequestSpec(prompt="Say something.", output_len=4, input_len=3))
+    def __init__(
+        self, base_url: str, model: str, *, rate_per_s: float = 5.0, timeout_s: float = 30.0
+    ) -> None:
+        self._target = Target(
+            base_url=base_url,
+            model=model,
+            api="completions",
+            ignore_eos=True,
+            headers={},
+            extra_body={},
+            timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=5.0),
+            read_timeout_s=timeout_s,
+        )
+        self._body = request_body(
+            self._target, RequestSpec(prompt="Say something.", output_len=4, input_len=3)
+        )
         self._interval = 1.0 / rate_per_s
         self._records: list[RequestRecord] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> SteadyLoad:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="steady-load", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run()), name="steady-load", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -62,8 +75,13 @@ class SteadyLoad:
                     await asyncio.sleep(delay)  # pacing of the open-loop schedule, not synchronisation
                 record = RequestRecord(index=index, scheduled=scheduled)
                 self._records.append(record)
-                tasks.append(asyncio.create_task(
-                    send_request(session, self._target, self._body, {"Content-Type": "application/json"}, record)))
+                tasks.append(
+                    asyncio.create_task(
+                        send_request(
+                            session, self._target, self._body, {"Content-Type": "application/json"}, record
+                        )
+                    )
+                )
                 index += 1
             await asyncio.gather(*tasks)
 

@@ -37,8 +37,14 @@ def test_every_rank_of_the_group_loaded_its_weights_across_nodes(
     excerpt_path.parent.mkdir(parents=True, exist_ok=True)
     excerpt_path.write_text("\n".join(evidence.excerpt) + "\n")
     problems = evidence.problems(tp=expect.tp, pp=expect.pp, size=expect.size)
-    run_state.write(f"evidence-group-{group}", {
-        "group": group, "ranks": evidence.ranks, "nodes": evidence.nodes, "problems": problems,
-        "excerpt": evidence.excerpt[:40],
-    })
+    run_state.write(
+        f"evidence-group-{group}",
+        {
+            "group": group,
+            "ranks": evidence.ranks,
+            "nodes": evidence.nodes,
+            "problems": problems,
+            "excerpt": evidence.excerpt[:40],
+        },
+    )
     assert not problems, "\n".join(f"  - {p}" for p in problems) + f"\n(evidence excerpt: {excerpt_path})"

@@ -31,8 +31,9 @@ def _completion_ok(url: str, model: str | None, timeout: float) -> bool:
     import urllib.request
 
     body = json.dumps({"model": model, "prompt": "ping", "max_tokens": 2, "ignore_eos": True}).encode()
-    request = urllib.request.Request(f"{url}/v1/completions", data=body,
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{url}/v1/completions", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status == 200 and bool(json.loads(resp.read()).get("choices"))
@@ -40,73 +41,125 @@ def _completion_ok(url: str, model: str | None, timeout: float) -> bool:
         return False
 
 
-def run_fault(kube: Kube, deployed: Deployed, endpoint: Endpoint, settings: Settings, fault_name: str,
-              progress: Any, *, restart_policy: str | None = None, need_serving: bool = True) -> tuple[Recovery, Any]:
+def run_fault(
+    kube: Kube,
+    deployed: Deployed,
+    endpoint: Endpoint,
+    settings: Settings,
+    fault_name: str,
+    progress: Any,
+    *,
+    restart_policy: str | None = None,
+    need_serving: bool = True,
+) -> tuple[Recovery, Any]:
     expect = deployed.expect
     fault = faults.target(fault_name, expect.lws_name)  # type: ignore[arg-type]
     groups = all_group_uids(kube, expect)
-    rec = Recovery(fault, restart_policy or expect.restart_policy or "RecreateGroupOnPodRestart", groups[0],
-                   {g: u for g, u in groups.items() if g != 0})
+    rec = Recovery(
+        fault,
+        restart_policy or expect.restart_policy or "RecreateGroupOnPodRestart",
+        groups[0],
+        {g: u for g, u in groups.items() if g != 0},
+    )
     load = SteadyLoad(endpoint.url, expect.model or "", rate_per_s=5.0).start()
     started = time.monotonic()
     progress(f"injecting {fault.name} on {fault.pod}")
     faults.inject(kube, deployed.namespace, fault)
     try:
-        observe(kube, expect, rec, group=0, started=started, timeout=settings.timeouts.recovery,
-                probe=lambda: _completion_ok(endpoint.url, expect.model, 10), progress=progress,
-                need_serving=need_serving)
+        observe(
+            kube,
+            expect,
+            rec,
+            group=0,
+            started=started,
+            timeout=settings.timeouts.recovery,
+            probe=lambda: _completion_ok(endpoint.url, expect.model, 10),
+            progress=progress,
+            need_serving=need_serving,
+        )
     finally:
         tally = load.stop()
     return rec, tally
 
 
 def _record(run_state: RunState, rec: Recovery, tally: Any) -> None:
-    run_state.append_line("recovery", json.dumps({
-        "fault": rec.fault.name, "restart_policy": rec.restart_policy,
-        "group_recreated": rec.must_recreate_group and not rec.race_suspected and set(rec.replaced()) == set(rec.before),
-        "pods_replaced_s": rec.pods_replaced_s, "available_s": rec.available_s,
-        "first_success_s": rec.first_success_s, "requests_sent": tally.sent, "requests_failed": tally.failed,
-        "errors_by_reason": tally.errors_by_reason,
-    }))
+    run_state.append_line(
+        "recovery",
+        json.dumps(
+            {
+                "fault": rec.fault.name,
+                "restart_policy": rec.restart_policy,
+                "group_recreated": rec.must_recreate_group
+                and not rec.race_suspected
+                and set(rec.replaced()) == set(rec.before),
+                "pods_replaced_s": rec.pods_replaced_s,
+                "available_s": rec.available_s,
+                "first_success_s": rec.first_success_s,
+                "requests_sent": tally.sent,
+                "requests_failed": tally.failed,
+                "errors_by_reason": tally.errors_by_reason,
+            }
+        ),
+    )
 
 
 @pytest.mark.parametrize("fault_name", faults.FAULTS)
 def test_a_fault_in_one_pod_recreates_the_whole_group(
-    fault_name: str, kube: Kube, exclusive_deployment: Deployed, endpoint: Endpoint, settings: Settings,
-    run_state: RunState, progress: Any,
+    fault_name: str,
+    kube: Kube,
+    exclusive_deployment: Deployed,
+    endpoint: Endpoint,
+    settings: Settings,
+    run_state: RunState,
+    progress: Any,
 ) -> None:
     """MUST (RecreateGroupOnPodRestart): deleting or crashing any pod of the group replaces every pod, LWS
     records it, the LWS is Available again, the Service follows the new leader, serving resumes, and other
     groups are untouched. Recovery times and the requests that failed meanwhile go into the run's result."""
-    deployed = exclusive_deployment
-    if deployed.expect.restart_policy not in ("RecreateGroupOnPodRestart", "RecreateGroupAfterStart"):
-        pytest.skip(f"the manifest's restartPolicy is {deployed.expect.restart_policy}; see the contrast test")
+    deployed = exclusive_deployment  # a manifest with another restartPolicy fails here, as it should
     rec, tally = run_fault(kube, deployed, endpoint, settings, fault_name, progress)
     _record(run_state, rec, tally)
-    progress(f"{fault_name}: pods replaced {rec.pods_replaced_s}s, Available {rec.available_s}s, first success "
-             f"{rec.first_success_s}s; {tally.failed}/{tally.sent} requests failed during the fault")
+    progress(
+        f"{fault_name}: pods replaced {rec.pods_replaced_s}s, Available {rec.available_s}s, first success "
+        f"{rec.first_success_s}s; {tally.failed}/{tally.sent} requests failed during the fault"
+    )
     assert tally.sent == tally.completed + tally.failed
     if rec.race_suspected:  # everything else would only restate it
         pytest.fail(verdicts.every_pod_of_the_group_was_replaced(rec)[0])
-    problems = (verdicts.every_pod_of_the_group_was_replaced(rec)
-                + verdicts.lws_recorded_the_group_recreation(rec)
-                + verdicts.lws_is_available_again(rec)
-                + verdicts.service_endpoints_follow_the_new_leader(rec, f"{deployed.expect.lws_name}-0")
-                + verdicts.serving_resumed(rec)
-                + verdicts.other_groups_were_untouched(rec))
+    problems = (
+        verdicts.every_pod_of_the_group_was_replaced(rec)
+        + verdicts.lws_recorded_the_group_recreation(rec)
+        + verdicts.lws_is_available_again(rec)
+        + verdicts.service_endpoints_follow_the_new_leader(rec, f"{deployed.expect.lws_name}-0")
+        + verdicts.serving_resumed(rec)
+        + verdicts.other_groups_were_untouched(rec)
+    )
     assert not problems, "\n".join(f"  - {p}" for p in problems)
 
 
 def _set_restart_policy(kube: Kube, deployed: Deployed, policy: str) -> None:
     patch = {"spec": {"leaderWorkerTemplate": {"restartPolicy": policy}}}
-    kube.kubectl("patch", "leaderworkerset", "-n", deployed.namespace, deployed.expect.lws_name, "--type=merge",
-                 "-p", json.dumps(patch))
+    kube.kubectl(
+        "patch",
+        "leaderworkerset",
+        "-n",
+        deployed.namespace,
+        deployed.expect.lws_name,
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
 
 
 @pytest.mark.parametrize("fault_name", ["delete-worker", "crash-worker"])
 def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
-    fault_name: str, kube: Kube, exclusive_deployment: Deployed, endpoint: Endpoint, settings: Settings,
-    run_state: RunState, progress: Any,
+    fault_name: str,
+    kube: Kube,
+    exclusive_deployment: Deployed,
+    endpoint: Endpoint,
+    settings: Settings,
+    run_state: RunState,
+    progress: Any,
 ) -> None:
     """The contrast case, MUST (restartPolicy None): StatefulSet semantics. A deleted pod alone is replaced and a
     crashed container restarts in place; the rest of the group keeps its UIDs. (On real vLLM this leaves a
@@ -114,13 +167,26 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
     original policy is restored and the group recreated, so later checks see a healthy deployment."""
     deployed = exclusive_deployment
     original = deployed.expect.restart_policy or "RecreateGroupOnPodRestart"
-    deployment = deploy.Deployment(deployed.namespace, deployed.expect.lws_name, deployed.expect.service_name,
-                                   deployed.expect.size, deployed.expect.replicas)
+    deployment = deploy.Deployment(
+        deployed.namespace,
+        deployed.expect.lws_name,
+        deployed.expect.service_name,
+        deployed.expect.size,
+        deployed.expect.replicas,
+    )
     _set_restart_policy(kube, deployed, "None")
     try:
         deploy.wait_ready(kube, deployment, settings.timeout_ready, progress)
-        rec, tally = run_fault(kube, deployed, endpoint, settings, fault_name, progress, restart_policy="None",
-                               need_serving=False)
+        rec, tally = run_fault(
+            kube,
+            deployed,
+            endpoint,
+            settings,
+            fault_name,
+            progress,
+            restart_policy="None",
+            need_serving=False,
+        )
         _record(run_state, rec, tally)
         problems = verdicts.only_the_failed_pod_was_replaced(rec)
         assert not problems, "\n".join(f"  - {p}" for p in problems)
@@ -134,5 +200,7 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
             if group_uids(kube, deployed.expect, 0).get(leader) in (None, old):
                 raise NotYet(f"{leader} not yet replaced")
 
-        wait_for(leader_replaced, what=f"{leader} replaced", timeout=settings.timeouts.recovery, progress=progress)
+        wait_for(
+            leader_replaced, what=f"{leader} replaced", timeout=settings.timeouts.recovery, progress=progress
+        )
         deploy.wait_ready(kube, deployment, settings.timeout_ready, progress)

@@ -33,19 +33,28 @@ def api_expect(request: pytest.FixtureRequest, endpoint: Endpoint, settings: Set
     return _expect_model(endpoint, deployed.expect if deployed else None)
 
 
-@pytest.mark.parametrize("check", [
-    routing.models_lists_the_served_model,
-    routing.completion_returns_tokens_and_usage,
-    routing.streaming_completion_ends_with_done_and_usage,
-], ids=lambda check: check.__name__)
-def test_api_through_the_service(check, endpoint: Endpoint, api_expect: Expectation,  # type: ignore[no-untyped-def]
-                                 settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "check",
+    [
+        routing.models_lists_the_served_model,
+        routing.completion_returns_tokens_and_usage,
+        routing.streaming_completion_ends_with_done_and_usage,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_api_through_the_service(
+    check,
+    endpoint: Endpoint,
+    api_expect: Expectation,  # type: ignore[no-untyped-def]
+    settings: Settings,
+) -> None:
     problems = check(endpoint.url, api_expect, settings.timeouts.request)
     assert not problems, _report(check, problems)
 
 
-@pytest.mark.parametrize("check", [routing.health_answers_ok, routing.metrics_expose_vllm_series],
-                         ids=lambda check: check.__name__)
+@pytest.mark.parametrize(
+    "check", [routing.health_answers_ok, routing.metrics_expose_vllm_series], ids=lambda check: check.__name__
+)
 def test_operational_endpoints(check, endpoint: Endpoint, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     problems = check(endpoint.url, settings.timeouts.request)
     assert not problems, _report(check, problems)

@@ -87,7 +87,9 @@ class SubprocessLauncher:
         argv = engine_argv(group, logs, port, _time_scale(group, self._time_scale), spec=spec)
         assert group.leader is not None
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        out = self._log_dir / f"engine-{group.leader.namespace}-{group.leader.name}-{group.leader.uid[:8]}.log"
+        out = (
+            self._log_dir / f"engine-{group.leader.namespace}-{group.leader.name}-{group.leader.uid[:8]}.log"
+        )
         with out.open("ab") as handle:
             handle.write((" ".join(argv) + "\n").encode())
             handle.flush()

@@ -18,16 +18,26 @@ def logs_object(namespace: str, pod: str, current: Path, previous: Path | None) 
     entry: dict[str, Any] = {"logsFile": str(current), "follow": True}
     if previous is not None:
         entry["previousLogsFile"] = str(previous)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Logs",
-            "metadata": {"name": pod, "namespace": namespace}, "spec": {"logs": [entry]}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Logs",
+        "metadata": {"name": pod, "namespace": namespace},
+        "spec": {"logs": [entry]},
+    }
 
 
 def port_forward_object(namespace: str, pod: str, ports: dict[int, int]) -> dict[str, Any]:
     """ports maps the pod's containerPort to the local engine port on 127.0.0.1."""
-    forwards = [{"ports": [pod_port], "target": {"address": "127.0.0.1", "port": local}}
-                for pod_port, local in sorted(ports.items())]
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PortForward",
-            "metadata": {"name": pod, "namespace": namespace}, "spec": {"forwards": forwards}}
+    forwards = [
+        {"ports": [pod_port], "target": {"address": "127.0.0.1", "port": local}}
+        for pod_port, local in sorted(ports.items())
+    ]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PortForward",
+        "metadata": {"name": pod, "namespace": namespace},
+        "spec": {"forwards": forwards},
+    }
 
 
 class KwokRules:
@@ -37,8 +47,15 @@ class KwokRules:
     def apply(self, body: dict[str, Any]) -> None:
         plural = {"Logs": "logs", "PortForward": "portforwards"}[body["kind"]]
         self._custom.patch_namespaced_custom_object(
-            GROUP, VERSION, body["metadata"]["namespace"], plural, body["metadata"]["name"], body,
-            field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
+            GROUP,
+            VERSION,
+            body["metadata"]["namespace"],
+            plural,
+            body["metadata"]["name"],
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
         )
 
     def delete(self, kind: str, namespace: str, name: str) -> None:

@@ -7,7 +7,8 @@ in-cluster Locust master and workers, manifests/locust), the bridge does what a 
 - **Process**: the first container's ``command`` + ``args`` (the image's entrypoint is unknown here, so
   ``command`` is required), in its ``workingDir`` (else a fresh per-pod directory), with this process's
   environment plus the container's ``env``. ``command[0]`` is looked up on PATH, then next to this Python.
-- **Volumes**: ``configMap`` volumes are written to a per-pod directory, ``emptyDir`` is an empty one; every
+- **Volumes**: ``configMap`` volumes are written to a per-pod directory; ``emptyDir`` and ``projected`` (the
+  service account token, never fetched) are empty ones; every
   mount path that appears in ``command``, ``args``, ``env`` values or ``workingDir`` is replaced by its
   local directory. Other volume kinds make the pod fail to start (said in the bridge log).
 - **Env**: literal values; ``fieldRef`` to ``metadata.name``, ``metadata.namespace``, ``metadata.uid``,
@@ -357,7 +358,7 @@ class LocalPods:
         by_name: dict[str, Path] = {}
         for volume in pod.volumes:
             path = root / volume["name"]
-            if "emptyDir" in volume:
+            if "emptyDir" in volume or "projected" in volume:  # projected (a token): empty, never fetched
                 path.mkdir(parents=True, exist_ok=True)
             elif "configMap" in volume:
                 source = volume["configMap"]

@@ -81,8 +81,10 @@ def pod_view(pod: dict[str, Any]) -> PodView | None:
     if LWS_NAME not in labels or GROUP_KEY not in labels or WORKER_INDEX not in labels:
         return None
     containers = tuple(_container(c) for c in spec.get("containers") or [])
-    restarts = sum(int(s.get("restartCount") or 0) for s in
-                   (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []))
+    restarts = sum(
+        int(s.get("restartCount") or 0)
+        for s in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+    )
     return PodView(
         namespace=meta["namespace"],
         name=meta["name"],

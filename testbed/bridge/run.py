@@ -105,7 +105,7 @@ class Bridge:
                 self._reconcile_all()
             (self._state_dir / "ready").touch()
             try:
-                self._watch(listing.metadata.resource_version)
+                self._watch(str(listing.metadata.resource_version))  # type: ignore[union-attr]
             except ApiException as exc:
                 if exc.status != 410:
                     raise

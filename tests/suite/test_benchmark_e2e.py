@@ -19,10 +19,34 @@ TOPOLOGIES = ("tp8-pp2", "tp4-pp4", "tp16-pp1")
 
 def _bench(testbed: TestbedInfo, artifacts: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "suite/benchmark", "-p", "no:cacheprovider", "-q", "--testbed", testbed.name,
-         "--topologies", ",".join(TOPOLOGIES), "--concurrency", "1", "--num-requests", "6", "--input-len", "256",
-         "--output-len", "64", "--artifacts", str(artifacts), *extra],
-        capture_output=True, text=True, timeout=900, cwd=Path(__file__).parents[2],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suite/benchmark",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--testbed",
+            testbed.name,
+            "--topologies",
+            ",".join(TOPOLOGIES),
+            "--concurrency",
+            "1",
+            "--num-requests",
+            "6",
+            "--input-len",
+            "256",
+            "--output-len",
+            "64",
+            "--artifacts",
+            str(artifacts),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=Path(__file__).parents[2],
     )
 
 
@@ -45,11 +69,27 @@ def test_benchmark_over_three_topologies_follows_the_model(testbed: TestbedInfo,
     # The gate's statistics are tested in tests/reports; here, that --baseline reaches it and a regression
     # sets exit code 1: a baseline whose throughput was 1.5x higher must trip it.
     doctored = results["tp16-pp1"]
-    faster = doctored.model_copy(update={"results": [
-        level.model_copy(update={"metrics": level.metrics.model_copy(update={
-            "throughput": level.metrics.throughput.model_copy(update={
-                "output_tokens_per_s": level.metrics.throughput.output_tokens_per_s * 1.5})})})
-        for level in doctored.results]})
+    faster = doctored.model_copy(
+        update={
+            "results": [
+                level.model_copy(
+                    update={
+                        "metrics": level.metrics.model_copy(
+                            update={
+                                "throughput": level.metrics.throughput.model_copy(
+                                    update={
+                                        "output_tokens_per_s": level.metrics.throughput.output_tokens_per_s
+                                        * 1.5
+                                    }
+                                )
+                            }
+                        )
+                    }
+                )
+                for level in doctored.results
+            ]
+        }
+    )
     baseline = tmp_path / "baseline.json"
     faster.write(baseline)
     again = _bench(testbed, tmp_path / "again", "--baseline", str(baseline), "--topologies", "tp16-pp1")

@@ -19,12 +19,19 @@ LEGACY = """\
 """
 
 CURRENT = "\n".join(
-    ["All ray workers are active and the ray cluster is initialized successfully.",
-     "(EngineCore_DP0 pid=1) INFO 11-24 22:55:33 [core.py:93] Initializing a V1 LLM engine (v0.33.0) with config: "
-     "model='m', tensor_parallel_size=8, pipeline_parallel_size=2"]
-    + [f"(EngineCore_DP0 pid=1) (RayWorkerWrapper pid={100 + r}{', ip=10.244.2.5' if r >= 8 else ''}) INFO "
-       f"[gpu_model_runner.py:2000] Model loading took 47.31 GiB memory and 30.1 seconds" for r in range(16)]
-    + ["(APIServer pid=1) INFO 11-24 22:56:00 [api_server.py:1000] Starting vLLM API server 0 on http://0.0.0.0:8080"]
+    [
+        "All ray workers are active and the ray cluster is initialized successfully.",
+        "(EngineCore_DP0 pid=1) INFO 11-24 22:55:33 [core.py:93] Initializing a V1 LLM engine (v0.33.0) with config: "
+        "model='m', tensor_parallel_size=8, pipeline_parallel_size=2",
+    ]
+    + [
+        f"(EngineCore_DP0 pid=1) (RayWorkerWrapper pid={100 + r}{', ip=10.244.2.5' if r >= 8 else ''}) INFO "
+        f"[gpu_model_runner.py:2000] Model loading took 47.31 GiB memory and 30.1 seconds"
+        for r in range(16)
+    ]
+    + [
+        "(APIServer pid=1) INFO 11-24 22:56:00 [api_server.py:1000] Starting vLLM API server 0 on http://0.0.0.0:8080"
+    ]
 )
 
 
@@ -44,7 +51,9 @@ def test_missing_ranks_and_single_node_are_named() -> None:
 
 
 def test_wrong_parallelism_crash_and_no_server_are_named() -> None:
-    text = CURRENT.replace("tensor_parallel_size=8", "tensor_parallel_size=4").replace("Starting vLLM API server", "x")
+    text = CURRENT.replace("tensor_parallel_size=8", "tensor_parallel_size=4").replace(
+        "Starting vLLM API server", "x"
+    )
     text += "\nTraceback (most recent call last):\nRuntimeError: NCCL error: unhandled system error"
     problems = gather({"vllm-0": text}).problems(tp=8, pp=2, size=2)
     assert any("tensor_parallel_size [4], expected 8" in p for p in problems)
@@ -53,14 +62,20 @@ def test_wrong_parallelism_crash_and_no_server_are_named() -> None:
 
 
 def test_uneven_weight_sizes_and_ray_timeout_are_named() -> None:
-    text = CURRENT.replace("All ray workers are active and the ray cluster is initialized successfully.",
-                           "Wait for all ray workers to be active. 1/2 is active")
-    text = text.replace("pid=115, ip=10.244.2.5) INFO [gpu_model_runner.py:2000] Model loading took 47.31",
-                        "pid=115, ip=10.244.2.5) INFO [gpu_model_runner.py:2000] Model loading took 60.00")
+    text = CURRENT.replace(
+        "All ray workers are active and the ray cluster is initialized successfully.",
+        "Wait for all ray workers to be active. 1/2 is active",
+    )
+    text = text.replace(
+        "pid=115, ip=10.244.2.5) INFO [gpu_model_runner.py:2000] Model loading took 47.31",
+        "pid=115, ip=10.244.2.5) INFO [gpu_model_runner.py:2000] Model loading took 60.00",
+    )
     problems = gather({"vllm-0": text}).problems(tp=8, pp=2, size=2)
     assert any("differ by more than 10%" in p for p in problems)
-    assert any("never reported all 2 nodes active; last progress: Wait for all ray workers to be active. 1/2" in p
-               for p in problems)
+    assert any(
+        "never reported all 2 nodes active; last progress: Wait for all ray workers to be active. 1/2" in p
+        for p in problems
+    )
 
 
 def test_command_line_on_saved_logs(tmp_path: Path) -> None:
@@ -72,10 +87,13 @@ def test_command_line_on_saved_logs(tmp_path: Path) -> None:
     ok = subprocess.run([*run, str(good), str(worker)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "16 ranks loaded weights on 2 node(s)" in ok.stdout
-    bad = subprocess.run([*run, "--size", "2", str(good)], capture_output=True, text=True,
-                         input=None, env=None)
+    bad = subprocess.run(
+        [*run, "--size", "2", str(good)], capture_output=True, text=True, input=None, env=None
+    )
     assert bad.returncode == 0  # the same evidence, one file: still complete
-    wrong = subprocess.run([*run.copy()[:-4], "--tp", "16", "--pp", "1", str(good)], capture_output=True, text=True)
+    wrong = subprocess.run(
+        [*run.copy()[:-4], "--tp", "16", "--pp", "1", str(good)], capture_output=True, text=True
+    )
     assert wrong.returncode == 1 and "tensor_parallel_size [8], expected 16" in wrong.stdout
     missing = subprocess.run([*run, str(tmp_path / "absent.log")], capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr

@@ -102,6 +102,22 @@ class WrongDeployment:
         """Settled: the wrong group as deployed (its own size) is Available and every pod Ready."""
         deploy.wait_ready(self.kube, deploy.Deployment(self.ns.name, LWS, SERVICE, size, 1), SETTLE_S, None)
 
+    def wait_settled(self, size: int) -> bool:
+        """Settled either way: True once the group (its own size) is ready, False once its engine's start-up
+        ended with a traceback."""
+        deployment = deploy.Deployment(self.ns.name, LWS, SERVICE, size, 1)
+
+        def settled() -> bool:
+            ready, seen = deploy.observe(self.kube, deployment)
+            if ready:
+                return True
+            if any("Traceback" in line for line in self.evidence().errors):
+                return False
+            raise NotYet(seen)
+
+        return wait_for(settled, what=f"LWS {self.ns.name}/{LWS} ready or its engine failed", timeout=SETTLE_S,
+                        interval=0.5)
+
     def wait_startup_failed(self) -> Evidence:
         """Settled: the leader's engine ended its start-up with a traceback (it will never serve)."""
 
@@ -227,17 +243,25 @@ class TestAWrongServiceFailsTheServiceEndpointCheck:
 
 # pod roles --------------------------------------------------------------------------------------------------
 def test_a_group_without_its_worker_fails_the_pod_role_checks(wrong: WrongDeployment) -> None:
-    """LWS size 1 while the command still says TP 8 x PP 2: the group is the leader alone."""
+    """LWS size 1 while the command still says TP 8 x PP 2: the group is the leader alone. The pod-role checks
+    name the missing worker whatever the engine does next. Real vLLM cannot place 16 ranks on one node's 8 GPUs
+    and never serves; the testbed's simulator at the time of writing serves anyway (it invents the missing
+    node). Either is accepted here, and a group that never serves must also fail the LWS status and routing
+    checks."""
     objects = reference_objects()
     lws_of(objects)["spec"]["leaderWorkerTemplate"]["size"] = 1
     wrong.apply(objects)
-    wrong.wait_ready(size=1)
-    assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), {
+    serves = wrong.wait_settled(size=1)
+    expected = {
         "pods_are_named_by_group_and_worker_index": [f"missing pods ['{WORKER}']", "group(s) of size 2"],
         "size_and_leader_name_annotations_are_set": [f"{LEADER}: annotation {P}size='1', expected '2'"],
         "lws_environment_is_injected_first_with_exact_values": [f"{LEADER}: env LWS_GROUP_SIZE='1', expected '2'"],
         "worker_statefulsets_are_owned_by_their_leader_pod": [f"worker StatefulSet {LEADER}"],
-    })
+    }
+    if not serves:
+        expected["lws_reports_available_with_all_replicas_ready"] = ["readyReplicas=0, expected 1"]
+        expected["service_endpoints_hold_exactly_the_ready_leaders"] = [f"no ready endpoint for leader(s) ['{LEADER}']"]
+    assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), expected)
 
 
 def test_a_leader_without_its_role_label_fails_labels_and_routing(wrong: WrongDeployment) -> None:

@@ -36,8 +36,14 @@ class Kube:
         self.namespace = namespace
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        proc = subprocess.run([*self.base, "-n", self.namespace, *args], input=stdin, capture_output=True,
-                              text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [*self.base, "-n", self.namespace, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -52,7 +58,9 @@ class Kube:
         return {p["metadata"]["name"]: p for p in self.get("pods")["items"]}
 
 
-def seed_documents(image: str = PINNED_IMAGE, *, size: int | None = None, name: str = "vllm") -> list[dict[str, Any]]:
+def seed_documents(
+    image: str = PINNED_IMAGE, *, size: int | None = None, name: str = "vllm"
+) -> list[dict[str, Any]]:
     docs = [d for d in yaml.safe_load_all(SEED.read_text()) if d]
     for doc in docs:
         if doc["kind"] == "LeaderWorkerSet":
@@ -82,14 +90,14 @@ def kube(testbed: TestbedInfo) -> Iterator[Kube]:
     namespace = f"tb-{uuid.uuid4().hex[:6]}"
     kube = Kube(testbed, namespace)
     subprocess.run([*kube.base, "create", "namespace", namespace], check=True, capture_output=True)
-    wait_for(lambda: kube.get("serviceaccount", "default") or None, what="ServiceAccount default",
-             timeout=30)
+    wait_for(lambda: kube.get("serviceaccount", "default") or None, what="ServiceAccount default", timeout=30)
     yield kube
     subprocess.run([*kube.base, "delete", "namespace", namespace, "--wait=false"], capture_output=True)
 
     def gone() -> None:  # the next test needs these GPUs back
-        left = subprocess.run([*kube.base, "get", "pods", "-n", namespace, "-o", "name"], capture_output=True,
-                              text=True).stdout.split()
+        left = subprocess.run(
+            [*kube.base, "get", "pods", "-n", namespace, "-o", "name"], capture_output=True, text=True
+        ).stdout.split()
         if left:
             raise NotYet(f"pods still present: {left}")
 
@@ -117,10 +125,14 @@ def wait_group_recreated(kube: Kube, before: dict[str, str]) -> dict[str, str]:
     def recreated() -> dict[str, str]:
         pods = kube.pods()
         now = {n: p["metadata"]["uid"] for n, p in pods.items() if not p["metadata"].get("deletionTimestamp")}
-        ready = sorted(n for n, p in pods.items() if is_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        ready = sorted(
+            n for n, p in pods.items() if is_ready(p) and not p["metadata"].get("deletionTimestamp")
+        )
         common = set(now.values()) & set(before.values())
         if ready != ["vllm-0", "vllm-0-1"] or common or not lws_available(kube):
-            raise NotYet(f"ready {ready}, UIDs in common with before: {len(common)}, Available={lws_available(kube)}")
+            raise NotYet(
+                f"ready {ready}, UIDs in common with before: {len(common)}, Available={lws_available(kube)}"
+            )
         return now
 
     return wait_for(recreated, what="the whole group recreated with new UIDs", timeout=90)
@@ -150,7 +162,10 @@ def test_lws_webhook_injects_labels_annotations_and_env(kube: Kube) -> None:
         assert env["LWS_LEADER_ADDRESS"] == f"vllm-0.vllm.{kube.namespace}"
         assert env["LWS_GROUP_SIZE"] == "2"
         assert env["LWS_WORKER_INDEX"] == index
-    assert leader["metadata"]["labels"][prefix + "group-key"] == worker["metadata"]["labels"][prefix + "group-key"]
+    assert (
+        leader["metadata"]["labels"][prefix + "group-key"]
+        == worker["metadata"]["labels"][prefix + "group-key"]
+    )
     assert worker["metadata"]["annotations"][prefix + "leader-name"] == "vllm-0"
     assert leader["metadata"]["labels"]["role"] == "leader"
 
@@ -204,12 +219,26 @@ def test_kubectl_logs_and_port_forward_reach_the_simulated_engine(kube: Kube, te
         if evidence.ranks < 16 or len(evidence.nodes) < 2 or not evidence.server_started:
             raise NotYet(f"{evidence.ranks} ranks from {evidence.nodes}; log so far ends {text[-200:]!r}")
 
-    wait_for(all_ranks_loaded, what="weight loading of all 16 ranks, from 2 nodes, in `kubectl logs vllm-0`",
-             timeout=60)
+    wait_for(
+        all_ranks_loaded,
+        what="weight loading of all 16 ranks, from 2 nodes, in `kubectl logs vllm-0`",
+        timeout=60,
+    )
     port = _free_port()
     forward = subprocess.Popen(
-        [*kube.base, "-n", kube.namespace, "port-forward", "--address", "127.0.0.1", "svc/vllm-leader",
-         f"{port}:8080"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            *kube.base,
+            "-n",
+            kube.namespace,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            "svc/vllm-leader",
+            f"{port}:8080",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert forward.stdout is not None

@@ -23,12 +23,19 @@ def _apiserver_pid(tb: Testbed) -> int:
 
 
 def _nodes(info: TestbedInfo) -> list[str]:
-    out = subprocess.run([str(info.kubectl), "--kubeconfig", str(info.kubeconfig), "get", "nodes", "-o", "name"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        [str(info.kubectl), "--kubeconfig", str(info.kubeconfig), "get", "nodes", "-o", "name"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     return sorted(out.split())
 
 
-def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything(testbed: TestbedInfo) -> None:
+def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything(
+    testbed: TestbedInfo,
+) -> None:
     messages: list[str] = []
     tb = Testbed(f"lc-{uuid.uuid4().hex[:6]}", progress=messages.append)
     try:
@@ -59,7 +66,14 @@ def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything
 
 def test_cli_status_and_usage_errors() -> None:
     usage = subprocess.run([sys.executable, "-m", "testbed", "sideways"], capture_output=True, text=True)
-    assert usage.returncode == 2 and "invalid choice: 'sideways'" in usage.stderr and "Traceback" not in usage.stderr
-    absent = subprocess.run([sys.executable, "-m", "testbed", "status", "--name", f"none-{uuid.uuid4().hex[:6]}"],
-                            capture_output=True, text=True)
+    assert (
+        usage.returncode == 2
+        and "invalid choice: 'sideways'" in usage.stderr
+        and "Traceback" not in usage.stderr
+    )
+    absent = subprocess.run(
+        [sys.executable, "-m", "testbed", "status", "--name", f"none-{uuid.uuid4().hex[:6]}"],
+        capture_output=True,
+        text=True,
+    )
     assert absent.returncode == 1 and "not running" in absent.stdout

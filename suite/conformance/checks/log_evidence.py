@@ -23,16 +23,22 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WEIGHTS = re.compile(r"(?:Loading model weights took|Model loading took) (?P<size>[0-9]+(?:\.[0-9]+)?) ?(?P<unit>GiB|GB)")
-ACTOR = re.compile(r"\((?P<kind>RayWorkerWrapper|Worker\w*|VllmWorker[^)]*?) pid=(?P<pid>\d+)(?:, ip=(?P<ip>[^)\s]+))?\)")
+WEIGHTS = re.compile(
+    r"(?:Loading model weights took|Model loading took) (?P<size>[0-9]+(?:\.[0-9]+)?) ?(?P<unit>GiB|GB)"
+)
+ACTOR = re.compile(
+    r"\((?P<kind>RayWorkerWrapper|Worker\w*|VllmWorker[^)]*?) pid=(?P<pid>\d+)(?:, ip=(?P<ip>[^)\s]+))?\)"
+)
 REPEATED = re.compile(r"\[repeated (?P<n>\d+)x across cluster\]")
 TP = re.compile(r"tensor_parallel_size=(\d+)")
 PP = re.compile(r"pipeline_parallel_size=(\d+)")
 SERVER_STARTED = re.compile(r"Application startup complete|Starting vLLM API server|Starting vLLM server on")
 RAY_READY = re.compile(r"All ray workers are active and the ray cluster is initialized successfully")
 RAY_PROGRESS = re.compile(r"Wait for all ray workers to be active\. (\d+)/(\d+) is active")
-ERRORS = re.compile(r"Traceback \(most recent call last\)|NCCL error|ncclInternalError|RuntimeError|"
-                    r"Error: Missing argument|timed out\.$|No such file or directory")
+ERRORS = re.compile(
+    r"Traceback \(most recent call last\)|NCCL error|ncclInternalError|RuntimeError|"
+    r"Error: Missing argument|timed out\.$|No such file or directory"
+)
 LOCAL = "local"  # ranks without ip=: on the node of the pod whose log holds the line
 
 
@@ -68,23 +74,36 @@ class Evidence:
         found = []
         world = tp * pp
         if self.ranks != world:
-            hint = (" Ray may have deduplicated the lines; set RAY_DEDUP_LOGS=0 in the pod env"
-                    if 0 < self.ranks < world else "")
-            found.append(f"weight-loading lines for {self.ranks} ranks, expected TP {tp} x PP {pp} = {world}.{hint}")
+            hint = (
+                " Ray may have deduplicated the lines; set RAY_DEDUP_LOGS=0 in the pod env"
+                if 0 < self.ranks < world
+                else ""
+            )
+            found.append(
+                f"weight-loading lines for {self.ranks} ranks, expected TP {tp} x PP {pp} = {world}.{hint}"
+            )
         if size > 1 and len(self.nodes) < min(size, 2):
-            found.append(f"weight loading seen from {len(self.nodes)} node address(es) {self.nodes}; a group of "
-                         f"{size} pods must load on at least 2 nodes")
+            found.append(
+                f"weight loading seen from {len(self.nodes)} node address(es) {self.nodes}; a group of "
+                f"{size} pods must load on at least 2 nodes"
+            )
         sizes = [w.size_gib for w in self.weight_lines]
         if sizes:
             median = statistics.median(sizes)
             outliers = [w for w in self.weight_lines if median and abs(w.size_gib - median) / median > 0.10]
             if outliers:
-                found.append(f"per-rank weight sizes differ by more than 10% from the median {median:.2f} GiB: "
-                             + "; ".join(f"{w.node} {w.size_gib:.2f} GiB" for w in outliers[:4]))
+                found.append(
+                    f"per-rank weight sizes differ by more than 10% from the median {median:.2f} GiB: "
+                    + "; ".join(f"{w.node} {w.size_gib:.2f} GiB" for w in outliers[:4])
+                )
         if self.tp != {tp}:
-            found.append(f"engine config tensor_parallel_size {sorted(self.tp) or 'not logged'}, expected {tp}")
+            found.append(
+                f"engine config tensor_parallel_size {sorted(self.tp) or 'not logged'}, expected {tp}"
+            )
         if self.pp != {pp} and not (pp == 1 and not self.pp):
-            found.append(f"engine config pipeline_parallel_size {sorted(self.pp) or 'not logged'}, expected {pp}")
+            found.append(
+                f"engine config pipeline_parallel_size {sorted(self.pp) or 'not logged'}, expected {pp}"
+            )
         if not self.server_started:
             found.append("no server-start line (Application startup complete / Starting vLLM API server)")
         if size > 1 and not self.ray_ready:
@@ -137,8 +156,10 @@ def gather(logs: dict[str, str]) -> Evidence:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m suite.conformance.checks.log_evidence",
-                                     description="Check saved vLLM pod logs for multi-node start-up evidence.")
+    parser = argparse.ArgumentParser(
+        prog="python -m suite.conformance.checks.log_evidence",
+        description="Check saved vLLM pod logs for multi-node start-up evidence.",
+    )
     parser.add_argument("logs", nargs="+", type=Path, help="log files of one group's pods (leader first)")
     parser.add_argument("--tp", type=int, required=True)
     parser.add_argument("--pp", type=int, required=True)
@@ -153,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     evidence = gather(texts)
     problems = evidence.problems(tp=args.tp, pp=args.pp, size=args.size or len(args.logs))
-    print(f"{evidence.ranks} ranks loaded weights on {len(evidence.nodes)} node(s): {', '.join(evidence.nodes)}")
+    print(
+        f"{evidence.ranks} ranks loaded weights on {len(evidence.nodes)} node(s): {', '.join(evidence.nodes)}"
+    )
     for problem in problems:
         print(f"MISSING: {problem}")
     print("evidence complete" if not problems else f"{len(problems)} problem(s)")

@@ -60,8 +60,11 @@ def leader_and_worker_labels_identify_their_group(snap: Snapshot, expect: Expect
         if name not in index:
             continue
         group, worker = index[name]
-        for key, want in ((P + "name", expect.lws_name), (P + "group-index", str(group)),
-                          (P + "worker-index", str(worker))):
+        for key, want in (
+            (P + "name", expect.lws_name),
+            (P + "group-index", str(group)),
+            (P + "worker-index", str(worker)),
+        ):
             if labels.get(key) != want:
                 problems.append(f"{name}: label {key}={labels.get(key)!r}, expected {want!r}")
         key = labels.get(P + "group-key", "")
@@ -92,12 +95,16 @@ def size_and_leader_name_annotations_are_set(snap: Snapshot, expect: Expectation
         if index is None:
             continue
         if ann.get(P + "size") != str(expect.size):
-            problems.append(f"{name}: annotation {P}size={ann.get(P + 'size')!r}, expected {str(expect.size)!r}")
+            problems.append(
+                f"{name}: annotation {P}size={ann.get(P + 'size')!r}, expected {str(expect.size)!r}"
+            )
         leader = f"{expect.lws_name}-{index[0]}"
         if index[1] == 0 and P + "leader-name" in ann:
             problems.append(f"{name}: leader carries {P}leader-name")
         if index[1] != 0 and ann.get(P + "leader-name") != leader:
-            problems.append(f"{name}: annotation {P}leader-name={ann.get(P + 'leader-name')!r}, expected {leader!r}")
+            problems.append(
+                f"{name}: annotation {P}leader-name={ann.get(P + 'leader-name')!r}, expected {leader!r}"
+            )
     return problems
 
 
@@ -111,8 +118,11 @@ def lws_environment_is_injected_first_with_exact_values(snap: Snapshot, expect: 
         if index is None:
             continue
         subdomain = pod["spec"].get("subdomain") or expect.lws_name
-        want = [("LWS_LEADER_ADDRESS", f"{expect.lws_name}-{index[0]}.{subdomain}.{expect.namespace}"),
-                ("LWS_GROUP_SIZE", str(expect.size)), ("LWS_WORKER_INDEX", str(index[1]))]
+        want = [
+            ("LWS_LEADER_ADDRESS", f"{expect.lws_name}-{index[0]}.{subdomain}.{expect.namespace}"),
+            ("LWS_GROUP_SIZE", str(expect.size)),
+            ("LWS_WORKER_INDEX", str(index[1])),
+        ]
         env = _env(pod)
         have = dict(env)
         for key, value in want:
@@ -154,7 +164,9 @@ def pods_request_and_limit_their_gpus(snap: Snapshot, expect: Expectation) -> li
         if node is not None:
             allocatable = int((node["status"].get("allocatable") or {}).get(GPU, "0"))
             if allocatable < expect.gpus_per_pod:
-                problems.append(f"{name}: node {node['metadata']['name']} has {allocatable} {GPU} allocatable")
+                problems.append(
+                    f"{name}: node {node['metadata']['name']} has {allocatable} {GPU} allocatable"
+                )
     return problems
 
 
@@ -167,8 +179,10 @@ def worker_statefulsets_are_owned_by_their_leader_pod(snap: Snapshot, expect: Ex
     leader_sts = sts.get(expect.lws_name)
     if leader_sts is None:
         problems.append(f"leader StatefulSet {expect.lws_name} not found")
-    elif not any(o.get("uid") == lws_uid and o.get("controller") for o in leader_sts["metadata"].get(
-            "ownerReferences") or []):
+    elif not any(
+        o.get("uid") == lws_uid and o.get("controller")
+        for o in leader_sts["metadata"].get("ownerReferences") or []
+    ):
         problems.append(f"leader StatefulSet {expect.lws_name} is not controlled by LWS {expect.lws_name}")
     if expect.size < 2:
         return problems
@@ -179,13 +193,19 @@ def worker_statefulsets_are_owned_by_their_leader_pod(snap: Snapshot, expect: Ex
             problems.append(f"group {group}: worker StatefulSet {name} or leader pod {name} not found")
             continue
         owners = worker_sts["metadata"].get("ownerReferences") or []
-        if not any(o.get("kind") == "Pod" and o.get("uid") == leader["metadata"]["uid"] and o.get("controller")
-                   for o in owners):
-            problems.append(f"worker StatefulSet {name} is not controlled by leader pod {name} "
-                            f"(owners: {[(o.get('kind'), o.get('name')) for o in owners]})")
+        if not any(
+            o.get("kind") == "Pod" and o.get("uid") == leader["metadata"]["uid"] and o.get("controller")
+            for o in owners
+        ):
+            problems.append(
+                f"worker StatefulSet {name} is not controlled by leader pod {name} "
+                f"(owners: {[(o.get('kind'), o.get('name')) for o in owners]})"
+            )
         if worker_sts["spec"].get("replicas") != expect.size - 1:
-            problems.append(f"worker StatefulSet {name} has {worker_sts['spec'].get('replicas')} replicas, "
-                            f"expected {expect.size - 1}")
+            problems.append(
+                f"worker StatefulSet {name} has {worker_sts['spec'].get('replicas')} replicas, "
+                f"expected {expect.size - 1}"
+            )
     return problems
 
 

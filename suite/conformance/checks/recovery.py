@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from fixtures.recovery import Recovery
 
-RACE = ("LWS skipped the group recreation: only {pod} came back (new UID) while the leader kept its UID. This is "
-        "the known LWS race kubernetes-sigs/lws#998 (the worker StatefulSet recreates the worker before LWS sees "
-        "the deletion), fixed by PR #999 after v0.10.0: upgrade LWS")
+RACE = (
+    "LWS skipped the group recreation: only {pod} came back (new UID) while the leader kept its UID. This is "
+    "the known LWS race kubernetes-sigs/lws#998 (the worker StatefulSet recreates the worker before LWS sees "
+    "the deletion), fixed by PR #999 after v0.10.0: upgrade LWS"
+)
 
 
 def every_pod_of_the_group_was_replaced(rec: Recovery) -> list[str]:
@@ -22,8 +24,10 @@ def every_pod_of_the_group_was_replaced(rec: Recovery) -> list[str]:
         return [RACE.format(pod=rec.fault.pod)]
     kept = sorted(n for n, uid in rec.after.items() if rec.before.get(n) == uid)
     if kept:
-        return [f"after {rec.fault.name} on {rec.fault.pod}, only {rec.replaced() or 'no pod'} was replaced; "
-                f"{kept} kept their UIDs, so the group was not recreated"]
+        return [
+            f"after {rec.fault.name} on {rec.fault.pod}, only {rec.replaced() or 'no pod'} was replaced; "
+            f"{kept} kept their UIDs, so the group was not recreated"
+        ]
     if rec.pods_replaced_s is None:
         return [f"the group's pods were not all replaced and Ready: {rec.last_seen}"]
     return []
@@ -55,7 +59,11 @@ def service_endpoints_follow_the_new_leader(rec: Recovery, leader: str) -> list[
 
 def serving_resumed(rec: Recovery) -> list[str]:
     """MUST: a completion through the Service succeeds after the recovery."""
-    return [] if rec.first_success_s is not None else [f"no completion succeeded after recovery: {rec.last_seen}"]
+    return (
+        []
+        if rec.first_success_s is not None
+        else [f"no completion succeeded after recovery: {rec.last_seen}"]
+    )
 
 
 def other_groups_were_untouched(rec: Recovery) -> list[str]:
@@ -70,8 +78,10 @@ def only_the_failed_pod_was_replaced(rec: Recovery) -> list[str]:
     expected = [] if rec.fault.is_crash else [rec.fault.pod]
     replaced = rec.replaced()
     if replaced != expected:
-        return [f"with restartPolicy None, {rec.fault.name} on {rec.fault.pod} replaced {replaced or 'no pod'}; "
-                f"expected {expected or 'no pod (the container restarts in place)'}"]
+        return [
+            f"with restartPolicy None, {rec.fault.name} on {rec.fault.pod} replaced {replaced or 'no pod'}; "
+            f"expected {expected or 'no pod (the container restarts in place)'}"
+        ]
     if rec.fault.is_crash and rec.restart_counts_after.get(rec.fault.pod, 0) < 1:
         return [f"{rec.fault.pod} shows no container restart after {rec.fault.name}"]
     return []

@@ -6,6 +6,7 @@ Each function returns the problems it found; [] means conformant.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -30,13 +31,17 @@ def service_endpoints_hold_exactly_the_ready_leaders(snap: Snapshot, expect: Exp
                 listed[name] = ep.get("addresses") or []
     problems = []
     if workers := sorted(set(listed) - leaders):
-        problems.append(f"Service {expect.service_name} routes to non-leader pods {workers}; its selector "
-                        f"{snap.service['spec'].get('selector')} must select leaders only (e.g. role: leader)")
+        problems.append(
+            f"Service {expect.service_name} routes to non-leader pods {workers}; its selector "
+            f"{snap.service['spec'].get('selector')} must select leaders only (e.g. role: leader)"
+        )
     if missing := sorted(leaders - set(listed)):
         problems.append(f"Service {expect.service_name} has no ready endpoint for leader(s) {missing}")
     for name, addresses in listed.items():
         if name in leaders and ips.get(name) not in addresses:
-            problems.append(f"endpoint for {name} has addresses {addresses}, but the pod's IP is {ips.get(name)}")
+            problems.append(
+                f"endpoint for {name} has addresses {addresses}, but the pod's IP is {ips.get(name)}"
+            )
     if listed and ports != {expect.port}:
         problems.append(f"endpoint ports {sorted(p for p in ports if p)}, expected [{expect.port}]")
     return problems
@@ -50,10 +55,12 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> urllib.request.addinfourl:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    return urllib.request.urlopen(request, timeout=timeout)
+def _post(url: str, body: dict[str, Any], timeout: float) -> http.client.HTTPResponse:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
+    return response
 
 
 def models_lists_the_served_model(base_url: str, expect: Expectation, timeout: float) -> list[str]:
@@ -87,11 +94,19 @@ def completion_returns_tokens_and_usage(base_url: str, expect: Expectation, time
     return problems
 
 
-def streaming_completion_ends_with_done_and_usage(base_url: str, expect: Expectation, timeout: float) -> list[str]:
+def streaming_completion_ends_with_done_and_usage(
+    base_url: str, expect: Expectation, timeout: float
+) -> list[str]:
     """MUST: a streamed completion arrives as SSE `data:` frames, token chunks then a usage chunk, ending
     `data: [DONE]`, and the usage counts the tokens streamed."""
-    body = {"model": expect.model, "prompt": "Count:", "max_tokens": 6, "ignore_eos": True, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": expect.model,
+        "prompt": "Count:",
+        "max_tokens": 6,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     frames: list[str] = []
     try:
         with _post(f"{base_url}/v1/completions", body, timeout) as resp:
