@@ -55,7 +55,7 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def testbed(session: nox.Session) -> None:
     """Manage the embedded cluster: `nox -s testbed -- build|up|down|status`."""
-    _install(session, "suite")
+    _install(session, "suite", "locust")  # the bridge runs in-cluster Locust pods with this environment
     session.run("python", "-m", "testbed", *(session.posargs or ["status"]))
 
 

@@ -1,10 +1,11 @@
 """In-cluster Locust: the master and workers run as pods next to vLLM and send load to the Service's DNS
 name; the suite starts them, waits for the run, copies the raw records back, and deletes them.
 
-1. Render manifests/locust (ConfigMap with load/locustfile.py and load/locust_stream.py, master Pod and
+1. Render load/locust_manifests.py (ConfigMap with load/locustfile.py and load/locust_stream.py, master Pod and
    Service, worker Deployment) under a fresh name ``locust-<6 hex>`` and ``kubectl apply`` them.
 2. Wait for the master pod to run, then ``kubectl port-forward svc/<name>-master :8089`` (control only:
-   the load goes from the worker pods to ``http://<service>.<namespace>.svc:<port>``).
+   the load goes from the worker pods to ``http://<service>.<namespace>.svc:<port>``), restarted if it
+   drops (kubectl gives up when a connection fails, e.g. before the UI listens).
 3. Poll the master's ``/lws-suite/status`` until its test has stopped and every connected worker has sent
    its last batch of records (workers send them to the master as Locust messages).
 4. Read ``/lws-suite/records`` (JSON lines, load/locust_stream.py), save it and the master's
@@ -28,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from load.locust_kubectl import ClusterError, Kubectl, NotYet, poll, port_forward
+from load.locust_kubectl import ClusterError, Kubectl, NotYet, PortForward, poll
 from load.locust_merge import RawRun, parse_raw_lines
 from load.locust_options import LocustRunConfig
-from manifests.locust import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
+from load.locust_manifests import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
 
 SHIPPED_FILES = ("locustfile.py", "locust_stream.py")
 STARTUP_ALLOWANCE_S = 300.0  # scheduling, image pull, workers connecting
@@ -73,36 +74,52 @@ def new_name() -> str:
     return f"locust-{uuid.uuid4().hex[:6]}"
 
 
-def run_in_cluster(config: LocustRunConfig, kubectl: Kubectl, model: str, raw_dir: Path,
-                   say: Callable[[str], None]) -> InClusterRun:
+def run_in_cluster(
+    config: LocustRunConfig, kubectl: Kubectl, model: str, raw_dir: Path, say: Callable[[str], None]
+) -> InClusterRun:
     cluster = config.cluster
     assert cluster is not None
     namespace, name = cluster.namespace, new_name()
     objects = render(locust_spec(config, model, name))
     kubectl.apply(objects)
-    say(f"started in-cluster Locust {name} in namespace {namespace}: 1 master, {config.workers} worker(s), "
-        f"target {cluster.in_cluster_url}")
+    say(
+        f"started in-cluster Locust {name} in namespace {namespace}: 1 master, {config.workers} worker(s), "
+        f"target {cluster.in_cluster_url}"
+    )
     try:
-        poll(lambda: _master_running(kubectl, namespace, name), what=f"pod {name}-master to run",
-             timeout=STARTUP_ALLOWANCE_S)
-        with port_forward(kubectl, namespace, f"svc/{name}-master", WEB_PORT, timeout=60) as ui:
-            if config.web:
-                say(f"Locust web UI: {ui} (through kubectl port-forward, while the run lasts)")
+        poll(
+            lambda: _master_running(kubectl, namespace, name),
+            what=f"pod {name}-master to run",
+            timeout=STARTUP_ALLOWANCE_S,
+        )
+        forward = PortForward(kubectl, namespace, f"svc/{name}-master", WEB_PORT, timeout=60)
+        try:
             seen: list[str] = []
-
-            def finished() -> dict[str, Any]:
-                return _finished(ui, kubectl, namespace, name, seen, say)
-
-            poll(lambda: _status(ui, kubectl, namespace, name), what=f"the web UI of {name}-master to answer",
-                 timeout=UI_TIMEOUT_S, interval=1.0)
+            poll(
+                lambda: _status(forward, kubectl, namespace, name),
+                what=f"the web UI of {name}-master to answer",
+                timeout=UI_TIMEOUT_S,
+                interval=1.0,
+            )
+            if config.web:
+                say(f"Locust web UI: {forward.url()} (through kubectl port-forward, while the run lasts)")
             budget = STARTUP_ALLOWANCE_S + config.run_time_s + config.stop_timeout_s + COLLECT_TIMEOUT_S
-            status = poll(finished, what=f"the Locust run {name} to finish", timeout=budget, interval=1.0)
-            records = _get(ui + "/lws-suite/records", timeout=COLLECT_TIMEOUT_S)
+            status = poll(
+                lambda: _finished(forward, kubectl, namespace, name, seen, say),
+                what=f"the Locust run {name} to finish",
+                timeout=budget,
+                interval=1.0,
+            )
+            records = _get(forward.url() + "/lws-suite/records", timeout=COLLECT_TIMEOUT_S)
+        finally:
+            forward.close()
         raw_dir.mkdir(parents=True, exist_ok=True)
         (raw_dir / "collected.jsonl").write_bytes(records)
         (raw_dir / "master.log").write_text(_logs(kubectl, namespace, name))
         lines = records.decode("utf-8").splitlines()
-        raw = parse_raw_lines((f"{name}-master:/lws-suite/records:{n}", line) for n, line in enumerate(lines, 1))
+        raw = parse_raw_lines(
+            (f"{name}-master:/lws-suite/records:{n}", line) for n, line in enumerate(lines, 1)
+        )
         return InClusterRun(name, raw, status)
     finally:
         if config.keep:
@@ -117,7 +134,9 @@ def _master_running(kubectl: Kubectl, namespace: str, name: str) -> None:
         raise NotYet("the pod does not exist yet")
     phase = pod.get("status", {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise ClusterError(f"Locust master {name}-master exited ({phase}): {_tail(_logs(kubectl, namespace, name))}")
+        raise ClusterError(
+            f"Locust master {name}-master exited ({phase}): {_tail(_logs(kubectl, namespace, name))}"
+        )
     if phase != "Running":
         waiting = [
             (s.get("state", {}).get("waiting") or {}).get("reason")
@@ -126,24 +145,32 @@ def _master_running(kubectl: Kubectl, namespace: str, name: str) -> None:
         raise NotYet(f"phase {phase}" + (f", {', '.join(filter(None, waiting))}" if any(waiting) else ""))
 
 
-def _status(ui: str, kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+def _status(forward: PortForward, kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     try:
-        return dict(json.loads(_get(ui + "/lws-suite/status", timeout=10)))
-    except (OSError, ValueError) as exc:
+        return dict(json.loads(_get(forward.url() + "/lws-suite/status", timeout=10)))
+    except (OSError, ValueError, ClusterError) as exc:
         _master_running(kubectl, namespace, name)  # raises if the master is gone
         raise NotYet(f"the master's /lws-suite/status does not answer ({exc})") from None
 
 
-def _finished(ui: str, kubectl: Kubectl, namespace: str, name: str, seen: list[str],
-              say: Callable[[str], None]) -> dict[str, Any]:
-    status = _status(ui, kubectl, namespace, name)
-    line = (f"Locust {status['state']}: {len(status['workers'])} worker(s) in the test, "
-            f"{len(status['final_from'])} done, {status['records']} requests recorded")
-    if not seen or seen[-1] != line:
-        seen.append(line)
+def _finished(
+    forward: PortForward,
+    kubectl: Kubectl,
+    namespace: str,
+    name: str,
+    seen: list[str],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    status = _status(forward, kubectl, namespace, name)
+    phase = f"Locust {status['state']}: {len(status['workers'])} worker(s) in the test, {len(status['final_from'])} done"
+    line = f"{phase}, {status['records']} requests recorded"
+    if not seen or seen[-1] != phase:  # say each phase once, not every poll
+        seen.append(phase)
         say(line)
     if not status["done"]:
-        raise NotYet(line)
+        raise NotYet(
+            line + (f"; waiting for {', '.join(status['missing'])}" if status.get("missing") else "")
+        )
     return status
 
 

@@ -42,21 +42,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def master_argv(config: LocustRunConfig, host: str, model: str, raw_dir: Path, *, master_port: int | None,
-                web_port: int | None) -> list[str]:
+def master_argv(
+    config: LocustRunConfig,
+    host: str,
+    model: str,
+    raw_dir: Path,
+    *,
+    master_port: int | None,
+    web_port: int | None,
+) -> list[str]:
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
             "--users", str(config.users), "--spawn-rate", f"{config.spawn_rate:g}", "--run-time", config.run_time,
-            "--stop-timeout", f"{config.stop_timeout_s:g}", "--host", host, "--raw-dir", str(raw_dir),
+            "--stop-timeout", f"{config.stop_timeout_s:g}", "--host", host, "--raw-dir", str(raw_dir.resolve()),
             *config.locustfile_args(model)]  # fmt: skip
     if web_port is not None:
-        argv += ["--autostart", "--autoquit", str(config.web_linger_s), "--web-host", "127.0.0.1",
-                 "--web-port", str(web_port)]
+        argv += [
+            "--autostart",
+            "--autoquit",
+            str(config.web_linger_s),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web_port),
+        ]
     else:
         argv += ["--headless"]
     if master_port is not None:
-        argv += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-                 "--expect-workers", str(config.workers),
-                 "--expect-workers-max-wait", str(EXPECT_WORKERS_MAX_WAIT_S)]
+        argv += [
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+            "--expect-workers",
+            str(config.workers),
+            "--expect-workers-max-wait",
+            str(EXPECT_WORKERS_MAX_WAIT_S),
+        ]
     return [*argv, *config.locust_args]
 
 
@@ -65,29 +87,42 @@ def worker_argv(master_port: int) -> list[str]:
             "--master-host", "127.0.0.1", "--master-port", str(master_port)]  # fmt: skip
 
 
-def run_local(config: LocustRunConfig, host: str, model: str, raw_dir: Path,
-              say: Callable[[str], None]) -> LocalRun:
+def run_local(
+    config: LocustRunConfig, host: str, model: str, raw_dir: Path, say: Callable[[str], None]
+) -> LocalRun:
     """Run Locust here until it is done; raw records end up in ``raw_dir``."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     master_port = _free_port() if config.workers else None
     web_port = _free_port() if config.web else None
-    # cwd is the raw directory, so no locust.conf or pyproject [tool.locust] of the caller's directory applies.
+    # The caller's directory: relative paths in --locust-arg (--html, --csv) land where the user expects.
     master = subprocess.Popen(
         master_argv(config, host, model, raw_dir, master_port=master_port, web_port=web_port),
-        cwd=raw_dir, stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
     )
     workers: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
     for n in range(config.workers):
+        assert master_port is not None
         log = raw_dir / f"worker-{n}.log"
         logs.append(log)
         with log.open("wb") as handle:
-            workers.append(subprocess.Popen(worker_argv(master_port), cwd=raw_dir,  # type: ignore[arg-type]
-                                            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT))
+            workers.append(
+                subprocess.Popen(
+                    worker_argv(master_port),
+                    stdin=subprocess.DEVNULL,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     if web_port is not None:
         say(f"Locust web UI: http://127.0.0.1:{web_port} (the run starts by itself)")
     run = LocalRun(master_code=None, logs=logs)
-    budget = config.run_time_s + config.stop_timeout_s + STARTUP_ALLOWANCE_S + (config.web_linger_s if config.web else 0)
+    budget = (
+        config.run_time_s
+        + config.stop_timeout_s
+        + STARTUP_ALLOWANCE_S
+        + (config.web_linger_s if config.web else 0)
+    )
     try:
         run.master_code = _wait(master, budget)
         run.timed_out = run.master_code is None

@@ -83,8 +83,14 @@ def parse_raw_lines(lines: Iterable[tuple[str, str]]) -> RawRun:
             raise RawRecordsError(f"{where}: not a JSON line: {line[:80]!r}") from None
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "worker":
-            anchor = Anchor(item["worker"], item.get("role", "?"), item.get("index"), item["host"],
-                            float(item["perf"]), float(item["wall"]))
+            anchor = Anchor(
+                item["worker"],
+                item.get("role", "?"),
+                item.get("index"),
+                item["host"],
+                float(item["perf"]),
+                float(item["wall"]),
+            )
             anchors.setdefault(anchor.worker, anchor)
         elif kind == "request":
             raw.append(item)
@@ -94,8 +100,10 @@ def parse_raw_lines(lines: Iterable[tuple[str, str]]) -> RawRun:
     if missing:
         raise RawRecordsError(f"requests from {', '.join(missing)} but no clock anchor line for them")
     offsets = _offsets(anchors)
-    records = []
-    for item in sorted(raw, key=lambda r: (r["sent"] + offsets[r["worker"]]) if r["sent"] is not None else 0.0):
+    records: list[RequestRecord] = []
+    for item in sorted(
+        raw, key=lambda r: (r["sent"] + offsets[r["worker"]]) if r["sent"] is not None else 0.0
+    ):
         shift = offsets[item["worker"]]
 
         def at(t: float | None, shift: float = shift) -> float | None:

@@ -46,7 +46,7 @@ class ClusterTarget:
 
 @dataclass(frozen=True)
 class LocustRunConfig:
-    out: Path
+    out: Path | None  # the result file; None only with render_only
     users: int
     spawn_rate: float
     run_time_s: int
@@ -70,33 +70,51 @@ class LocustRunConfig:
     raw_dir: Path | None = None  # keep the raw JSON lines here; None: a temporary directory
     label: str | None = None
     locust_args: tuple[str, ...] = ()
-    image: str | None = None  # in-cluster: the Locust image (default manifests.locust.LOCUST_IMAGE)
+    image: str | None = None  # in-cluster: the Locust image (default load.locust_manifests.LOCUST_IMAGE)
     keep: bool = False  # in-cluster: leave the Locust objects after the run
     render_only: bool = False  # in-cluster: print the manifests and stop
 
     def __post_init__(self) -> None:
         if (self.endpoint is None) == (self.cluster is None):
-            raise ConfigError("give either --endpoint URL or --namespace NS (a Service in a cluster), not both")
+            raise ConfigError(
+                "give either --endpoint URL or --namespace NS (a Service in a cluster), not both"
+            )
         if self.endpoint is not None:
             parts = urlsplit(self.endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-                raise ConfigError(f"--endpoint must be a base URL such as http://127.0.0.1:8000, got {self.endpoint!r}")
+                raise ConfigError(
+                    f"--endpoint must be a base URL such as http://127.0.0.1:8000, got {self.endpoint!r}"
+                )
             if self.in_cluster:
-                raise ConfigError("--in-cluster runs Locust in the cluster against a Service: give --namespace, not --endpoint")
+                raise ConfigError(
+                    "--in-cluster runs Locust in the cluster against a Service: give --namespace, not --endpoint"
+                )
         if self.render_only and not self.in_cluster:
             raise ConfigError("--render-only prints the in-cluster manifests: it needs --in-cluster")
         if self.in_cluster and self.workers < 1:
             raise ConfigError("--in-cluster needs --workers >= 1 (a master and its workers)")
         if self.workers > self.users:
-            raise ConfigError(f"--workers {self.workers} > --users {self.users}: some workers would get no user")
+            raise ConfigError(
+                f"--workers {self.workers} > --users {self.users}: some workers would get no user"
+            )
         if self.model is not None and not self.model:
             raise ConfigError("--model must be the served model name, got an empty string")
         if self.api not in APIS:
             raise ConfigError(f"--api must be one of {', '.join(APIS)}, got {self.api!r}")
         if not 0 < self.slo_percentile <= 100:
             raise ConfigError(f"--slo-percentile must be in (0, 100], got {self.slo_percentile:g}")
+        if self.raw_dir is not None and any(self.raw_dir.glob("*.jsonl")):
+            raise ConfigError(
+                f"--raw-dir {self.raw_dir} already holds raw records (*.jsonl); give a new directory"
+            )
+        if self.out is None:
+            if not self.render_only:
+                raise ConfigError("--out FILE is required (the result file)")
+            return
         if self.out.is_dir():
-            raise ConfigError(f"--out {self.out} is a directory; give a file name such as {self.out / 'result.json'}")
+            raise ConfigError(
+                f"--out {self.out} is a directory; give a file name such as {self.out / 'result.json'}"
+            )
         parent = self.out.parent.resolve()
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise ConfigError(f"--out {self.out}: directory {parent} does not exist or is not writable")
@@ -140,47 +158,99 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_argument_group("target: --endpoint URL, or a Service in a cluster (kubectl port-forward)")
     target.add_argument("--endpoint", help="base URL of a running server, e.g. http://127.0.0.1:8000")
     target.add_argument("--namespace", help="namespace of the vLLM Service (cluster mode)")
-    target.add_argument("--service", default=DEFAULT_SERVICE, help=f"the vLLM Service (default {DEFAULT_SERVICE})")
-    target.add_argument("--service-port", type=_int, default=DEFAULT_SERVICE_PORT,
-                        help=f"its port (default {DEFAULT_SERVICE_PORT})")
+    target.add_argument(
+        "--service", default=DEFAULT_SERVICE, help=f"the vLLM Service (default {DEFAULT_SERVICE})"
+    )
+    target.add_argument(
+        "--service-port",
+        type=_int,
+        default=DEFAULT_SERVICE_PORT,
+        help=f"its port (default {DEFAULT_SERVICE_PORT})",
+    )
     target.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: kubectl's own default)")
     target.add_argument("--context", help="kubeconfig context")
     target.add_argument("--kubectl", help="kubectl binary (default: next to this Python, else on PATH)")
     incluster = p.add_argument_group("in-cluster: Locust master and workers as pods in the cluster")
-    incluster.add_argument("--in-cluster", action="store_true",
-                           help="run Locust in the cluster against the Service's DNS name (needs --workers >= 1)")
-    incluster.add_argument("--image", help="Locust image for the pods (default docker.io/locustio/locust:2.47.0)")
+    incluster.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="run Locust in the cluster against the Service's DNS name (needs --workers >= 1)",
+    )
+    incluster.add_argument(
+        "--image", help="Locust image for the pods (default docker.io/locustio/locust:2.47.0)"
+    )
     incluster.add_argument("--keep", action="store_true", help="leave the Locust objects in the namespace")
-    incluster.add_argument("--render-only", action="store_true", help="print the in-cluster manifests and exit")
+    incluster.add_argument(
+        "--render-only", action="store_true", help="print the in-cluster manifests and exit"
+    )
     load = p.add_argument_group("load")
-    load.add_argument("--users", type=_int, required=True, help="concurrent users (each one request at a time)")
-    load.add_argument("--spawn-rate", type=_positive_float, help="users started per second (default: --users)")
+    load.add_argument(
+        "--users", type=_int, required=True, help="concurrent users (each one request at a time)"
+    )
+    load.add_argument(
+        "--spawn-rate", type=_positive_float, help="users started per second (default: --users)"
+    )
     load.add_argument("--run-time", type=_run_time, required=True, help="e.g. 60, 90s, 5m, 1h30m")
-    load.add_argument("--workers", type=_nonneg_int, default=0,
-                      help="0 (default): one Locust process; W: a master and W worker processes")
-    load.add_argument("--stop-timeout", type=_nonneg_float, default=300.0,
-                      help="at the end, let requests in flight finish for up to this many s (default 300)")
-    load.add_argument("--web", action="store_true", help="open Locust's web UI on 127.0.0.1 and print its URL")
-    load.add_argument("--web-linger", type=_nonneg_int, default=30,
-                      help="with --web: keep the UI up this many s after the run (default 30)")
-    load.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
-                      help="pass an option to Locust (repeat; --locust-arg=--html=report.html)")
+    load.add_argument(
+        "--workers",
+        type=_nonneg_int,
+        default=0,
+        help="0 (default): one Locust process; W: a master and W worker processes",
+    )
+    load.add_argument(
+        "--stop-timeout",
+        type=_nonneg_float,
+        default=300.0,
+        help="at the end, let requests in flight finish for up to this many s (default 300)",
+    )
+    load.add_argument(
+        "--web", action="store_true", help="open Locust's web UI on 127.0.0.1 and print its URL"
+    )
+    load.add_argument(
+        "--web-linger",
+        type=_nonneg_int,
+        default=30,
+        help="with --web: keep the UI up this many s after the run (default 30)",
+    )
+    load.add_argument(
+        "--locust-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass an option to Locust (repeat; --locust-arg=--html=report.html)",
+    )
     work = p.add_argument_group("workload")
     work.add_argument("--model", help="served model name (default: the one model the endpoint serves)")
     work.add_argument("--api", choices=APIS, default="completions", help="default: completions")
     work.add_argument("--input-len", type=_int, default=128, help="prompt length in tokens (default 128)")
     work.add_argument("--output-len", type=_int, default=128, help="tokens to generate (default 128)")
-    work.add_argument("--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)")
+    work.add_argument(
+        "--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)"
+    )
     work.add_argument("--seed", type=int, default=0, help="seed of the prompts (default 0)")
-    work.add_argument("--slo", type=_slo, default={}, help="ttft_ms=..,tpot_ms=..,e2el_ms=..: exit 1 if breached")
-    work.add_argument("--slo-percentile", type=float, default=99.0,
-                      help="percentile the SLO thresholds apply to (default 99)")
-    work.add_argument("--timeout-read", type=_positive_float, default=600.0,
-                      help="longest silence within a response, s (600)")
+    work.add_argument(
+        "--slo", type=_slo, default={}, help="ttft_ms=..,tpot_ms=..,e2el_ms=..: exit 1 if breached"
+    )
+    work.add_argument(
+        "--slo-percentile",
+        type=float,
+        default=99.0,
+        help="percentile the SLO thresholds apply to (default 99)",
+    )
+    work.add_argument(
+        "--timeout-read",
+        type=_positive_float,
+        default=600.0,
+        help="longest silence within a response, s (600)",
+    )
     work.add_argument("--timeout-connect", type=_positive_float, default=10.0, help="connect timeout, s (10)")
     out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, required=True, help="result file (JSON, the suite's schema)")
-    out.add_argument("--raw-dir", type=Path, help="keep the raw per-request JSON lines (and Locust's logs) here")
+    out.add_argument(
+        "--out", type=Path, help="result file (JSON, the suite's schema); required but with --render-only"
+    )
+    out.add_argument(
+        "--raw-dir", type=Path, help="keep the raw per-request JSON lines (and Locust's logs) here"
+    )
     out.add_argument("--label", help="free-form label stored in the result")
     return p
 
@@ -271,7 +341,9 @@ def _run_time(text: str) -> int:
     else:
         match = _RUN_TIME.match(text)
         if not text or match is None:
-            raise argparse.ArgumentTypeError(f"expected a duration such as 60, 90s, 5m or 1h30m, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a duration such as 60, 90s, 5m or 1h30m, got {text!r}"
+            )
         seconds = int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + int(match["s"] or 0)
     if seconds < 1:
         raise argparse.ArgumentTypeError(f"expected a run time of at least 1 s, got {text!r}")

@@ -68,9 +68,16 @@ def _run(config: LocustRunConfig) -> int:
             input_len=config.input_len, output_len=config.output_len, workload="random", seed=config.seed,
             slo=dict(config.slo), generator="locust",
         )  # fmt: skip
-        metadata = RunMetadata(label=config.label, model=model, endpoint=endpoint, vllm_version=version,
-                               started_at=started_at, finished_at=_now())
+        metadata = RunMetadata(
+            label=config.label,
+            model=model,
+            endpoint=endpoint,
+            vllm_version=version,
+            started_at=started_at,
+            finished_at=_now(),
+        )
         result = locust_result(raw, load, metadata, started_at)
+        assert config.out is not None  # checked with the options
         result.write(config.out)
     finally:
         if not keep_raw:
@@ -125,13 +132,19 @@ def probe(base_url: str, model: str | None) -> tuple[str, str | None]:
     except urllib.error.HTTPError:
         served = None
     except (OSError, ValueError) as exc:
-        raise Unreachable(f"cannot reach {base_url} ({exc}); is the server up and the port forwarded?") from None
+        raise Unreachable(
+            f"cannot reach {base_url} ({exc}); is the server up and the port forwarded?"
+        ) from None
     if model is None:
         if not served or len(served) != 1:
-            raise ConfigError(f"give --model: {base_url} serves {', '.join(served or []) or 'no model it lists'}")
+            raise ConfigError(
+                f"give --model: {base_url} serves {', '.join(served or []) or 'no model it lists'}"
+            )
         model = served[0]
     elif served is not None and model not in served:
-        raise ConfigError(f"{base_url} does not serve model {model!r}; it serves: {', '.join(served) or 'nothing'}")
+        raise ConfigError(
+            f"{base_url} does not serve model {model!r}; it serves: {', '.join(served) or 'nothing'}"
+        )
     try:
         version = _get_json(base + "/version").get("version")
     except (OSError, ValueError, AttributeError):
@@ -153,13 +166,15 @@ def _model_ids(models: dict) -> list[str] | None:  # type: ignore[type-arg]
 
 def _render_only(config: LocustRunConfig) -> int:
     from load.locust_incluster import locust_spec, new_name
-    from manifests.locust import render
+    from load.locust_manifests import render
 
     if config.model is None:
         raise ConfigError("--render-only needs --model (nothing is asked of the cluster)")
     import yaml
 
-    sys.stdout.write(yaml.safe_dump_all(render(locust_spec(config, config.model, new_name())), sort_keys=False))
+    sys.stdout.write(
+        yaml.safe_dump_all(render(locust_spec(config, config.model, new_name())), sort_keys=False)
+    )
     return EXIT_OK
 
 
@@ -180,7 +195,8 @@ def _summary(result: Result, raw: RawRun, config: LocustRunConfig) -> None:
     r = m.requests
     _say(
         f"locust ({config.users} users, {len(raw.workers)} process(es) sent requests): {r.completed} completed, "
-        f"{r.failed} failed" + (f" {dict(r.errors_by_reason)}" if r.errors_by_reason else "")
+        f"{r.failed} failed"
+        + (f" {dict(r.errors_by_reason)}" if r.errors_by_reason else "")
         + f" in {ms(m.duration_s)} s | TTFT p50 {ms(m.ttft_ms.p50)} p99 {ms(m.ttft_ms.p99)} ms"
         f" | TPOT p50 {ms(m.tpot_ms.p50)} ms | E2EL p50 {ms(m.e2el_ms.p50)} ms"
         f" | {ms(m.throughput.output_tokens_per_s)} output tok/s"

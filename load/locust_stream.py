@@ -38,16 +38,15 @@ DETAIL_LIMIT = 300
 
 # The same words as load/workload.py WORDS (a self-test keeps them equal): each one token in common BPE
 # vocabularies, so a prompt of N words is about N tokens, as the async generator's prompts are.
-WORDS: tuple[str, ...] = tuple(
-    """the of and to in is that for it as was with be by on not he this are or his from at which but
+_WORDS_TEXT = """the of and to in is that for it as was with be by on not he this are or his from at which but
     have an they you were her she there one all we their has been if more when will would who so no out
     up into do any time my than only new some could these two may first then very also after our made
     well over back year most where much before good through work way down even want because day same
     man must still life home such long own last here why might under never world few both city hand
     part place high land small young old since state great set end big north group light left water
     side black open white off game name sea week power story plan food fire red music art
-    sun school tree door road table book river money room house night line order point stone""".split()
-)
+    sun school tree door road table book river money room house night line order point stone"""
+WORDS: tuple[str, ...] = tuple(_WORDS_TEXT.split())
 
 
 def prompt(rng: random.Random, words: int) -> str:
@@ -81,7 +80,12 @@ def chat_carries_token(choices: list[Any]) -> bool:
     role-only prelude carries none (vLLM issue #3759)."""
     for choice in choices:
         delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or delta.get("tool_calls"):
+        if (
+            delta.get("content")
+            or delta.get("reasoning_content")
+            or delta.get("reasoning")
+            or delta.get("tool_calls")
+        ):
             return True
         if "content" in delta and "role" not in delta and choice.get("finish_reason") is None:
             return True

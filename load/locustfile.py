@@ -44,7 +44,6 @@ from gevent import GreenletExit
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
-
 from locust_stream import (  # type: ignore[import-not-found]  # shipped next to this file
     API_PATHS,
     RawRecord,
@@ -68,30 +67,85 @@ SLO_ENTRIES = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "e2el_ms": "STREAM"}
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default="", env_var="LOCUST_MODEL", help="served model name (required)")
-    parser.add_argument("--api", default="completions", choices=sorted(API_PATHS), env_var="LOCUST_API",
-                        help="completions (default) or chat")
-    parser.add_argument("--input-len", type=int, default=128, env_var="LOCUST_INPUT_LEN",
-                        help="prompt length in words, about one token each (default 128)")
-    parser.add_argument("--output-len", type=int, default=128, env_var="LOCUST_OUTPUT_LEN",
-                        help="max_tokens of every request (default 128)")
-    parser.add_argument("--no-ignore-eos", action="store_true", default=False, env_var="LOCUST_NO_IGNORE_EOS",
-                        help="do not send ignore_eos (sent by default, so every output is --output-len)")
-    parser.add_argument("--prompt-seed", type=int, default=0, env_var="LOCUST_PROMPT_SEED",
-                        help="seed of the random prompts (default 0)")
+    parser.add_argument(
+        "--api",
+        default="completions",
+        choices=sorted(API_PATHS),
+        env_var="LOCUST_API",
+        help="completions (default) or chat",
+    )
+    parser.add_argument(
+        "--input-len",
+        type=int,
+        default=128,
+        env_var="LOCUST_INPUT_LEN",
+        help="prompt length in words, about one token each (default 128)",
+    )
+    parser.add_argument(
+        "--output-len",
+        type=int,
+        default=128,
+        env_var="LOCUST_OUTPUT_LEN",
+        help="max_tokens of every request (default 128)",
+    )
+    parser.add_argument(
+        "--no-ignore-eos",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_NO_IGNORE_EOS",
+        help="do not send ignore_eos (sent by default, so every output is --output-len)",
+    )
+    parser.add_argument(
+        "--prompt-seed",
+        type=int,
+        default=0,
+        env_var="LOCUST_PROMPT_SEED",
+        help="seed of the random prompts (default 0)",
+    )
     for name, what in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2el", "E2E latency")):
-        parser.add_argument(f"--slo-{name}-ms", type=float, default=None, env_var=f"LOCUST_SLO_{name.upper()}_MS",
-                            help=f"SLO: {what} threshold in ms; above it at --slo-percentile the exit code is 1")
-    parser.add_argument("--slo-percentile", type=float, default=99.0, env_var="LOCUST_SLO_PERCENTILE",
-                        help="percentile the SLO thresholds apply to (default 99)")
-    parser.add_argument("--read-timeout", type=float, default=600.0, env_var="LOCUST_READ_TIMEOUT",
-                        help="longest silence within a response, s (default 600)")
-    parser.add_argument("--connect-timeout", type=float, default=10.0, env_var="LOCUST_CONNECT_TIMEOUT",
-                        help="connect timeout, s (default 10)")
-    parser.add_argument("--raw-dir", default="", env_var="LOCUST_RAW_DIR", include_in_web_ui=False,
-                        help="write every request's raw timings as JSON lines into this directory")
-    parser.add_argument("--records-to-master", action="store_true", default=False,
-                        env_var="LOCUST_RECORDS_TO_MASTER", include_in_web_ui=False,
-                        help="workers also send their raw records to the master (in-cluster collection)")
+        parser.add_argument(
+            f"--slo-{name}-ms",
+            type=float,
+            default=None,
+            env_var=f"LOCUST_SLO_{name.upper()}_MS",
+            help=f"SLO: {what} threshold in ms; above it at --slo-percentile the exit code is 1",
+        )
+    parser.add_argument(
+        "--slo-percentile",
+        type=float,
+        default=99.0,
+        env_var="LOCUST_SLO_PERCENTILE",
+        help="percentile the SLO thresholds apply to (default 99)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=600.0,
+        env_var="LOCUST_READ_TIMEOUT",
+        help="longest silence within a response, s (default 600)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        env_var="LOCUST_CONNECT_TIMEOUT",
+        help="connect timeout, s (default 10)",
+    )
+    parser.add_argument(
+        "--raw-dir",
+        default="",
+        env_var="LOCUST_RAW_DIR",
+        include_in_web_ui=False,
+        help="write every request's raw timings as JSON lines into this directory",
+    )
+    parser.add_argument(
+        "--records-to-master",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_RECORDS_TO_MASTER",
+        include_in_web_ui=False,
+        help="workers also send their raw records to the master (in-cluster collection)",
+    )
 
 
 def _problems(options: Any) -> list[str]:
@@ -101,10 +155,15 @@ def _problems(options: Any) -> list[str]:
     for name in ("input_len", "output_len"):
         if getattr(options, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(options, name)}")
-    for name in ("slo_ttft_ms", "slo_tpot_ms", "slo_e2el_ms"):
-        value = getattr(options, name)
+    for key in SLO_ENTRIES:
+        try:
+            value = slo_threshold(options, key)
+        except ValueError:
+            value = -1.0
         if value is not None and not value > 0:
-            problems.append(f"--{name.replace('_', '-')} must be > 0 ms, got {value}")
+            problems.append(
+                f"--slo-{key.replace('_', '-')} must be a number > 0 (ms), got {getattr(options, f'slo_{key}')}"
+            )
     if not 0 < options.slo_percentile <= 100:
         problems.append(f"--slo-percentile must be in (0, 100], got {options.slo_percentile}")
     for name in ("read_timeout", "connect_timeout"):
@@ -150,7 +209,10 @@ class RecordSink:
             self._file.flush()  # a crash loses at most the request in flight
         if self._forwarding:
             self._pending.append(line)
-            if len(self._pending) >= FORWARD_BATCH or time.monotonic() - self._last_sent >= FORWARD_INTERVAL_S:
+            if (
+                len(self._pending) >= FORWARD_BATCH
+                or time.monotonic() - self._last_sent >= FORWARD_INTERVAL_S
+            ):
                 self.send(final=False)
 
     @property
@@ -226,7 +288,10 @@ class MasterCollector:
             "final_from": sorted(self.final_from),
             "missing": missing,
             "records": self.records,
-            "done": self.test_stopped and runner.state == STATE_STOPPED and bool(self.expected) and not missing,
+            "done": self.test_stopped
+            and runner.state == STATE_STOPPED
+            and bool(self.expected)
+            and not missing,
         }
 
 
@@ -254,7 +319,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
 def _add_routes(environment: Environment, runner: MasterRunner) -> None:
     from flask import Response  # Locust's web UI is Flask
 
-    app = environment.web_ui.app  # type: ignore[union-attr]
+    app: Any = environment.web_ui.app  # type: ignore[union-attr]
 
     @app.route("/lws-suite/status")
     def lws_status() -> Response:
@@ -299,13 +364,19 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         environment.process_exit_code = 1
 
 
+def slo_threshold(options: Any, key: str) -> float | None:
+    """The threshold in ms, or None. Locust's web UI hands options without a default back as text."""
+    value = getattr(options, f"slo_{key}", None)
+    return None if value in (None, "") else float(value)
+
+
 def slo_breaches(environment: Environment) -> list[str]:
-    options = environment.parsed_options
+    options: Any = environment.parsed_options
     path = API_PATHS[options.api]
-    q = options.slo_percentile
+    q = float(options.slo_percentile)
     breaches = []
     for key, request_type in SLO_ENTRIES.items():
-        threshold = getattr(options, f"slo_{key}")
+        threshold = slo_threshold(options, key)
         if threshold is None:
             continue
         entry = environment.stats.get(path, request_type)
@@ -325,7 +396,7 @@ class OpenAIStreamUser(FastHttpUser):
     _user_numbers = itertools.count()
 
     def __init__(self, environment: Environment) -> None:
-        options = environment.parsed_options
+        options: Any = environment.parsed_options
         self.network_timeout = options.read_timeout
         self.connection_timeout = options.connect_timeout
         super().__init__(environment)
@@ -344,10 +415,13 @@ class OpenAIStreamUser(FastHttpUser):
 
     @task
     def stream(self) -> None:
-        options = self.environment.parsed_options
+        options: Any = self.environment.parsed_options
         record = RawRecord(SINK.worker, SINK.next_index(), perf_counter())
         body = request_body(
-            options.model, options.api, prompt(self.rng, options.input_len), options.output_len,
+            options.model,
+            options.api,
+            prompt(self.rng, options.input_len),
+            options.output_len,
             not options.no_ignore_eos,
         )
         try:
@@ -358,7 +432,9 @@ class OpenAIStreamUser(FastHttpUser):
                 self._read(response, record)
                 self._report(response, record)
         except GreenletExit:
-            record.fail("interrupted", "the user was stopped while this request was in flight", perf_counter())
+            record.fail(
+                "interrupted", "the user was stopped while this request was in flight", perf_counter()
+            )
             raise
         finally:
             SINK.add(record)
@@ -392,11 +468,13 @@ class OpenAIStreamUser(FastHttpUser):
                 elif reason := record.take_event(payload, carries, now):
                     record.fail(reason, clip(payload), now)
             end = perf_counter()
-            for line in raw.read().splitlines(keepends=True) + [b""]:  # bytes after the last newline
+            for line in [*raw.read().splitlines(keepends=True), b""]:  # bytes after the last newline
                 payload = decoder.feed(line)
                 if payload == b"[DONE]":
                     done = True
-                elif payload is not None and not done and (reason := record.take_event(payload, carries, end)):
+                elif (
+                    payload is not None and not done and (reason := record.take_event(payload, carries, end))
+                ):
                     record.fail(reason, clip(payload), end)
         except TimeoutError as exc:
             record.fail("timeout", describe(exc), perf_counter())
@@ -411,7 +489,9 @@ class OpenAIStreamUser(FastHttpUser):
         meta = response.request_meta
         meta["request_type"] = "STREAM"
         end = record.chunk_times[-1] if record.ok else record.finished
-        meta["response_time"] = (end - record.sent) * 1e3 if end is not None and record.sent is not None else 0
+        meta["response_time"] = (
+            (end - record.sent) * 1e3 if end is not None and record.sent is not None else 0
+        )
         meta["response_length"] = record.output_tokens or 0
         if record.ok:
             response.success()
@@ -422,8 +502,12 @@ class OpenAIStreamUser(FastHttpUser):
         for request_type, value in (("TTFT", record.ttft_ms()), ("TPOT", record.tpot_ms())):
             if value is not None:
                 self.environment.events.request.fire(
-                    request_type=request_type, name=self.path, response_time=value, response_length=0,
-                    exception=None, context={},
+                    request_type=request_type,
+                    name=self.path,
+                    response_time=value,
+                    response_length=0,
+                    exception=None,
+                    context={},
                 )
 
 

@@ -70,7 +70,9 @@ class LoadSpec(_Model):
     concurrency: int | None = None
     request_rate: float | None = None  # requests/s for open loop; None = as fast as concurrency allows
     burstiness: float | None = None  # gamma shape; 1.0 = Poisson
-    request_rate_end: float | None = None  # a linear ramp of the rate from request_rate to this; None = constant
+    request_rate_end: float | None = (
+        None  # a linear ramp of the rate from request_rate to this; None = constant
+    )
     num_requests: int | None = None
     duration_s: float | None = None
     input_len: int | None = None

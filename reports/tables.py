@@ -52,10 +52,16 @@ def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
         ),
     ]
     if run.sim_time_scale is not None:
-        lines.append(("simulation", f"engine time scale {run.sim_time_scale:g}: the simulated GPUs run "
-                                    f"{1 / run.sim_time_scale:g}x faster than modelled when below 1; "
-                                    f"times here are wall-clock as measured" if run.sim_time_scale else
-                      "engine pacing off (time scale 0): latencies are the simulator's overhead only"))
+        lines.append(
+            (
+                "simulation",
+                f"engine time scale {run.sim_time_scale:g}: the simulated GPUs run "
+                f"{1 / run.sim_time_scale:g}x faster than modelled when below 1; "
+                f"times here are wall-clock as measured"
+                if run.sim_time_scale
+                else "engine pacing off (time scale 0): latencies are the simulator's overhead only",
+            )
+        )
     note = gpu_count_note(run)
     if note:
         lines.append(("note", note))

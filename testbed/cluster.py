@@ -399,7 +399,9 @@ class Testbed:
         bin_dir = self._binary_dir()
         for name, pid in self._kwok_pids().items():
             if pid is not None and _pid_alive(pid) and _cmdline_under(pid, bin_dir, self.state_dir):
-                processes.signal_and_wait(pid, functools.partial(_pid_alive, pid), group=False, grace=5.0, name=name)
+                processes.signal_and_wait(
+                    pid, functools.partial(_pid_alive, pid), group=False, grace=5.0, name=name
+                )
 
     def _binary_dir(self) -> Path | None:
         info = self.info()
@@ -422,7 +424,7 @@ def running_testbed(
 
 def all_testbeds() -> list[Testbed]:
     root = paths.state_root() / "testbeds"
-    return [Testbed(p.name) for p in sorted(root.iterdir())] if root.is_dir() else []
+    return [Testbed(p.name) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
 
 
 # helpers ----------------------------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """Pods labelled ``testbed.lws-vllm-suite.io/run-locally: "true"`` run their container as a local process.
 
 The testbed has no container runtime: KWOK only pretends pods run. For a pod that carries the label (the
-in-cluster Locust master and workers, manifests/locust), the bridge does what a kubelet would, on
+in-cluster Locust master and workers, load/locust_manifests.py), the bridge does what a kubelet would, on
 127.0.0.1 and nowhere else:
 
 - **Process**: the first container's ``command`` + ``args`` (the image's entrypoint is unknown here, so
-  ``command`` is required), in its ``workingDir`` (else a fresh per-pod directory), with this process's
-  environment plus the container's ``env``. ``command[0]`` is looked up on PATH, then next to this Python.
+  ``command`` is required), ``$(VAR)`` expanded from the container's ``env`` as a kubelet does, in its
+  ``workingDir`` (else a fresh per-pod directory), with this process's environment plus the container's
+  ``env``. ``command[0]`` is looked up on PATH, then next to this Python.
 - **Volumes**: ``configMap`` volumes are written to a per-pod directory; ``emptyDir`` and ``projected`` (the
   service account token, never fetched) are empty ones; every
   mount path that appears in ``command``, ``args``, ``env`` values or ``workingDir`` is replaced by its
-  local directory. Other volume kinds make the pod fail to start (said in the bridge log).
+  local directory. Other volume kinds make the pod fail to start.
 - **Env**: literal values; ``fieldRef`` to ``metadata.name``, ``metadata.namespace``, ``metadata.uid``,
   ``spec.nodeName`` and ``status.podIP`` (which is 127.0.0.1: the pod's processes live on loopback);
   ``configMapKeyRef``. Secrets are never read (``secretKeyRef`` is left out, as the bridge does for engines).
@@ -27,7 +28,8 @@ in-cluster Locust master and workers, manifests/locust), the bridge does what a 
 - **Lifecycle**: the process is stopped (SIGTERM to its process group, SIGKILL after the pod's grace
   period, at most 10 s) when the pod is deleted. When it exits on its own, the container status shows
   ``terminated`` with its exit code (phase Succeeded/Failed for ``restartPolicy: Never``); it is not
-  restarted.
+  restarted. A pod that cannot start (a command not installed here, an unsupported volume) says why in its
+  log and is reported as exited with code 127.
 
 Never dialled: pod IPs and ClusterIPs (the testbed's addresses are fake).
 """
@@ -50,6 +52,7 @@ from typing import IO, Any
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from manifests.launch_command import expand_kubelet_vars
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
 from testbed.engine.logsink import cri_timestamp
 from testbed.processes import free_port, signal_and_wait
@@ -63,7 +66,9 @@ RETRY_S = 0.5
 log = logging.getLogger("bridge.local-pods")
 
 _LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-SERVICE_REF = re.compile(rf"(?<![\w.-])(?P<svc>{_LABEL})\.(?P<ns>{_LABEL})\.svc(?:\.cluster\.local)?(?::(?P<port>\d+))?")
+SERVICE_REF = re.compile(
+    rf"(?<![\w.-])(?P<svc>{_LABEL})\.(?P<ns>{_LABEL})\.svc(?:\.cluster\.local)?(?::(?P<port>\d+))?"
+)
 
 
 class NotResolvable(Exception):
@@ -135,7 +140,9 @@ def parse_port_env(text: str) -> tuple[tuple[str, str], ...]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, ref = part.partition("=")
         if not sep or not name or not ref:
-            raise CannotRunLocally(f"annotation {PORT_ENV}: expected NAME=PORT or NAME=SERVICE:PORT, got {part!r}")
+            raise CannotRunLocally(
+                f"annotation {PORT_ENV}: expected NAME=PORT or NAME=SERVICE:PORT, got {part!r}"
+            )
         pairs.append((name.strip(), ref.strip()))
     return tuple(pairs)
 
@@ -157,7 +164,8 @@ def rewrite_mounts(text: str, mounts: Mapping[str, Path]) -> str:
     """Each mount path used as a path (followed by '/', the end, or a non-path character) -> its local dir."""
     for mount_path in sorted(mounts, key=len, reverse=True):
         pattern = re.compile(rf"(?<![\w.-]){re.escape(mount_path.rstrip('/'))}(?=/|$|[^\w.-])")
-        text = pattern.sub(lambda _m, p=mount_path: str(mounts[p]), text)
+        local = str(mounts[mount_path])
+        text = pattern.sub(lambda _m: local, text)  # noqa: B023 - used at once, inside this iteration
     return text
 
 
@@ -176,16 +184,19 @@ class _Running:
 class LocalPods:
     """Watches run-locally pods and keeps one local process per running pod (see the module doc)."""
 
-    def __init__(self, api: client.ApiClient, state_dir: Path,
-                 engine_port: Callable[[str, str], int | None]) -> None:
+    def __init__(
+        self, api: client.ApiClient, state_dir: Path, engine_port: Callable[[str, str], int | None]
+    ) -> None:
         self._core = client.CoreV1Api(api)
         self._rules = KwokRules(api)
         self._state_dir = state_dir
         self._engine_port = engine_port
         self._pods: dict[str, LocalPod] = {}  # by uid: every run-locally pod seen and not deleted
-        self._ports: dict[str, dict[int, int]] = {}  # by uid: containerPort -> local port, fixed at first sight
+        # by uid: containerPort -> local port, fixed when the pod is first seen (Services resolve before it starts)
+        self._ports: dict[str, dict[int, int]] = {}
         self._running: dict[str, _Running] = {}
         self._waiting: dict[str, str] = {}  # uid -> why it has not started (logged when it changes)
+        self._failed: set[str] = set()  # uids that could not start: never retried (as a kubelet would not)
         self._lock = threading.RLock()
         self._stop = threading.Event()
 
@@ -210,15 +221,20 @@ class LocalPods:
                 with self._lock:
                     seen = set()
                     for pod in listing.items:
-                        view = self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
+                        view = self._observe(
+                            self._core.api_client.sanitize_for_serialization(pod), deleted=False
+                        )
                         if view is not None:
                             seen.add(view.uid)
                     for uid in set(self._pods) - seen:
                         self._forget(uid)
                 stream = watch.Watch()
-                for event in stream.stream(self._core.list_pod_for_all_namespaces, label_selector=selector,
-                                           resource_version=listing.metadata.resource_version,
-                                           timeout_seconds=300):
+                for event in stream.stream(
+                    self._core.list_pod_for_all_namespaces,
+                    label_selector=selector,
+                    resource_version=listing.metadata.resource_version,  # type: ignore[union-attr]
+                    timeout_seconds=300,
+                ):
                     if self._stop.is_set():
                         stream.stop()
                         return
@@ -241,7 +257,9 @@ class LocalPods:
                     pod = self._pods.get(uid)
                     if pod is not None:
                         self._reconcile(pod)
-                exited = [r for r in self._running.values() if not r.exit_reported and r.proc.poll() is not None]
+                exited = [
+                    r for r in self._running.values() if not r.exit_reported and r.proc.poll() is not None
+                ]
             for r in exited:
                 self._report_exit(r)
 
@@ -252,7 +270,9 @@ class LocalPods:
         try:
             pod = local_pod(raw)
         except CannotRunLocally as exc:
-            log.warning("pod %s/%s cannot run locally: %s", raw["metadata"]["namespace"], raw["metadata"]["name"], exc)
+            log.warning(
+                "pod %s/%s cannot run locally: %s", raw["metadata"]["namespace"], raw["metadata"]["name"], exc
+            )
             return None
         if pod is None:
             return None
@@ -264,6 +284,8 @@ class LocalPods:
 
     def _forget(self, uid: str) -> None:
         self._pods.pop(uid, None)
+        self._ports.pop(uid, None)
+        self._failed.discard(uid)
         self._waiting.pop(uid, None)
         running = self._running.pop(uid, None)
         if running is not None:
@@ -271,7 +293,7 @@ class LocalPods:
 
     # starting ---------------------------------------------------------------------------------------------
     def _reconcile(self, pod: LocalPod) -> None:
-        if pod.uid in self._running or not pod.running:
+        if pod.uid in self._running or pod.uid in self._failed or not pod.running:
             return
         try:
             argv, env, cwd = self._prepare(pod)
@@ -283,6 +305,7 @@ class LocalPods:
         except CannotRunLocally as exc:
             self._waiting.pop(pod.uid, None)
             log.warning("pod %s/%s cannot run locally: %s", pod.namespace, pod.name, exc)
+            self._fail_to_start(pod, f"cannot run locally: {exc}")
             return
         self._waiting.pop(pod.uid, None)
         self._launch(pod, argv, env, cwd)
@@ -299,17 +322,19 @@ class LocalPods:
         def local(text: str) -> str:
             return rewrite_services(rewrite_mounts(text, mounts), self._resolve_service)
 
-        argv = [local(str(a)) for a in [*container["command"], *(container.get("args") or [])]]
-        argv[0] = _executable(argv[0])
-        env = dict(os.environ)
-        env["HOSTNAME"] = pod.name
+        # The container's env, each value's $(VAR) expanded against the vars before it, as a kubelet does.
+        pod_env: dict[str, str] = {}
         for item in container.get("env") or []:
             value = self._env_value(pod, item)
             if value is not None:
-                env[item["name"]] = local(value)
+                pod_env[item["name"]] = local(expand_kubelet_vars(value, pod_env))
         own = self._ports[pod.uid]
         for name, ref in pod.port_env:
-            env[name] = str(self._port_for(pod, ref, own))
+            pod_env[name] = str(self._port_for(pod, ref, own))
+        words = [*container["command"], *(container.get("args") or [])]
+        argv = [local(expand_kubelet_vars(str(word), pod_env)) for word in words]
+        argv[0] = _executable(argv[0])
+        env = {**os.environ, "HOSTNAME": pod.name, **pod_env}
         workdir = container.get("workingDir")
         cwd = Path(rewrite_mounts(workdir, mounts)) if workdir else self._pod_dir(pod) / "cwd"
         cwd.mkdir(parents=True, exist_ok=True)
@@ -322,7 +347,9 @@ class LocalPods:
         if not sep:
             port = int(port_text)
             if port not in own:
-                raise CannotRunLocally(f"annotation {PORT_ENV}: {port} is not a containerPort of this container")
+                raise CannotRunLocally(
+                    f"annotation {PORT_ENV}: {port} is not a containerPort of this container"
+                )
             return own[port]
         return self._resolve_service(pod.namespace, service, int(port_text))
 
@@ -331,8 +358,13 @@ class LocalPods:
             return str(item["value"])
         source = item.get("valueFrom") or {}
         if "fieldRef" in source:
-            fields = {"metadata.name": pod.name, "metadata.namespace": pod.namespace, "metadata.uid": pod.uid,
-                      "spec.nodeName": pod.node_name or "", "status.podIP": LOOPBACK}
+            fields = {
+                "metadata.name": pod.name,
+                "metadata.namespace": pod.namespace,
+                "metadata.uid": pod.uid,
+                "spec.nodeName": pod.node_name or "",
+                "status.podIP": LOOPBACK,
+            }
             path = source["fieldRef"].get("fieldPath", "")
             if path not in fields:
                 raise CannotRunLocally(f"env {item['name']}: fieldRef {path!r} is not supported locally")
@@ -390,12 +422,15 @@ class LocalPods:
             if exc.status == 404:
                 raise NotResolvable(f"Service {namespace}/{name} does not exist (yet)") from None
             raise
-        ports = service.spec.ports or []
+        spec = service.spec
+        if spec is None:
+            raise NotResolvable(f"Service {namespace}/{name} has no spec")
+        ports = spec.ports or []
         entry = next((p for p in ports if port is None or p.port == port), None)
         if entry is None:
             raise NotResolvable(f"Service {namespace}/{name} has no port {port}")
         target = entry.target_port if entry.target_port is not None else entry.port
-        selector = service.spec.selector or {}
+        selector = spec.selector or {}
         if not selector:
             raise NotResolvable(f"Service {namespace}/{name} has no selector")
         pods = self._core.list_namespaced_pod(
@@ -403,6 +438,8 @@ class LocalPods:
         ).items
         for raw in pods:
             meta, status = raw.metadata, raw.status
+            if meta is None or status is None or meta.uid is None or meta.name is None:
+                continue
             ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
             if meta.deletion_timestamp is not None or status.phase != "Running" or not ready:
                 continue
@@ -424,13 +461,18 @@ class LocalPods:
         ports = self._ports[pod.uid]
         log.info("starting local pod %s/%s: %s (ports %s)", pod.namespace, pod.name, " ".join(argv), ports)
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except OSError as exc:
             log.warning("pod %s/%s: cannot start %s: %s", pod.namespace, pod.name, argv[0], exc)
-            with log_file.open("a") as handle:
-                handle.write(f"{cri_timestamp()} stderr F testbed: cannot start {argv[0]}: {exc}\n")
-            self._rules.apply(logs_object(pod.namespace, pod.name, log_file, None))
+            self._fail_to_start(pod, f"cannot start {argv[0]}: {exc}")
             return
         running = _Running(pod, proc, ports)
         lock = threading.Lock()
@@ -443,26 +485,54 @@ class LocalPods:
         if ports:
             self._rules.apply(port_forward_object(pod.namespace, pod.name, ports))
 
+    def _fail_to_start(self, pod: LocalPod, why: str) -> None:
+        """Say why in the pod's log, and report the container as exited 127 (as a shell reports a command
+        it cannot run), so whoever waits for the pod learns at once."""
+        self._failed.add(pod.uid)
+        log_file = self._pod_dir(pod) / "container.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as handle:
+            handle.write(f"{cri_timestamp()} stderr F testbed: {why}\n")
+        self._rules.apply(logs_object(pod.namespace, pod.name, log_file, None))
+        self._patch_terminated(pod, 127)
+
     # stopping ---------------------------------------------------------------------------------------------
     def _terminate(self, running: _Running) -> None:
         proc = running.proc
         log.info("stopping local pod %s/%s (pid %d)", running.pod.namespace, running.pod.name, proc.pid)
-        signal_and_wait(proc.pid, lambda: proc.poll() is None, group=True, grace=running.pod.grace_s,
-                        name=f"pod {running.pod.namespace}/{running.pod.name}")
+        signal_and_wait(
+            proc.pid,
+            lambda: proc.poll() is None,
+            group=True,
+            grace=running.pod.grace_s,
+            name=f"pod {running.pod.namespace}/{running.pod.name}",
+        )
         for thread in running.threads:
             thread.join(timeout=5)
 
     def _report_exit(self, running: _Running) -> None:
-        """What a kubelet reports when the container exits: terminated, with its exit code."""
         running.exit_reported = True
         pod, code = running.pod, running.proc.returncode
         log.info("local pod %s/%s exited with code %s", pod.namespace, pod.name, code)
+        self._patch_terminated(pod, code)
+
+    def _patch_terminated(self, pod: LocalPod, code: int) -> None:
+        """What a kubelet reports when the container exits: terminated, with its exit code."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "finishedAt": now}
         status: dict[str, Any] = {
-            "containerStatuses": [{"name": pod.container["name"], "ready": False, "started": False,
-                                   "state": {"running": None, "terminated": terminated}}],
-            "conditions": [{"type": "Ready", "status": "False"}, {"type": "ContainersReady", "status": "False"}],
+            "containerStatuses": [
+                {
+                    "name": pod.container["name"],
+                    "ready": False,
+                    "started": False,
+                    "state": {"running": None, "terminated": terminated},
+                }
+            ],
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {"type": "ContainersReady", "status": "False"},
+            ],
         }
         if pod.restart_policy == "Never":
             status["phase"] = "Succeeded" if code == 0 else "Failed"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from fixtures import deploy, namespace
-from fixtures.kube import ClusterTarget, Kube, connect
+from fixtures.kube import ClusterTarget, Kube, KubectlError, connect
 from fixtures.plan import make_plan
 from fixtures.port_forward import ServicePortForward
 from fixtures.redact import redact_text
@@ -44,7 +44,9 @@ GPU = "nvidia.com/gpu"
 P = "leaderworkerset.sigs.k8s.io/"
 
 SNAPSHOT_CHECKS: list[Callable[[Snapshot, Expectation], list[str]]] = [
-    *pod_roles.CHECKS, service_routing.service_endpoints_hold_exactly_the_ready_leaders]
+    *pod_roles.CHECKS,
+    service_routing.service_endpoints_hold_exactly_the_ready_leaders,
+]
 
 
 # builders -------------------------------------------------------------------------------------------------
@@ -71,7 +73,9 @@ def container(objects: list[dict[str, Any]], role: str) -> Any:
 
 
 def is_ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod["status"].get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in pod["status"].get("conditions") or []
+    )
 
 
 def replace_in_leader_command(objects: list[dict[str, Any]], old: str, new: str) -> None:
@@ -111,23 +115,29 @@ class WrongDeployment:
             ready, seen = deploy.observe(self.kube, deployment)
             if ready:
                 return True
-            if any("Traceback" in line for line in self.evidence().errors):
+            if any("Traceback" in line for line in self.evidence_so_far().errors):
                 return False
             raise NotYet(seen)
 
-        return wait_for(settled, what=f"LWS {self.ns.name}/{LWS} ready or its engine failed", timeout=SETTLE_S,
-                        interval=0.5)
+        return wait_for(
+            settled,
+            what=f"LWS {self.ns.name}/{LWS} ready or its engine failed",
+            timeout=SETTLE_S,
+            interval=0.5,
+        )
 
     def wait_startup_failed(self) -> Evidence:
         """Settled: the leader's engine ended its start-up with a traceback (it will never serve)."""
 
         def failed() -> Evidence:
-            evidence = self.evidence()
+            evidence = self.evidence_so_far()
             if not any("Traceback" in line for line in evidence.errors):
                 raise NotYet(f"{LEADER} has logged no traceback yet; errors so far: {evidence.errors[:2]}")
             return evidence
 
-        return wait_for(failed, what=f"the engine start-up in {LEADER} to fail", timeout=SETTLE_S, interval=0.5)
+        return wait_for(
+            failed, what=f"the engine start-up in {LEADER} to fail", timeout=SETTLE_S, interval=0.5
+        )
 
     def wait_endpoints_converged(self) -> None:
         """Settled: the EndpointSlices show what the Service's current selector and targetPort imply (the
@@ -138,17 +148,27 @@ class WrongDeployment:
             assert service is not None, f"Service {SERVICE} vanished"
             spec = service["spec"]
             selector = ",".join(f"{k}={v}" for k, v in spec["selector"].items())
-            want = sorted(p["metadata"]["name"] for p in self.kube.pods(self.ns.name, selector) if is_ready(p))
+            want = sorted(
+                p["metadata"]["name"] for p in self.kube.pods(self.ns.name, selector) if is_ready(p)
+            )
             slices = self.kube.endpoint_slices(self.ns.name, SERVICE)
-            have = sorted((ep.get("targetRef") or {}).get("name", "?") for s in slices
-                          for ep in s.get("endpoints") or [] if (ep.get("conditions") or {}).get("ready", True))
+            have = sorted(
+                (ep.get("targetRef") or {}).get("name", "?")
+                for s in slices
+                for ep in s.get("endpoints") or []
+                if (ep.get("conditions") or {}).get("ready", True)
+            )
             ports = {p.get("port") for s in slices for p in s.get("ports") or []}
             target_port = spec["ports"][0]["targetPort"]
             if have != want or (want and ports != {target_port}):
-                raise NotYet(f"EndpointSlices list {have} on ports {sorted(ports)}; the selector {selector} "
-                             f"matches ready pods {want}, targetPort {target_port}")
+                raise NotYet(
+                    f"EndpointSlices list {have} on ports {sorted(ports)}; the selector {selector} "
+                    f"matches ready pods {want}, targetPort {target_port}"
+                )
 
-        wait_for(converged, what=f"EndpointSlices of {SERVICE} to follow the Service", timeout=TIMEOUTS.endpoints)
+        wait_for(
+            converged, what=f"EndpointSlices of {SERVICE} to follow the Service", timeout=TIMEOUTS.endpoints
+        )
 
     def snapshot(self) -> Snapshot:
         return take(self.kube, self.expect)
@@ -158,8 +178,17 @@ class WrongDeployment:
         logs = {}
         for pod in (LEADER, WORKER):
             if self.kube.pod(self.ns.name, pod) is not None:
-                logs[pod] = redact_text(self.kube.kubectl("logs", "-n", self.ns.name, pod, "--all-containers"))
+                logs[pod] = redact_text(
+                    self.kube.kubectl("logs", "-n", self.ns.name, pod, "--all-containers")
+                )
         return gather(logs)
+
+    def evidence_so_far(self) -> Evidence:
+        """For a wait: logs that cannot be read yet (container not started, log rule not set) are not yet seen."""
+        try:
+            return self.evidence()
+        except KubectlError as exc:
+            raise NotYet(f"logs not readable yet: {exc}") from None
 
     def delete(self) -> None:
         namespace.delete(self.kube, self.ns, TIMEOUTS)  # waits for the pods: the next case needs the GPUs
@@ -167,7 +196,9 @@ class WrongDeployment:
 
 @pytest.fixture
 def wrong(kube: Kube, request: pytest.FixtureRequest) -> Iterator[WrongDeployment]:
-    deployment = WrongDeployment(kube, request.node.name.removeprefix("test_")[:24].replace("_", "-").rstrip("-"))
+    deployment = WrongDeployment(
+        kube, request.node.name.removeprefix("test_")[:24].replace("_", "-").rstrip("-")
+    )
     yield deployment
     deployment.delete()
 
@@ -217,15 +248,27 @@ def _target_vllm_default_port(svc: dict[str, Any]) -> None:
 
 
 class TestAWrongServiceFailsTheServiceEndpointCheck:
-    @pytest.mark.parametrize(("change", "phrases"), [
-        pytest.param(_select_every_pod, [f"routes to non-leader pods ['{WORKER}']", "must select leaders only"],
-                     id="selector-without-role-selects-every-pod"),
-        pytest.param(_select_the_worker, [f"routes to non-leader pods ['{WORKER}']",
-                                          f"has no ready endpoint for leader(s) ['{LEADER}']"],
-                     id="selector-selects-the-worker-only"),
-        pytest.param(_target_vllm_default_port, ["endpoint ports [8000], expected [8080]"],
-                     id="target-port-8000"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "phrases"),
+        [
+            pytest.param(
+                _select_every_pod,
+                [f"routes to non-leader pods ['{WORKER}']", "must select leaders only"],
+                id="selector-without-role-selects-every-pod",
+            ),
+            pytest.param(
+                _select_the_worker,
+                [
+                    f"routes to non-leader pods ['{WORKER}']",
+                    f"has no ready endpoint for leader(s) ['{LEADER}']",
+                ],
+                id="selector-selects-the-worker-only",
+            ),
+            pytest.param(
+                _target_vllm_default_port, ["endpoint ports [8000], expected [8080]"], id="target-port-8000"
+            ),
+        ],
+    )
     def test_the_service_endpoint_check_names_the_defect(
         self, change: Callable[[dict[str, Any]], None], phrases: list[str], reference_group: WrongDeployment
     ) -> None:
@@ -255,12 +298,16 @@ def test_a_group_without_its_worker_fails_the_pod_role_checks(wrong: WrongDeploy
     expected = {
         "pods_are_named_by_group_and_worker_index": [f"missing pods ['{WORKER}']", "group(s) of size 2"],
         "size_and_leader_name_annotations_are_set": [f"{LEADER}: annotation {P}size='1', expected '2'"],
-        "lws_environment_is_injected_first_with_exact_values": [f"{LEADER}: env LWS_GROUP_SIZE='1', expected '2'"],
+        "lws_environment_is_injected_first_with_exact_values": [
+            f"{LEADER}: env LWS_GROUP_SIZE='1', expected '2'"
+        ],
         "worker_statefulsets_are_owned_by_their_leader_pod": [f"worker StatefulSet {LEADER}"],
     }
     if not serves:
         expected["lws_reports_available_with_all_replicas_ready"] = ["readyReplicas=0, expected 1"]
-        expected["service_endpoints_hold_exactly_the_ready_leaders"] = [f"no ready endpoint for leader(s) ['{LEADER}']"]
+        expected["service_endpoints_hold_exactly_the_ready_leaders"] = [
+            f"no ready endpoint for leader(s) ['{LEADER}']"
+        ]
     assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), expected)
 
 
@@ -272,10 +319,17 @@ def test_a_leader_without_its_role_label_fails_labels_and_routing(wrong: WrongDe
     wrong.apply(objects)
     wrong.wait_ready(REFERENCE.info.size)
     wrong.wait_endpoints_converged()
-    assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), {
-        "leader_and_worker_labels_identify_their_group": [f"{LEADER}: leader lacks its template label role=leader"],
-        "service_endpoints_hold_exactly_the_ready_leaders": [f"has no ready endpoint for leader(s) ['{LEADER}']"],
-    })
+    assert_fails_exactly(
+        failing_checks(wrong.snapshot(), wrong.expect),
+        {
+            "leader_and_worker_labels_identify_their_group": [
+                f"{LEADER}: leader lacks its template label role=leader"
+            ],
+            "service_endpoints_hold_exactly_the_ready_leaders": [
+                f"has no ready endpoint for leader(s) ['{LEADER}']"
+            ],
+        },
+    )
 
 
 def test_half_node_pods_packed_onto_one_node_fail_placement_and_gpu_checks(wrong: WrongDeployment) -> None:
@@ -283,15 +337,23 @@ def test_half_node_pods_packed_onto_one_node_fail_placement_and_gpu_checks(wrong
     there, so TP 8 x PP 2 would run on 8 GPUs of one node instead of 16 on two."""
     objects = reference_objects()
     for role in ("leader", "worker"):
-        container(objects, role)["resources"] = {"limits": {GPU: "4", "memory": "64Gi"}, "requests": {"cpu": "8"}}
+        container(objects, role)["resources"] = {
+            "limits": {GPU: "4", "memory": "64Gi"},
+            "requests": {"cpu": "8"},
+        }
         template(objects, role)["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "gpu-node-0"}
     wrong.apply(objects)
     wrong.wait_ready(REFERENCE.info.size)
-    assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), {
-        "leader_and_workers_run_on_different_nodes": ["group 0: pods share a node", "gpu-node-0"],
-        "pods_request_and_limit_their_gpus": [f"{LEADER}: {GPU} request '4' / limit '4', expected 8",
-                                              f"{WORKER}: {GPU} request '4' / limit '4', expected 8"],
-    })
+    assert_fails_exactly(
+        failing_checks(wrong.snapshot(), wrong.expect),
+        {
+            "leader_and_workers_run_on_different_nodes": ["group 0: pods share a node", "gpu-node-0"],
+            "pods_request_and_limit_their_gpus": [
+                f"{LEADER}: {GPU} request '4' / limit '4', expected 8",
+                f"{WORKER}: {GPU} request '4' / limit '4', expected 8",
+            ],
+        },
+    )
 
 
 def test_the_docs_manifest_on_a_current_image_never_becomes_available(wrong: WrongDeployment) -> None:
@@ -300,10 +362,18 @@ def test_the_docs_manifest_on_a_current_image_never_becomes_available(wrong: Wro
     The LWS status and routing checks fail, and the log evidence names why."""
     wrong.apply(load_variant("seed").to_objects())
     evidence = wrong.wait_startup_failed()
-    assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), {
-        "lws_reports_available_with_all_replicas_ready": ["LWS condition Available", "readyReplicas=0, expected 1"],
-        "service_endpoints_hold_exactly_the_ready_leaders": [f"has no ready endpoint for leader(s) ['{LEADER}']"],
-    })
+    assert_fails_exactly(
+        failing_checks(wrong.snapshot(), wrong.expect),
+        {
+            "lws_reports_available_with_all_replicas_ready": [
+                "LWS condition Available",
+                "readyReplicas=0, expected 1",
+            ],
+            "service_endpoints_hold_exactly_the_ready_leaders": [
+                f"has no ready endpoint for leader(s) ['{LEADER}']"
+            ],
+        },
+    )
     problems = "\n".join(evidence.problems(tp=TP, pp=PP, size=wrong.expect.size))
     for phrase in ("multi-node-serving.sh: No such file or directory", "no server-start line"):
         assert phrase in problems, f"log evidence does not name {phrase!r}:\n{problems}"
@@ -314,16 +384,21 @@ def test_tp_in_the_command_not_matching_the_topology_fails_the_log_evidence(wron
     """The command says TP 16 x PP 1 (same 16 GPUs, so the group starts and serves): every pod-level check
     passes, and only the engine config seen in the logs gives it away."""
     objects = reference_objects()
-    replace_in_leader_command(objects, "--tensor-parallel-size 8 --pipeline_parallel_size 2",
-                              "--tensor-parallel-size 16 --pipeline_parallel_size 1")
+    replace_in_leader_command(
+        objects,
+        "--tensor-parallel-size 8 --pipeline_parallel_size 2",
+        "--tensor-parallel-size 16 --pipeline_parallel_size 1",
+    )
     wrong.apply(objects)
     wrong.wait_ready(REFERENCE.info.size)
     wrong.wait_endpoints_converged()
     assert failing_checks(wrong.snapshot(), wrong.expect) == {}
     assert (TP, PP) == (8, 2)
     problems = wrong.evidence().problems(tp=TP, pp=PP, size=wrong.expect.size)
-    assert problems == ["engine config tensor_parallel_size [16], expected 8",
-                        "engine config pipeline_parallel_size [1], expected 2"], problems
+    assert problems == [
+        "engine config tensor_parallel_size [16], expected 8",
+        "engine config pipeline_parallel_size [1], expected 2",
+    ], problems
 
 
 # the API through the Service --------------------------------------------------------------------------------
@@ -341,5 +416,6 @@ def test_a_different_served_model_name_fails_the_models_check(wrong: WrongDeploy
         problems = service_routing.models_lists_the_served_model(forward.url, wrong.expect, TIMEOUTS.request)
     finally:
         forward.stop()
-    assert problems == [f"GET /v1/models lists ['llama-405b'], not the manifest's model {REFERENCE.info.model}"]
-
+    assert problems == [
+        f"GET /v1/models lists ['llama-405b'], not the manifest's model {REFERENCE.info.model}"
+    ]

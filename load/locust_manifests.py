@@ -169,7 +169,10 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
                     "command": ["locust"],
                     "args": master_args,
                     "env": [
-                        {"name": "LOCUST_MASTER_BIND_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {
+                            "name": "LOCUST_MASTER_BIND_HOST",
+                            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                        },
                         {"name": "LOCUST_MASTER_BIND_PORT", "value": str(MASTER_PORT)},
                         # The UI has no login: only `kubectl port-forward` (which dials the pod's loopback) reaches it.
                         {"name": "LOCUST_WEB_HOST", "value": "127.0.0.1"},
@@ -193,8 +196,12 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
         "metadata": {"name": f"{spec.name}-worker", **meta, "labels": _labels(spec, "worker")},
         "spec": {
             "replicas": spec.workers,
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": spec.name,
-                                         "app.kubernetes.io/component": "worker"}},
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/instance": spec.name,
+                    "app.kubernetes.io/component": "worker",
+                }
+            },
             "template": {
                 "metadata": {
                     "labels": _pod_labels(spec, "worker"),
