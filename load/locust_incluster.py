@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from load.locust_kubectl import ClusterError, Kubectl, NotYet, PortForward, poll
+from load.locust_manifests import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
 from load.locust_merge import RawRun, parse_raw_lines
 from load.locust_options import LocustRunConfig
-from load.locust_manifests import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
 
 SHIPPED_FILES = ("locustfile.py", "locust_stream.py")
 STARTUP_ALLOWANCE_S = 300.0  # scheduling, image pull, workers connecting

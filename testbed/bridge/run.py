@@ -84,7 +84,9 @@ class Bridge:
         self._state_dir = state_dir
         self._pods: dict[str, PodView] = {}  # by uid
         self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
-        self._pointed: dict[tuple[str, str], tuple[str, int]] = {}  # (ns, pod) -> (uid, restarts) rules written
+        self._pointed: dict[
+            tuple[str, str], tuple[str, int]
+        ] = {}  # (ns, pod) -> (uid, restarts) rules written
         self._stop = threading.Event()
         self._lock = threading.RLock()  # the watch thread and the readiness thread share _engines
         # Pods labelled run-locally (the in-cluster Locust master and workers) run as local processes, their
@@ -113,9 +115,13 @@ class Bridge:
 
     def _watch(self, resource_version: str) -> None:
         stream = watch.Watch()
-        for event in stream.stream(self._core.list_pod_for_all_namespaces, label_selector=LWS_NAME,
-                                   resource_version=resource_version, timeout_seconds=300,
-                                   _preload_content=True):
+        for event in stream.stream(
+            self._core.list_pod_for_all_namespaces,
+            label_selector=LWS_NAME,
+            resource_version=resource_version,
+            timeout_seconds=300,
+            _preload_content=True,
+        ):
             if self._stop.is_set():
                 stream.stop()
                 return
@@ -159,8 +165,14 @@ class Bridge:
         try:
             self._core.patch_namespaced_pod(name, namespace, body)
             if not ready:  # what a kubelet reports while a restarted container's probe has not passed
-                status = {"status": {"conditions": [{"type": "Ready", "status": "False"},
-                                                    {"type": "ContainersReady", "status": "False"}]}}
+                status = {
+                    "status": {
+                        "conditions": [
+                            {"type": "Ready", "status": "False"},
+                            {"type": "ContainersReady", "status": "False"},
+                        ]
+                    }
+                }
                 self._core.patch_namespaced_pod_status(name, namespace, status)
         except ApiException as exc:
             if exc.status != 404:  # the pod went away meanwhile: nothing to mark
@@ -199,11 +211,17 @@ class Bridge:
             log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
             engine = self._launcher.start(group, self._logs)
             if engine is None:
-                log.warning("leader %s/%s runs no `vllm serve`; no engine", group.leader.namespace, group.leader.name)
+                log.warning(
+                    "leader %s/%s runs no `vllm serve`; no engine", group.leader.namespace, group.leader.name
+                )
                 return
             self._engines[group_id] = RunningEngine(
-                group.leader.uid, group.leader.namespace, group.leader.name, group.leader.restart_count,
-                tuple(w.uid for w in group.workers), engine,
+                group.leader.uid,
+                group.leader.namespace,
+                group.leader.name,
+                group.leader.restart_count,
+                tuple(w.uid for w in group.workers),
+                engine,
             )
             if group.leader.restart_count > 0:
                 self._set_engine_ready(group.leader.namespace, group.leader.name, False)

@@ -96,9 +96,14 @@ def test_the_locust_manifests_import_nothing_else_of_ours() -> None:
         if isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module]
         for name in names:
-            assert name.split(".")[0] not in {"load", "reports", "fixtures", "suite", "testbed", "manifests"}, (
-                f"{source.name} imports {name}"
-            )
+            assert name.split(".")[0] not in {
+                "load",
+                "reports",
+                "fixtures",
+                "suite",
+                "testbed",
+                "manifests",
+            }, f"{source.name} imports {name}"
 
 
 def test_the_bridge_reads_the_rendered_pods() -> None:
