@@ -1,5 +1,5 @@
 """The suite's own tests share one embedded testbed per run, and it has GPUs for one reference group at a time:
-under pytest-xdist every test that uses it goes to one worker (`--dist loadgroup`), so two never deploy at once."""
+every test that uses it is put in one pytest-xdist group (for `--dist loadgroup`). `nox -s tests` runs serially."""
 
 from __future__ import annotations
 
