@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from load.argtypes import positive_int, positive_number
 from load.config import (
     APIS,
     SLO_KEYS,
@@ -62,19 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="random",
         help="random (default) | shared-prefix | sharegpt:FILE (ShareGPT-format JSON)",
     )
-    work.add_argument("--input-len", type=_int, help="prompt length in tokens (random, shared-prefix)")
-    work.add_argument("--output-len", type=_int, help="tokens to generate (sharegpt: default from the reply)")
     work.add_argument(
-        "--prefix-len", type=_int, help="shared-prefix: shared part of the prompt (default input-len/2)"
+        "--input-len", type=positive_int, help="prompt length in tokens (random, shared-prefix)"
     )
     work.add_argument(
-        "--num-prefixes", type=_int, default=4, help="shared-prefix: distinct prefixes (default 4)"
+        "--output-len", type=positive_int, help="tokens to generate (sharegpt: default from the reply)"
+    )
+    work.add_argument(
+        "--prefix-len",
+        type=positive_int,
+        help="shared-prefix: shared part of the prompt (default input-len/2)",
+    )
+    work.add_argument(
+        "--num-prefixes", type=positive_int, default=4, help="shared-prefix: distinct prefixes (default 4)"
     )
     work.add_argument(
         "--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)"
     )
     load = run.add_argument_group("load levels (every concurrency x every rate, in order)")
-    load.add_argument("--num-requests", type=_int, required=True, help="requests per level")
+    load.add_argument("--num-requests", type=positive_int, required=True, help="requests per level")
     load.add_argument(
         "--concurrency", type=_int_list, help="C[,C...]: requests in flight (a cap when a rate is given)"
     )
@@ -82,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--request-rate", type=_rate_list, help="R[,R...] requests/s, open loop; inf = closed loop"
     )
     load.add_argument(
-        "--burstiness", type=_positive_float, default=1.0, help="gamma shape: 1 Poisson (default), inf even"
+        "--burstiness", type=positive_number, default=1.0, help="gamma shape: 1 Poisson (default), inf even"
     )
     load.add_argument(
         "--ramp-up", type=_ramp, metavar="R0:R1", help="one level whose rate rises linearly from R0 to R1"
@@ -105,14 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label", help="free-form label stored in the result")
     run.add_argument(
         "--timeout-read",
-        type=_positive_float,
+        type=positive_number,
         default=600.0,
         help="longest silence within a response, s (600)",
     )
     run.add_argument(
-        "--timeout-request", type=_positive_float, default=21600.0, help="longest request, s (21600)"
+        "--timeout-request", type=positive_number, default=21600.0, help="longest request, s (21600)"
     )
-    run.add_argument("--timeout-connect", type=_positive_float, default=10.0, help="connect timeout, s (10)")
+    run.add_argument("--timeout-connect", type=positive_number, default=10.0, help="connect timeout, s (10)")
     run.add_argument(
         "--no-server-metrics", action="store_true", help="do not scrape /metrics around each level"
     )
@@ -265,34 +272,14 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
 def _int_list(text: str) -> list[int]:
-    return [_int(part) for part in text.split(",")]
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
+    return [positive_int(part) for part in text.split(",")]
 
 
 def _rate_list(text: str) -> list[float | None]:
     rates: list[float | None] = []
     for part in text.split(","):
-        value = _positive_float(part)
+        value = positive_number(part)
         rates.append(None if math.isinf(value) else value)
     return rates
 
@@ -317,7 +304,7 @@ def _slo(text: str) -> dict[str, float]:
         key = key.strip()
         if not sep or key not in SLO_KEYS:
             raise argparse.ArgumentTypeError(f"expected {'=..,'.join(SLO_KEYS)}=.. (ms), got {part!r}")
-        slo[key] = _positive_float(value)
+        slo[key] = positive_number(value)
     return slo
 
 

@@ -7,7 +7,6 @@ Everything is checked before any process starts or any cluster is touched; a ``C
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from load.argtypes import nonneg_finite_number, nonneg_int, positive_finite_number, positive_int
 from load.config import APIS, SLO_KEYS, Api, ConfigError
 
 PROG = "python -m load.locust_run"
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument(
         "--service-port",
-        type=_int,
+        type=positive_int,
         default=DEFAULT_SERVICE_PORT,
         help=f"its port (default {DEFAULT_SERVICE_PORT})",
     )
@@ -185,21 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load = p.add_argument_group("load")
     load.add_argument(
-        "--users", type=_int, required=True, help="concurrent users (each one request at a time)"
+        "--users", type=positive_int, required=True, help="concurrent users (each one request at a time)"
     )
     load.add_argument(
-        "--spawn-rate", type=_positive_float, help="users started per second (default: --users)"
+        "--spawn-rate", type=positive_finite_number, help="users started per second (default: --users)"
     )
     load.add_argument("--run-time", type=_run_time, required=True, help="e.g. 60, 90s, 5m, 1h30m")
     load.add_argument(
         "--workers",
-        type=_nonneg_int,
+        type=nonneg_int,
         default=0,
         help="0 (default): one Locust process; W: a master and W worker processes",
     )
     load.add_argument(
         "--stop-timeout",
-        type=_nonneg_float,
+        type=nonneg_finite_number,
         default=300.0,
         help="at the end, let requests in flight finish for up to this many s (default 300)",
     )
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--web-linger",
-        type=_nonneg_int,
+        type=nonneg_int,
         default=30,
         help="with --web: keep the UI up this many s after the run (default 30)",
     )
@@ -222,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     work = p.add_argument_group("workload")
     work.add_argument("--model", help="served model name (default: the one model the endpoint serves)")
     work.add_argument("--api", choices=APIS, default="completions", help="default: completions")
-    work.add_argument("--input-len", type=_int, default=128, help="prompt length in tokens (default 128)")
-    work.add_argument("--output-len", type=_int, default=128, help="tokens to generate (default 128)")
+    work.add_argument(
+        "--input-len", type=positive_int, default=128, help="prompt length in tokens (default 128)"
+    )
+    work.add_argument("--output-len", type=positive_int, default=128, help="tokens to generate (default 128)")
     work.add_argument(
         "--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)"
     )
@@ -239,11 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     work.add_argument(
         "--timeout-read",
-        type=_positive_float,
+        type=positive_finite_number,
         default=600.0,
         help="longest silence within a response, s (600)",
     )
-    work.add_argument("--timeout-connect", type=_positive_float, default=10.0, help="connect timeout, s (10)")
+    work.add_argument(
+        "--timeout-connect", type=positive_finite_number, default=10.0, help="connect timeout, s (10)"
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--out", type=Path, help="result file (JSON, the suite's schema); required but with --render-only"
@@ -299,40 +303,6 @@ def config_from_args(args: argparse.Namespace) -> LocustRunConfig:
     )
 
 
-def _int(text: str) -> int:
-    value = _nonneg_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _nonneg_float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
 def _run_time(text: str) -> int:
     """Whole seconds from Locust's spelling: 90, 90s, 5m, 1h30m."""
     text = text.strip()
@@ -357,5 +327,5 @@ def _slo(text: str) -> dict[str, float]:
         key = key.strip()
         if not sep or key not in SLO_KEYS:
             raise argparse.ArgumentTypeError(f"expected {'=..,'.join(SLO_KEYS)}=.. (ms), got {part!r}")
-        slo[key] = _positive_float(value)
+        slo[key] = positive_finite_number(value)
     return slo
