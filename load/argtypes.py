@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+
+from load.config import SLO_KEYS
 
 
 def nonneg_int(text: str) -> int:
@@ -50,3 +53,15 @@ def positive_finite_number(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
+
+
+def slo_thresholds(text: str, number: Callable[[str], float]) -> dict[str, float]:
+    """`ttft_ms=500,tpot_ms=50` into a dict; `number` parses each threshold (the callers differ on inf)."""
+    slo: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in SLO_KEYS:
+            raise argparse.ArgumentTypeError(f"expected {'=..,'.join(SLO_KEYS)}=.. (ms), got {part!r}")
+        slo[key] = number(value)
+    return slo

@@ -16,12 +16,11 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from load.argtypes import positive_int, positive_number
+from load.argtypes import positive_int, positive_number, slo_thresholds
 from load.config import (
     APIS,
-    SLO_KEYS,
     ConfigError,
     RandomWorkload,
     SharedPrefixWorkload,
@@ -298,14 +297,7 @@ def _ramp(text: str) -> tuple[float, float]:
 
 
 def _slo(text: str) -> dict[str, float]:
-    slo: dict[str, Any] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or key not in SLO_KEYS:
-            raise argparse.ArgumentTypeError(f"expected {'=..,'.join(SLO_KEYS)}=.. (ms), got {part!r}")
-        slo[key] = positive_number(value)
-    return slo
+    return slo_thresholds(text, positive_number)
 
 
 if __name__ == "__main__":

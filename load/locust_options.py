@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from load.argtypes import nonneg_finite_number, nonneg_int, positive_finite_number, positive_int
-from load.config import APIS, SLO_KEYS, Api, ConfigError
+from load.argtypes import (
+    nonneg_finite_number,
+    nonneg_int,
+    positive_finite_number,
+    positive_int,
+    slo_thresholds,
+)
+from load.config import APIS, Api, ConfigError
 
 PROG = "python -m load.locust_run"
 EXIT_USAGE = 2
@@ -321,11 +327,4 @@ def _run_time(text: str) -> int:
 
 
 def _slo(text: str) -> dict[str, float]:
-    slo: dict[str, float] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or key not in SLO_KEYS:
-            raise argparse.ArgumentTypeError(f"expected {'=..,'.join(SLO_KEYS)}=.. (ms), got {part!r}")
-        slo[key] = positive_finite_number(value)
-    return slo
+    return slo_thresholds(text, positive_finite_number)

@@ -114,7 +114,7 @@ class Testbed:
 
     def status(self) -> list[ComponentStatus]:
         result = [
-            ComponentStatus(name, pid is not None and _pid_alive(pid), pid)
+            ComponentStatus(name, pid is not None and processes.pid_running(pid), pid)
             for name, pid in self._kwok_pids().items()
         ]
         result += [ComponentStatus(p.name, processes.alive(p), p.pid) for p in processes.load(self._pid_dir)]
@@ -398,9 +398,13 @@ class Testbed:
             processes.stop(proc)
         bin_dir = self._binary_dir()
         for name, pid in self._kwok_pids().items():
-            if pid is not None and _pid_alive(pid) and _cmdline_under(pid, bin_dir, self.state_dir):
+            if (
+                pid is not None
+                and processes.pid_running(pid)
+                and _cmdline_under(pid, bin_dir, self.state_dir)
+            ):
                 processes.signal_and_wait(
-                    pid, functools.partial(_pid_alive, pid), group=False, grace=5.0, name=name
+                    pid, functools.partial(processes.pid_running, pid), group=False, grace=5.0, name=name
                 )
 
     def _binary_dir(self) -> Path | None:
@@ -480,14 +484,6 @@ def _tls_handshake(port: int, ca_pem: bytes, pid_dir: Path, log_dir: Path) -> No
             return
     except (OSError, ssl.SSLError) as exc:
         raise NotYet(f"TLS to 127.0.0.1:{port}: {exc}") from None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _cmdline_under(pid: int, *dirs: Path | None) -> bool:

@@ -81,6 +81,11 @@ def load(pid_dir: Path) -> list[Tracked]:
     return tracked
 
 
+def pid_running(pid: int) -> bool:
+    """A live (not zombie) process has this pid; says nothing of whose it is."""
+    return _start_ticks(pid) is not None
+
+
 def alive(proc: Tracked) -> bool:
     return _start_ticks(proc.pid) == proc.start_ticks
 

@@ -19,6 +19,7 @@ from fixtures.kube import Kube
 from fixtures.recovery import Recovery, all_group_uids, group_uids, observe
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
+from reports.schema import RecoveryMeasurement
 from suite.conformance.checks import recovery as verdicts
 from suite.conformance.steady_load import SteadyLoad
 from testbed.wait import NotYet, wait_for
@@ -83,24 +84,22 @@ def run_fault(
 
 
 def _record(run_state: RunState, rec: Recovery, tally: Any) -> None:
-    run_state.append_line(
-        "recovery",
-        json.dumps(
-            {
-                "fault": rec.fault.name,
-                "restart_policy": rec.restart_policy,
-                "group_recreated": rec.must_recreate_group
-                and not rec.race_suspected
-                and set(rec.replaced()) == set(rec.before),
-                "pods_replaced_s": rec.pods_replaced_s,
-                "available_s": rec.available_s,
-                "first_success_s": rec.first_success_s,
-                "requests_sent": tally.sent,
-                "requests_failed": tally.failed,
-                "errors_by_reason": tally.errors_by_reason,
-            }
-        ),
+    """One line of the run's recovery record, validated against the result schema as it is written."""
+    measurement = RecoveryMeasurement(
+        fault=rec.fault.name,
+        restart_policy=rec.restart_policy,
+        group_recreated=rec.must_recreate_group
+        and not rec.race_suspected
+        and set(rec.replaced()) == set(rec.before),
+        pods_replaced_s=rec.pods_replaced_s,
+        available_s=rec.available_s,
+        first_success_s=rec.first_success_s,
+        requests_sent=tally.sent,
+        requests_failed=tally.failed,
+        errors_by_reason=tally.errors_by_reason,
+        race_detected=rec.race_suspected,
     )
+    run_state.append_line("recovery", measurement.model_dump_json())
 
 
 @pytest.mark.parametrize("fault_name", faults.FAULTS)

@@ -7,7 +7,6 @@ namespace. The testbed has 16 GPUs in all, so GPU-holding tests share one xdist 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import urllib.request
 import uuid
@@ -20,6 +19,7 @@ import yaml
 
 from suite.conformance.checks.log_evidence import gather
 from testbed.cluster import TestbedInfo
+from testbed.processes import free_port
 from testbed.wait import NotYet, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
@@ -204,12 +204,6 @@ def test_leader_service_endpoints_hold_the_leader_only(kube: Kube) -> None:
     assert {p["port"] for s in slices for p in s["ports"]} == {8080}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_kubectl_logs_and_port_forward_reach_the_simulated_engine(kube: Kube, testbed: TestbedInfo) -> None:
     deploy_seed(kube)
 
@@ -224,7 +218,7 @@ def test_kubectl_logs_and_port_forward_reach_the_simulated_engine(kube: Kube, te
         what="weight loading of all 16 ranks, from 2 nodes, in `kubectl logs vllm-0`",
         timeout=60,
     )
-    port = _free_port()
+    port = free_port()
     forward = subprocess.Popen(
         [
             *kube.base,
