@@ -6,6 +6,8 @@ Modules, one responsibility each. This package imports nothing eagerly, so ``loa
 - ``schema``: the versioned result file (pydantic), written by every producer, read by everything here.
 - ``metrics``: the metric catalogue: key, unit, formula, direction, and how to read it from a level.
 - ``runs``, ``levels``: names, topologies and GPU counts of runs; labels and keys of load levels.
+- ``provenance``: what produced a run's numbers (engine, simulator time scale, GPU product, testbed): sim
+  tags, the refusal to mix runs, and simulated runs' figures in modelled time.
 - ``text``, ``tables``: number formatting and aligned tables; the tables of one run.
 - ``markdown``: the report for CI logs; ``html`` and ``plots``: the self-contained page and its SVG figures.
 - ``compare``, ``compare_tables``: per GPU side by side, Pareto frontier, best setting under SLOs.

@@ -12,6 +12,7 @@ from reports.compare import SLO_HELP, Comparison, SloError, compare, parse_slo
 from reports.gate import DEFAULT_K, DEFAULT_TOLERANCES, GateInputError, gate, parse_tolerances
 from reports.gate_report import render_gate_markdown
 from reports.markdown import render_comparison_markdown, render_markdown
+from reports.provenance import MixedRunsError
 from reports.schema import Result, SchemaError, read_result
 
 
@@ -35,10 +36,12 @@ def _write(path: str | None, text: str) -> None:
         raise InputError(f"{path}: cannot write ({exc.strerror})") from None
 
 
-def _html(results: list[Result], names: list[str], comparison: Comparison | None = None) -> str:
+def _html(
+    results: list[Result], names: list[str], comparison: Comparison | None = None, modelled_time: bool = False
+) -> str:
     from reports.html import render_html  # matplotlib is imported only when a page is asked for
 
-    return render_html(results, names, comparison)
+    return render_html(results, names, comparison, modelled_time=modelled_time)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -47,13 +50,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     _write(args.markdown, text)
     if args.html:
-        _write(args.html, _html(results, names))
+        _write(args.html, _html(results, names, modelled_time=args.modelled_time))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     results, names = _read_all(args.results)
-    comparison = compare(results, names, parse_slo(args.slo or ""))
+    comparison = compare(
+        results,
+        names,
+        parse_slo(args.slo or ""),
+        allow_mixed=args.allow_mixed,
+        modelled_time=args.modelled_time,
+        sources=args.results,
+    )
     text = render_comparison_markdown(comparison)
     sys.stdout.write(text)
     _write(args.markdown, text)
@@ -65,7 +75,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     baseline, _ = _read_all(args.baseline)
     candidate, _ = _read_all(args.candidate)
-    report = gate(baseline, candidate, parse_tolerances(args.tolerance), args.k, args.allow_no_baseline)
+    report = gate(
+        baseline,
+        candidate,
+        parse_tolerances(args.tolerance),
+        args.k,
+        args.allow_no_baseline,
+        allow_mixed=args.allow_mixed,
+        modelled_time=args.modelled_time,
+        sources=(args.baseline, args.candidate),
+    )
     text = render_gate_markdown(report)
     sys.stdout.write(text)
     _write(args.markdown, text)
@@ -84,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("results", nargs="+", metavar="RESULT", help="result JSON files")
     render.add_argument("--html", metavar="OUT.html", help="write the self-contained HTML page here")
     render.add_argument("--markdown", metavar="OUT.md", help="also write the Markdown here")
+    _modelled_option(render, "the HTML page's comparison and plots")
     render.set_defaults(func=cmd_render)
 
     cmp = sub.add_parser(
@@ -95,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--slo", metavar="KEY=VALUE,...", help=f"e.g. tpot_ms=50,ttft_ms=2000; keys: {SLO_HELP}")
     cmp.add_argument("--html", metavar="OUT.html", help="write the HTML page with the comparison here")
     cmp.add_argument("--markdown", metavar="OUT.md", help="also write the Markdown here")
+    _mixed_option(cmp)
+    _modelled_option(cmp, "the comparison (SLOs are then checked in modelled time)")
     cmp.set_defaults(func=cmd_compare)
 
     defaults = ", ".join(f"{m}={t:g}" for m, t in DEFAULT_TOLERANCES.items() if t is not None)
@@ -124,15 +146,36 @@ def build_parser() -> argparse.ArgumentParser:
         "new configuration); without it that is an input error (exit 2)",
     )
     gt.add_argument("--markdown", metavar="OUT.md", help="also write the gate report here")
+    _mixed_option(gt)
+    _modelled_option(gt, "both sides before gating")
     gt.set_defaults(func=cmd_gate)
     return parser
+
+
+def _mixed_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="compare runs that differ in engine (sim, vllm-cpu, vllm, external), simulator time scale, GPU "
+        "product or testbed, a field not recorded counting as 'unknown'; the report then says which fields "
+        "differ. Without it such runs are an input error (exit 2) naming the field and both values",
+    )
+
+
+def _modelled_option(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument(
+        "--modelled-time",
+        action="store_true",
+        help=f"convert simulated runs to modelled time in {where}: durations and latencies / time scale, "
+        "rates x time scale (default: as measured, wall-clock, tagged 'sim <scale>x')",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (SchemaError, SloError, GateInputError, InputError) as exc:
+    except (SchemaError, SloError, GateInputError, MixedRunsError, InputError) as exc:
         print(f"reports {args.command}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from reports.levels import level_labels
 from reports.metrics import METRICS, PER_GPU_FORMULA
+from reports.provenance import FieldMix, check_mixing, in_modelled_time, sim_note, tagged
 from reports.runs import display_names, gpu_count, gpu_count_note, topology_name
 from reports.schema import LevelResult, Result
 from reports.tables import per_gpu
@@ -95,8 +96,8 @@ def check_slo(point: Point, slo: Mapping[str, float]) -> SloVerdict:
 
 @dataclass(frozen=True)
 class Comparison:
-    names: list[str]
-    results: list[Result]
+    names: list[str]  # display names, each with its sim tag where the run was simulated
+    results: list[Result]  # as compared: simulated runs converted when modelled_time
     points: list[Point]
     frontier: list[Point]  # by ascending TPOT p99
     slo: dict[str, float]  # as checked, including the default error rate
@@ -104,6 +105,8 @@ class Comparison:
     best: Point | None  # highest per-GPU output throughput meeting the SLOs (or overall without SLOs)
     best_per_run: list[Point | None]
     notes: list[str]
+    mixed: list[FieldMix] = field(default_factory=list)  # provenance fields that differ (allow_mixed)
+    modelled_time: bool = False
 
 
 def pareto_frontier(points: Sequence[Point]) -> list[Point]:
@@ -136,10 +139,26 @@ def _best(points: Sequence[Point]) -> Point | None:
 
 
 def compare(
-    results: Sequence[Result], names: Sequence[str] | None = None, slo: Mapping[str, float] | None = None
+    results: Sequence[Result],
+    names: Sequence[str] | None = None,
+    slo: Mapping[str, float] | None = None,
+    *,
+    allow_mixed: bool = False,
+    modelled_time: bool = False,
+    sources: Sequence[str] | None = None,
 ) -> Comparison:
-    """Compare runs (typically one result file per topology). SLO keys as in ``parse_slo``."""
-    shown = display_names(results, names)
+    """Compare runs (typically one result file per topology). SLO keys as in ``parse_slo``.
+
+    Runs that differ in engine, time scale, GPU product or testbed raise MixedRunsError (naming the field
+    and its values; ``sources`` names the runs, default their display names) unless ``allow_mixed``: then
+    ``Comparison.mixed`` lists the fields that differ. ``modelled_time`` converts simulated runs to
+    modelled time first (SLOs are then checked in modelled time).
+    """
+    plain = display_names(results, names)
+    mixed = check_mixing(list(zip(sources or plain, (r.run for r in results), strict=True)), allow_mixed)
+    if modelled_time:
+        results = [in_modelled_time(r) for r in results]
+    shown = [tagged(n, r.run, modelled_time) for n, r in zip(plain, results, strict=True)]
     checked = dict(slo or {})
     for key in checked:
         slo_metric(key)
@@ -149,8 +168,13 @@ def compare(
     verdicts = {(p.run_index, p.level): check_slo(p, checked) for p in points}
     eligible = [p for p in points if not checked or verdicts[(p.run_index, p.level)].meets]
     notes = [
-        f"{name}: {note}" for name, r in zip(shown, results, strict=True) if (note := gpu_count_note(r.run))
+        f"{name}: {note}" for name, r in zip(plain, results, strict=True) if (note := gpu_count_note(r.run))
     ]
+    simulated: dict[str, list[str]] = {}  # one note per distinct kind of simulated run, naming its runs
+    for name, r in zip(plain, results, strict=True):
+        if (note := sim_note(r.run, modelled_time)) is not None:
+            simulated.setdefault(note, []).append(name)
+    notes += [f"{', '.join(runs)} {note}" for note, runs in simulated.items()]
     return Comparison(
         names=shown,
         results=list(results),
@@ -161,6 +185,8 @@ def compare(
         best=_best(eligible),
         best_per_run=[_best([p for p in eligible if p.run_index == i]) for i in range(len(results))],
         notes=notes,
+        mixed=mixed,
+        modelled_time=modelled_time,
     )
 
 

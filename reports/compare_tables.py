@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from reports.compare import FRONTIER_FORMULA, Comparison, Point, slo_text
 from reports.metrics import PER_GPU_FORMULA
+from reports.provenance import engine_label
 from reports.runs import parallelism
 from reports.tables import Table
 from reports.text import MISSING, num, pct
@@ -28,6 +29,7 @@ def per_run_table(cmp: Comparison) -> Table:
         best = cmp.best_per_run[index]
         row = [
             name,
+            engine_label(result.run),
             parallelism(result.run) or MISSING,
             _count(mine[0].gpus if mine else None),
             _at(peak, lambda p: num(p.out_tps_per_gpu)),
@@ -41,14 +43,14 @@ def per_run_table(cmp: Comparison) -> Table:
                 _at(best, lambda p: num(p.value("ttft_p99"))),
             ]
         rows.append(row)
-    headers = ["run", "TP x PP", "GPUs", "peak out tok/s/GPU", "at load"]
+    headers = ["run", "engine", "TP x PP", "GPUs", "peak out tok/s/GPU", "at load"]
     if cmp.slo:
         headers += ["at SLO out tok/s/GPU", "at load", "TPOT p99 ms", "TTFT p99 ms"]
     notes = [PER_GPU_FORMULA]
     if cmp.slo:
         notes.append(f"at SLO: the highest per-GPU output throughput among levels with {slo_text(cmp.slo)}")
     notes += cmp.notes
-    right = [False, False, True, True, False] + ([True, False, True, True] if cmp.slo else [])
+    right = [False, False, False, True, True, False] + ([True, False, True, True] if cmp.slo else [])
     return Table("Per run, normalised per GPU", headers, rows, right, notes)
 
 

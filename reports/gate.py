@@ -16,6 +16,9 @@ With no repeats anywhere there is no noise term and the tolerance alone sets the
 The tolerance is the smallest change worth failing a build for; the noise term widens the band when
 repeats show larger run-to-run noise. Direction comes from the metric catalogue: throughput must not
 fall, latency and error rate must not rise. A value missing on either side is reported, never read as 0.
+
+Runs that differ in what produced their numbers (engine, simulator time scale, GPU product, testbed; see
+reports/provenance.py) are refused as input unless mixing is allowed, and then the report says so.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from reports.levels import level_key, level_label
 from reports.metrics import METRICS
+from reports.provenance import FieldMix, MixedRunsError, check_mixing, engine_label, in_modelled_time, sim_tag
 from reports.runs import config_key, config_name
 from reports.schema import LevelResult, Result
 
@@ -54,7 +58,8 @@ Verdict = Literal["ok", "better", "REGRESSION", "missing", "no baseline"]
 
 
 class GateInputError(ValueError):
-    """Inputs the gate cannot judge (bad --tolerance, nothing in common between baseline and candidate)."""
+    """Inputs the gate cannot judge (bad --tolerance, nothing in common between baseline and candidate,
+    runs of different engine, time scale, GPU product or testbed without allow_mixed)."""
 
 
 def parse_tolerances(items: Sequence[str]) -> dict[str, float | None]:
@@ -135,6 +140,8 @@ class GateReport:
     tolerances: dict[str, float | None]
     baseline_files: int
     candidate_files: int
+    mixed: list[FieldMix] = field(default_factory=list)  # provenance fields that differ (allow_mixed)
+    modelled_time: bool = False
 
     @property
     def regressions(self) -> list[Check]:
@@ -204,16 +211,31 @@ def judge(
 _Key = tuple[tuple[object, ...], tuple[object, ...]]  # (configuration key, level key)
 
 
-def _fold(results: Sequence[Result]) -> tuple[dict[_Key, list[LevelResult]], dict[_Key, tuple[str, str]]]:
-    """Levels grouped by (configuration, level key) across files: each file is one repeat."""
+def _fold(
+    results: Sequence[Result], modelled: bool = False
+) -> tuple[dict[_Key, list[LevelResult]], dict[_Key, tuple[str, str]], dict[_Key, str]]:
+    """Levels grouped by (configuration, level key) across files: each file is one repeat; with each key's
+    names and what served it (the sim tag, else the engine)."""
     groups: dict[_Key, list[LevelResult]] = defaultdict(list)
     names: dict[_Key, tuple[str, str]] = {}
+    served: dict[_Key, str] = {}
     for result in results:
+        run = result.run
         for level in result.results:
-            key = (config_key(result.run), level_key(level.load))
+            key = (config_key(run), level_key(level.load))
             groups[key].append(level)
-            names.setdefault(key, (config_name(result.run), level_label(level.load)))
-    return groups, names
+            names.setdefault(key, (config_name(run), level_label(level.load)))
+            served.setdefault(key, sim_tag(run, modelled) or engine_label(run))
+    return groups, names, served
+
+
+def _config_label(config: str, key: _Key, base: Mapping[_Key, str], cand: Mapping[_Key, str]) -> str:
+    """The configuration's name with what served it where it was simulated or differs between the sides."""
+    b, c = base.get(key), cand.get(key)
+    if b is not None and c is not None and b != c:
+        return f"{config} [baseline {b}; candidate {c}]"
+    tag = b or c
+    return f"{config} [{tag}]" if tag and tag.startswith("sim") else config
 
 
 def gate(
@@ -222,19 +244,47 @@ def gate(
     tolerances: Mapping[str, float | None] | None = None,
     k: float = DEFAULT_K,
     allow_no_baseline: bool = False,
+    *,
+    allow_mixed: bool = False,
+    modelled_time: bool = False,
+    sources: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> GateReport:
     """Judge candidate runs against baseline runs. ``tolerances`` override or extend DEFAULT_TOLERANCES.
 
     When no level of the candidate matches the baseline, that is an input error (a wrong baseline would
     otherwise pass silently) unless ``allow_no_baseline``: then every check reads "no baseline" and the
     gate passes, as it should on the first night of a new configuration.
+
+    Runs (on either side) that differ in engine, simulator time scale, GPU product or testbed are an input
+    error naming the field and its values, unless ``allow_mixed``: then they are gated against each other
+    and the report lists the fields that differ. ``sources`` names the files of each side for that message.
+    ``modelled_time`` converts simulated runs to modelled time first.
     """
     if k < 0:
         raise GateInputError(f"k must be >= 0, got {k}")
+    base_names_, cand_names_ = sources or (
+        [f"#{i + 1}" for i in range(len(baseline))],
+        [f"#{i + 1}" for i in range(len(candidate))],
+    )
+    base_sources = [f"baseline {name}" for name in base_names_]
+    cand_sources = [f"candidate {name}" for name in cand_names_]
+    try:
+        mixed = check_mixing(
+            [
+                *zip(base_sources, (r.run for r in baseline), strict=True),
+                *zip(cand_sources, (r.run for r in candidate), strict=True),
+            ],
+            allow_mixed,
+        )
+    except MixedRunsError as exc:
+        raise GateInputError(str(exc)) from None
+    if modelled_time:
+        baseline = [in_modelled_time(r) for r in baseline]
+        candidate = [in_modelled_time(r) for r in candidate]
     merged = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     active = {m: t for m, t in merged.items() if t is not None}
-    base_groups, base_names = _fold(baseline)
-    cand_groups, cand_names = _fold(candidate)
+    base_groups, base_names, base_served = _fold(baseline, modelled_time)
+    cand_groups, cand_names, cand_served = _fold(candidate, modelled_time)
     if not set(base_groups) & set(cand_groups) and not allow_no_baseline:
         raise GateInputError(
             "no load level of the candidate matches the baseline (same topology, model, TP, PP, GPUs and "
@@ -255,6 +305,7 @@ def gate(
     checks = []
     for key in [*base_groups, *(k_ for k_ in cand_groups if k_ not in base_groups)]:  # in sweep order
         config, level = base_names.get(key) or cand_names[key]
+        config = _config_label(config, key, base_served, cand_served)
         for metric_key, tolerance in active.items():
             metric = METRICS[metric_key]
             b_all = [metric.value(lv) for lv in base_groups.get(key, [])]
@@ -290,7 +341,7 @@ def gate(
                     verdict,
                 )
             )
-    return GateReport(checks, k, merged, len(baseline), len(candidate))
+    return GateReport(checks, k, merged, len(baseline), len(candidate), mixed, modelled_time)
 
 
 def _values(levels: Sequence[LevelResult], metric_key: str) -> list[float]:

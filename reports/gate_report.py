@@ -4,6 +4,7 @@ and a last line that says pass or fail with the metrics named."""
 from __future__ import annotations
 
 from reports.gate import ABSOLUTE_METRICS, Check, GateReport
+from reports.provenance import allowed_note
 from reports.text import MISSING, md_table, num, pct
 
 
@@ -89,6 +90,13 @@ SUMMARY_NAMES = 10  # regressions named on the last line; the table above lists 
 
 
 def summary_line(report: GateReport) -> str:
+    mixed = (
+        f" [mixed runs allowed: {', '.join(m.field for m in report.mixed)} differ]" if report.mixed else ""
+    )
+    return _summary(report) + mixed
+
+
+def _summary(report: GateReport) -> str:
     judged = sum(1 for c in report.checks if c.verdict in ("ok", "better"))
     if report.passed and not judged:
         return "gate: PASSED: nothing to judge, no candidate level has a baseline (a new configuration?)"
@@ -118,6 +126,13 @@ def render_gate_markdown(report: GateReport) -> str:
         "coefficient of variation pooled over the configuration's levels x baseline mean. '(noise)' marks "
         "checks where run-to-run noise, not the tolerance, set the band.",
     ]
+    if report.mixed:
+        parts.append(f"> **{allowed_note(report.mixed)}**")
+    if report.modelled_time:
+        parts.append(
+            "> Simulated runs were converted to modelled time before gating (durations / time scale, "
+            "rates x time scale): configurations tagged [sim ..., modelled time]."
+        )
     if report.regressions:
         parts += [
             f"## Regressions ({len(report.regressions)})",

@@ -10,9 +10,10 @@ from reports.compare import Comparison, compare
 from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
 from reports.levels import level_labels
 from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
+from reports.provenance import allowed_note, engine_label, sim_note, tagged
 from reports.runs import display_names, gpu_count, parallelism, topology_name
 from reports.schema import SCHEMA_VERSION, Result
-from reports.tables import Table, latency_table, metadata_lines, recovery_table, throughput_table
+from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import MISSING, num
 
 _CSS = """
@@ -74,6 +75,7 @@ def _runs_table(names: Sequence[str], results: Sequence[Result]) -> Table:
     rows = [
         [
             name,
+            engine_label(r.run),
             topology_name(r.run) or MISSING,
             parallelism(r.run) or MISSING,
             MISSING if gpu_count(r.run) is None else str(gpu_count(r.run)),
@@ -85,12 +87,16 @@ def _runs_table(names: Sequence[str], results: Sequence[Result]) -> Table:
         ]
         for name, r in zip(names, results, strict=True)
     ]
+    notes: dict[str, list[str]] = {}
+    for name, r in zip(names, results, strict=True):
+        if (note := sim_note(r.run)) is not None:
+            notes.setdefault(note, []).append(name)
     return Table(
         "Runs",
-        ["run", "topology", "TP x PP", "GPUs", "GPU", "model", "vLLM", "started", "levels"],
+        ["run", "engine", "topology", "TP x PP", "GPUs", "GPU", "model", "vLLM", "started", "levels"],
         rows,
-        [False, False, False, True, False, False, False, False, True],
-        [],
+        [False, False, False, False, True, False, False, False, False, True],
+        [f"{', '.join(runs)} {note}" for note, runs in notes.items()],
     )
 
 
@@ -114,9 +120,10 @@ def _server_metrics_table(result: Result) -> Table | None:
 
 def _run_section(name: str, result: Result, anchor: str) -> str:
     meta = "".join(f"<li><b>{escape(h)}</b>: {escape(t)}</li>" for h, t in metadata_lines(result.run))
-    parts = [f'<h3 id="{anchor}">{escape(name)}</h3><ul class="meta">{meta}</ul>']
+    heading = escape(tagged(name, result.run))
+    parts = [f'<h3 id="{anchor}">{heading}</h3><ul class="meta">{meta}</ul>']
     if result.results:
-        parts += [_table(throughput_table(result), "h4"), _table(latency_table(result), "h4")]
+        parts += [_table(t, "h4") for t in level_tables(result)]
     recovery = recovery_table(result)
     if recovery is not None:
         parts.append(_table(recovery, "h4"))
@@ -150,17 +157,29 @@ def render_html(
     names: Sequence[str] | None = None,
     comparison: Comparison | None = None,
     title: str = "Benchmark report",
+    *,
+    modelled_time: bool = False,
 ) -> str:
     """A single-file HTML page for one or more result files.
 
     With several runs (or a comparison built with SLOs) the page starts with the comparison across runs.
+    Without a comparison given, runs of different provenance are shown side by side with a note saying how
+    they differ. The plots follow the comparison: simulated runs in modelled time when it was built so
+    (or when ``modelled_time``), else as measured; every simulated run is tagged where it is drawn.
     """
-    shown = display_names(results, names)
-    cmp = comparison if comparison is not None else compare(results, shown)
+    plain = display_names(results, names)
+    cmp = (
+        comparison
+        if comparison is not None
+        else compare(results, plain, allow_mixed=True, modelled_time=modelled_time)
+    )
+    shown = cmp.names  # tagged with the sim tag where a run was simulated
+    drawn = cmp.results  # as compared: in modelled time when the comparison converted them
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, html)
 
     if len(results) > 1 or cmp.slo:
-        parts = [_table(per_run_table(cmp))]
+        parts = [f'<p class="best"><b>{escape(allowed_note(cmp.mixed))}</b></p>'] if cmp.mixed else []
+        parts.append(_table(per_run_table(cmp)))
         if len(results) > 1:
             parts += [_table(t) for t in pivot_tables(cmp)]
         parts.append(_table(frontier_table(cmp)))
@@ -174,7 +193,7 @@ def render_html(
 
     figures = [
         _figure(
-            plots.throughput_latency(shown, results),
+            plots.throughput_latency(shown, drawn),
             "One curve per run across its load levels (points labelled by load). Output tokens/s = sum of "
             "usage.completion_tokens / measured window; TPOT and TTFT p99 per level.",
         ),
@@ -198,7 +217,7 @@ def render_html(
             "TTFT = first token-carrying chunk - send time; TPOT = (last - first token time) / "
             "(output tokens - 1); ITL = gaps between token-carrying chunks, pooled.",
         )
-        for i, (n, r) in enumerate(zip(shown, results, strict=True))
+        for i, (n, r) in enumerate(zip(shown, drawn, strict=True))
     )
     sections.append(("distributions", "Latency distributions", dist))
     timeline = "".join(
@@ -207,11 +226,13 @@ def render_html(
             f"{n}: each level from its start for its measured window; server metrics "
             "from vLLM's /metrics scraped around each level, when present.",
         )
-        for i, (n, r) in enumerate(zip(shown, results, strict=True))
+        for i, (n, r) in enumerate(zip(shown, drawn, strict=True))
     )
     if timeline:
         sections.append(("timeline", "Timeline", timeline))
-    recovery = plots.recovery(shown, results)
+    recovery = plots.recovery(  # Kubernetes' times, never converted to modelled time
+        [tagged(n, r.run) for n, r in zip(plain, results, strict=True)], results
+    )
     if recovery is not None:
         sections.append(
             (
@@ -225,7 +246,7 @@ def render_html(
             )
         )
     runs = "".join(
-        _run_section(n, r, f"run-{i}") for i, (n, r) in enumerate(zip(shown, results, strict=True))
+        _run_section(n, r, f"run-{i}") for i, (n, r) in enumerate(zip(plain, results, strict=True))
     )
     sections.append(("runs", "Runs in detail", runs))
 
@@ -241,6 +262,6 @@ def render_html(
         f"<style>{_CSS}</style></head><body><main>"
         f"<h1>{escape(title)}</h1>"
         f'<p class="sub">{len(results)} result file(s), schema {escape(SCHEMA_VERSION)}</p>'
-        f"{_table(_runs_table(shown, results))}<nav>{nav}</nav>{body}{_definitions()}"
+        f"{_table(_runs_table(plain, results))}<nav>{nav}</nav>{body}{_definitions()}"
         "</main></body></html>\n"
     )

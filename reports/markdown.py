@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 from reports.compare import Comparison
 from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
+from reports.provenance import allowed_note, tagged
 from reports.runs import display_names
 from reports.schema import Result
-from reports.tables import Table, latency_table, metadata_lines, recovery_table, throughput_table
+from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import md_table
 
 
@@ -21,11 +22,11 @@ def table_markdown(table: Table, level: str = "###") -> str:
 
 
 def run_markdown(name: str, result: Result) -> str:
-    parts = [f"## {name}", ""]
+    parts = [f"## {tagged(name, result.run)}", ""]
     parts.extend(f"- {heading}: {text}" for heading, text in metadata_lines(result.run))
     parts.append("")
     if result.results:
-        parts += [table_markdown(throughput_table(result)), "", table_markdown(latency_table(result))]
+        parts.append("\n\n".join(table_markdown(t) for t in level_tables(result)))
     else:
         parts.append("No load levels in this result.")
     recovery = recovery_table(result)
@@ -44,7 +45,10 @@ def render_markdown(results: Sequence[Result], names: Sequence[str] | None = Non
 
 def render_comparison_markdown(comparison: Comparison) -> str:
     """The comparison across runs for a CI log: per run per GPU, loads side by side, frontier, best."""
-    parts = ["# Comparison across runs", table_markdown(per_run_table(comparison), "##")]
+    parts = ["# Comparison across runs"]
+    if comparison.mixed:
+        parts.append(f"> **{allowed_note(comparison.mixed)}**")
+    parts.append(table_markdown(per_run_table(comparison), "##"))
     if len(comparison.names) > 1:
         parts += [table_markdown(t, "##") for t in pivot_tables(comparison)]
     parts += [

@@ -46,7 +46,10 @@ def gpu_count_note(run: RunMetadata) -> str | None:
 def config_key(run: RunMetadata) -> tuple[object, ...]:
     """What makes two runs repeats of the same configuration (for the gate).
 
-    Image, vLLM version and time are deliberately left out: they are what a nightly job changes.
+    Image, vLLM version and time are deliberately left out: they are what a nightly job changes. What
+    produced the numbers (engine, simulator time scale, GPU product, testbed) is not part of the key either:
+    runs that differ in it are refused before any matching (reports.provenance.check_mixing), or, when
+    mixing is allowed, matched on purpose and reported as mixed.
     """
     return (
         topology_name(run) or run.label,

@@ -141,7 +141,11 @@ class RunMetadata(_Model):
     suite_revision: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    testbed: bool | None = None  # True when measured on the embedded simulated cluster
+    testbed: bool | None = None  # True when measured on the embedded testbed (a simulated cluster)
+    # What served the requests: "sim" (the suite's simulated vLLM, testbed/engine), "vllm-cpu" (real vLLM's
+    # CPU build on the testbed), "vllm" (real vLLM deployed by the suite on a real cluster), "external" (an
+    # --endpoint the suite did not deploy). None = not recorded (files written before the field existed).
+    engine: str | None = None
     # Testbed only: the simulated engine's speed (1 = real time; 0.2 = five times faster than the modelled GPUs).
     # Latencies measured at a time scale s correspond to about latency / s on the modelled hardware.
     sim_time_scale: float | None = None

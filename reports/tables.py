@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from reports.levels import level_labels
 from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
+from reports.provenance import engine_label, in_modelled_time, modelled_scale, sim_note, sim_tag
 from reports.runs import gpu_count, gpu_count_note, parallelism, topology_name
 from reports.schema import Result, RunMetadata
 from reports.text import MISSING, num
@@ -41,6 +42,7 @@ def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
         ),
         (
             "software",
+            f"engine {engine_label(run)}, "
             f"model {_text(run.model)}, image {_text(run.image)}, vLLM {_text(run.vllm_version)}, "
             f"LWS {_text(run.lws_version)}, Kubernetes {_text(run.kubernetes_version)}",
         ),
@@ -51,21 +53,53 @@ def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
             + (", on the simulated testbed" if run.testbed else ""),
         ),
     ]
-    if run.sim_time_scale is not None:
+    note = sim_note(run)
+    if note is not None:
+        scale = modelled_scale(run)
         lines.append(
             (
                 "simulation",
-                f"engine time scale {run.sim_time_scale:g}: the simulated GPUs run "
-                f"{1 / run.sim_time_scale:g}x faster than modelled when below 1; "
-                f"times here are wall-clock as measured"
-                if run.sim_time_scale
-                else "engine pacing off (time scale 0): latencies are the simulator's overhead only",
+                note
+                + (
+                    f"; the tables marked [{sim_tag(run, True)}] give the same figures in modelled time"
+                    if scale is not None
+                    else ""
+                ),
             )
         )
     note = gpu_count_note(run)
     if note:
         lines.append(("note", note))
     return lines
+
+
+def level_tables(result: Result) -> list[Table]:
+    """The throughput and latency tables of a run; for a simulated run each titled with its sim tag, as
+    measured (wall-clock), then again in modelled time when its time scale allows the conversion."""
+    tables = [throughput_table(result), latency_table(result)]
+    tag = sim_tag(result.run)
+    if tag is None:
+        return tables
+    measured = [_titled(t, f"{tag}, wall-clock as measured") for t in tables]
+    scale = modelled_scale(result.run)
+    if scale is None:
+        return measured
+    modelled = in_modelled_time(result)
+    note = (
+        f"modelled time: durations and latencies / {scale:g}, rates x {scale:g} (the simulated engine ran at "
+        f"time scale {scale:g}); approximate, as the client's and HTTP overheads are scaled too; "
+        "request rates of the load converted, concurrency unchanged"
+    )
+    converted = [
+        _titled(t, sim_tag(result.run, True) or tag, note)
+        for t in (throughput_table(modelled), latency_table(modelled))
+    ]
+    return measured + converted
+
+
+def _titled(table: Table, tag: str, note: str | None = None) -> Table:
+    notes = [note, *table.notes] if note else table.notes
+    return Table(f"{table.title} [{tag}]", table.headers, table.rows, table.right, notes)
 
 
 def throughput_table(result: Result) -> Table:
@@ -188,8 +222,9 @@ def recovery_table(result: Result) -> Table | None:
                 failed,
             ]
         )
+    tag = sim_tag(result.run)
     return Table(
-        "Restart recovery (seconds from the injected fault)",
+        "Restart recovery (seconds from the injected fault)" + (f" [{tag}, wall-clock]" if tag else ""),
         [
             "fault",
             "restart policy",

@@ -68,7 +68,9 @@ def bench_target(
     if settings.endpoint is not None:
         version = run_metadata.vllm_version(settings.endpoint)
         yield BenchTarget(
-            settings.endpoint, model, {"endpoint": settings.endpoint, "vllm_version": version, "model": model}
+            settings.endpoint,
+            model,
+            {"endpoint": settings.endpoint, "vllm_version": version, "model": model, "engine": "external"},
         )
         return
     kube = request.getfixturevalue("kube")
@@ -127,7 +129,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     results = [read_result(f) for f in files]
     names = [f.stem.removeprefix("benchmark-") for f in files]
-    comparison = compare(results, names)
+    comparison = compare(results, names, allow_mixed=True)  # one run's topologies; any mix is named in it
     markdown = render_comparison_markdown(comparison)
     (directory / "comparison.md").write_text(markdown)
     (directory / "report.html").write_text(render_html(results, names, comparison, title="Benchmark report"))
@@ -140,7 +142,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not settings.baseline:
         return
     try:
-        report = gate([read_result(p) for p in settings.baseline], results)
+        report = gate(
+            [read_result(p) for p in settings.baseline],
+            results,
+            sources=([str(p) for p in settings.baseline], [f.name for f in files]),
+        )
     except (SchemaError, GateInputError) as exc:
         say(f"[lws-vllm] gate: {exc}")
         session.exitstatus = 2

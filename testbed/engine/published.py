@@ -34,6 +34,17 @@ S1_REQ_PER_S = {
     ("tp16", "ethernet"): 0.64,
 }
 
+# Published figures that set a parameter of the model: each is a fit anchor, reproduced by construction,
+# and must never be counted as validation (the tests check the two sets stay apart). Only this one is
+# fitted; the other Ethernet constants are estimates (hardware.ETHERNET), and the engine overheads
+# (profiles.py) and misc_per_layer_s (hardware.py) were set by hand with the published figures in view,
+# so the checks below are not independent of those hand-set values either (docs/calibration.md).
+FIT_ANCHORS: dict[str, str] = {
+    "S1 tp16 ethernet 0.64 req/s": "hardware.ETHERNET.allreduce_s_per_byte",
+}
+S1_FIT_KEYS: frozenset[tuple[str, str]] = frozenset({("tp16", "ethernet")})
+S1_VALIDATION_REQ_PER_S = {key: value for key, value in S1_REQ_PER_S.items() if key not in S1_FIT_KEYS}
+
 
 def s3_model() -> PerfModel:
     sched = SchedulerConfig(

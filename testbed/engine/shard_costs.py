@@ -20,9 +20,11 @@ FLOPs at 70% of the GEMM rate (FlashAttention reaches 50-75% of dense GEMM peak 
 
 Calibration: where the calibration file measured this (model, TP) shard on this GPU, the model multiplies
 the roofline by the measured/roofline ratio, interpolated over log(tokens) (linear) or log(KV bytes)
-(attention) and held constant beyond the measured range. The roofline alone stays available
-(`roofline_linear_s`) so its own error can be reported and tested separately from the measured quirks
-(e.g. 8B TP1 at 64 tokens, 63% above its neighbours in the H100 file).
+(attention) and held constant beyond the measured range. The simulator therefore reproduces every
+measured point exactly, which validates nothing; the roofline alone (`roofline_linear_s`, and a GpuSpec
+without calibration file) is what `calibration.py` fits on some anchors and validates on others, e.g.
+H200 predicted from H100 (docs/calibration.md). The correction also carries measured quirks (e.g. 8B TP1
+at 64 tokens, 63% above its neighbours in the H100 file) and does not transfer between GPUs.
 """
 
 from __future__ import annotations

@@ -410,7 +410,9 @@ def test_a_different_served_model_name_fails_the_models_check(wrong: WrongDeploy
     wrong.apply(objects)
     wrong.wait_ready(REFERENCE.info.size)
     assert failing_checks(wrong.snapshot(), wrong.expect) == {}
-    forward = ServicePortForward(wrong.kube, wrong.ns.name, SERVICE, wrong.expect.port, TIMEOUTS.port_forward)
+    forward = ServicePortForward(
+        wrong.kube, wrong.ns.name, SERVICE, wrong.expect.forward_port, TIMEOUTS.port_forward
+    )
     forward.start()
     try:
         problems = service_routing.models_lists_the_served_model(forward.url, wrong.expect, TIMEOUTS.request)

@@ -1,4 +1,7 @@
-"""The model reproduces the published serving figures (published_perf.md section 3), each within 25%."""
+"""The model reproduces the published serving figures (published_perf.md section 3), each within 25%.
+
+Only figures that set no parameter count as validation: the one fitted (`published.FIT_ANCHORS`, S1 TP16
+without InfiniBand) is checked apart, as a fit that still holds, never as evidence the model is right."""
 
 from __future__ import annotations
 
@@ -8,7 +11,15 @@ from testbed.engine.hardware import H100, H200, GpuSpec
 from testbed.engine.model_specs import LLAMA_8B, LLAMA_70B, LLAMA_70B_FP8, LLAMA_405B, ModelSpec
 from testbed.engine.perf_model import PerfModel, Topology
 from testbed.engine.profiles import CURRENT_VERSION, Profile
-from testbed.engine.published import S1_REQ_PER_S, S3_TPOT_MS, s1_throughput, s3_itl_ms
+from testbed.engine.published import (
+    FIT_ANCHORS,
+    S1_FIT_KEYS,
+    S1_REQ_PER_S,
+    S1_VALIDATION_REQ_PER_S,
+    S3_TPOT_MS,
+    s1_throughput,
+    s3_itl_ms,
+)
 
 TOLERANCE = 0.25
 
@@ -36,11 +47,19 @@ def test_405b_fp8_tp8_per_token_time_rises_with_running_requests(s3: dict[int, f
     assert values[-1] / values[0] > 2.0  # ~30 ms -> ~74 ms
 
 
-@pytest.mark.parametrize("key", list(S1_REQ_PER_S), ids=lambda k: f"{k[0]}-{k[1]}")
+def test_fit_anchors_are_kept_out_of_validation() -> None:
+    assert S1_FIT_KEYS
+    assert S1_FIT_KEYS.issubset(S1_REQ_PER_S)
+    assert not S1_FIT_KEYS & set(S1_VALIDATION_REQ_PER_S)
+    assert set(S1_VALIDATION_REQ_PER_S) | S1_FIT_KEYS == set(S1_REQ_PER_S)
+    assert len(FIT_ANCHORS) == len(S1_FIT_KEYS)
+
+
+@pytest.mark.parametrize("key", list(S1_VALIDATION_REQ_PER_S), ids=lambda k: f"{k[0]}-{k[1]}")
 def test_405b_bf16_two_node_throughput_matches_the_vllm_blog(
     s1: dict[tuple[str, str], float], key: tuple[str, str]
 ) -> None:
-    assert s1[key] == pytest.approx(S1_REQ_PER_S[key], rel=TOLERANCE)
+    assert s1[key] == pytest.approx(S1_VALIDATION_REQ_PER_S[key], rel=TOLERANCE)
 
 
 def test_pp2xtp8_is_about_12_percent_ahead_of_tp16_over_infiniband(s1: dict[tuple[str, str], float]) -> None:
@@ -50,9 +69,10 @@ def test_pp2xtp8_is_about_12_percent_ahead_of_tp16_over_infiniband(s1: dict[tupl
     assert ratio == pytest.approx(published, rel=TOLERANCE)
 
 
-def test_without_infiniband_tp16_collapses_about_7x(s1: dict[tuple[str, str], float]) -> None:
-    collapse = s1[("tp16", "infiniband")] / s1[("tp16", "ethernet")]
-    assert collapse == pytest.approx(4.52 / 0.64, rel=TOLERANCE)
+def test_the_ethernet_fit_still_reproduces_its_own_anchor(s1: dict[tuple[str, str], float]) -> None:
+    """Not validation: ETHERNET's all-reduce bandwidth was fitted to this figure (TP16 collapsing from 4.52
+    to 0.64 req/s without InfiniBand). This only catches a change elsewhere that breaks the fit."""
+    assert s1[("tp16", "ethernet")] == pytest.approx(S1_REQ_PER_S[("tp16", "ethernet")], rel=0.05)
 
 
 def test_without_infiniband_pp2xtp8_loses_only_about_17_percent(s1: dict[tuple[str, str], float]) -> None:
