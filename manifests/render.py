@@ -22,6 +22,8 @@ from manifests.topologies import DEFAULT_TOPOLOGY, Topology, get_topology
 
 RestartPolicy = Literal["RecreateGroupOnPodRestart", "RecreateGroupAfterStart", "None", "Default"]
 VLLM_PORT = 8080  # the docs' --port, containerPort, probe and Service port
+MP_MASTER_PORT = 29500  # the mp launch's torch.distributed store on the leader
+GROUP_KEY_LABEL = "leaderworkerset.sigs.k8s.io/group-key"
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -67,9 +69,26 @@ def _reference_objects() -> tuple[dict[str, Any], dict[str, Any]]:
     return reference.lws, service
 
 
+def _mp_serve(topology: Topology, model: str, extra_args: tuple[str, ...], *, worker: bool) -> str:
+    """vLLM's own multi-node launch, the same world on every pod; the leader is node 0 and serves."""
+    words = [
+        "vllm serve", shlex.quote(model), f"--port {VLLM_PORT}",
+        f"--tensor-parallel-size {topology.tp}", f"--pipeline-parallel-size {topology.pp}",
+        *topology.serve_args, "--distributed-executor-backend mp", "--nnodes $(LWS_GROUP_SIZE)",
+        "--node-rank $(LWS_WORKER_INDEX)" if worker else "--node-rank 0",
+        "--master-addr $(LWS_LEADER_ADDRESS)", f"--master-port {MP_MASTER_PORT}",
+        *(shlex.quote(a) for a in extra_args),
+    ]  # fmt: skip
+    if worker:
+        words.append("--headless")
+    return " ".join(words)
+
+
 def leader_command(
     profile: LaunchProfile, topology: Topology, model: str, extra_args: tuple[str, ...]
 ) -> str:
+    if profile.executor == "mp":
+        return _mp_serve(topology, model, extra_args, worker=False)
     serve = [
         "vllm serve",
         shlex.quote(model),
@@ -77,6 +96,7 @@ def leader_command(
         f"--tensor-parallel-size {topology.tp}",
         # The docs' underscore spelling, kept: vLLM's FlexibleArgumentParser accepts both.
         f"--pipeline_parallel_size {topology.pp}",
+        *topology.serve_args,
     ]
     if profile.ray_backend_flag:
         serve.append("--distributed-executor-backend ray")
@@ -85,15 +105,38 @@ def leader_command(
     return f"bash {profile.script_path} leader --ray_cluster_size=$(LWS_GROUP_SIZE); {' '.join(serve)}"
 
 
-def worker_command(profile: LaunchProfile) -> str:
+def worker_command(
+    profile: LaunchProfile, topology: Topology, model: str, extra_args: tuple[str, ...] = ()
+) -> str:
+    if profile.executor == "mp":
+        return _mp_serve(topology, model, extra_args, worker=True)
     return f"bash {profile.script_path} worker --ray_address=$(LWS_LEADER_ADDRESS)"
 
 
-def _set_container(template: dict[str, Any], image: str, command: str, gpus: int) -> None:
+def _set_container(template: dict[str, Any], image: str, command: str, topology: Topology) -> None:
     container = template["spec"]["containers"][0]
     container["image"] = image
     container["command"] = ["sh", "-c", command]
-    container["resources"]["limits"]["nvidia.com/gpu"] = str(gpus)
+    if topology.device == "gpu":
+        container["resources"]["limits"]["nvidia.com/gpu"] = str(topology.gpus_per_pod)
+        return
+    # vLLM's CPU build: no GPUs, a CPU-sized pod, and one pod per node (the CPU platform runs one rank per
+    # node, and the group's ranks must not share a node's memory bandwidth): anti-affinity within the group.
+    container["resources"] = {
+        "limits": {"memory": topology.memory_per_pod},
+        "requests": {"cpu": "1", "memory": topology.memory_per_pod},
+    }
+    template["spec"]["affinity"] = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchExpressions": [{"key": NAME_LABEL, "operator": "Exists"}]},
+                    "matchLabelKeys": [GROUP_KEY_LABEL],
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
 
 
 def render(
@@ -102,7 +145,7 @@ def render(
     """The LWS and its leader Service for a topology: plain dicts, ready for to_yaml or a kube client."""
     topo = get_topology(topology) if isinstance(topology, str) else topology
     over = overrides or Overrides()
-    profile, image = resolve_launch(over.profile, over.image)
+    profile, image = resolve_launch(over.profile or topo.default_profile, over.image or topo.default_image)
     model = over.model or topo.default_model
     lws_template, service_template = _reference_objects()
     lws = copy.deepcopy(lws_template)
@@ -113,13 +156,8 @@ def render(
     lwt = lws["spec"]["leaderWorkerTemplate"]
     lwt["size"] = topo.size
     lwt["restartPolicy"] = over.restart_policy
-    _set_container(
-        lwt["leaderTemplate"],
-        image,
-        leader_command(profile, topo, model, over.extra_args),
-        topo.gpus_per_pod,
-    )
-    _set_container(lwt["workerTemplate"], image, worker_command(profile), topo.gpus_per_pod)
+    _set_container(lwt["leaderTemplate"], image, leader_command(profile, topo, model, over.extra_args), topo)
+    _set_container(lwt["workerTemplate"], image, worker_command(profile, topo, model, over.extra_args), topo)
 
     # One leader Service per LWS, named after it, so two deployments can share a namespace.
     service["metadata"]["name"] = f"{over.lws_name}-leader"

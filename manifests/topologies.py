@@ -5,6 +5,8 @@ Every pod asks for a whole 8-GPU node, as in the vLLM docs' manifest, so nodes =
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, model_validator
 
 MODEL_405B = "meta-llama/Meta-Llama-3.1-405B-Instruct"
@@ -13,6 +15,9 @@ MODEL_405B = "meta-llama/Meta-Llama-3.1-405B-Instruct"
 # of the memory to the KV cache, and 8 KV heads split evenly over TP 8. Same tokenizer and chat template
 # as the reference, so the reports compare like with like.
 MODEL_70B = "meta-llama/Meta-Llama-3.1-70B-Instruct"
+# The CPU topologies serve a tiny Llama (4 layers, 3.7 M parameters) that the embedded testbed makes
+# locally (testbed/vllm_cpu/tiny_model.py); on a cluster of your own, point --model at any small model.
+MODEL_TINY = "lws-suite/tiny-llama"
 
 
 class Topology(BaseModel):
@@ -26,10 +31,20 @@ class Topology(BaseModel):
     nodes: int  # nodes one group occupies
     default_model: str
     description: str
+    device: Literal["gpu", "cpu"] = "gpu"
+    default_profile: Literal["legacy", "current", "mp"] | None = None  # None: from the image
+    default_image: str | None = None  # None: the profile's
+    serve_args: tuple[str, ...] = ()  # model-specific vllm serve flags
+    memory_per_pod: str = "8Gi"  # CPU topologies only
 
     @property
     def world_size(self) -> int:
         return self.tp * self.pp
+
+    @property
+    def ranks_per_pod(self) -> int:
+        """GPUs per pod; one for vLLM's CPU build, whose platform reports one device per node."""
+        return self.gpus_per_pod if self.device == "gpu" else 1
 
     @property
     def group_gpus(self) -> int:
@@ -37,10 +52,10 @@ class Topology(BaseModel):
 
     @model_validator(mode="after")
     def _parallelism_fills_the_group(self) -> Topology:
-        if self.world_size != self.group_gpus:
+        if self.world_size != self.size * self.ranks_per_pod:
             raise ValueError(
                 f"topology {self.name}: TP {self.tp} x PP {self.pp} = {self.world_size}, but the group "
-                f"has {self.size} pods x {self.gpus_per_pod} GPUs = {self.group_gpus}"
+                f"has {self.size} pods x {self.ranks_per_pod} ranks = {self.size * self.ranks_per_pod}"
             )
         return self
 
@@ -87,6 +102,32 @@ TOPOLOGIES: dict[str, Topology] = {
             nodes=2,
             default_model=MODEL_405B,
             description="two nodes, tensor parallel across the node boundary",
+        ),
+        Topology(
+            name="cpu-tp1-pp2",
+            tp=1,
+            pp=2,
+            size=2,
+            gpus_per_pod=0,
+            nodes=2,
+            default_model=MODEL_TINY,
+            description="vLLM's CPU build, one rank per pod: pipeline parallel across two nodes (mp launch)",
+            device="cpu",
+            default_profile="mp",
+            serve_args=("--max-model-len 512", "--dtype float32"),
+        ),
+        Topology(
+            name="cpu-tp2-pp1",
+            tp=2,
+            pp=1,
+            size=2,
+            gpus_per_pod=0,
+            nodes=2,
+            default_model=MODEL_TINY,
+            description="vLLM's CPU build, one rank per pod: tensor parallel across two nodes (mp launch)",
+            device="cpu",
+            default_profile="mp",
+            serve_args=("--max-model-len 512", "--dtype float32"),
         ),
     )
 }

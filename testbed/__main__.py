@@ -14,9 +14,11 @@ import argparse
 import sys
 from typing import NoReturn
 
+from testbed.bridge.podnet import PodNetworkError
 from testbed.build import BuildError, ensure_built
 from testbed.cluster import Testbed, TestbedError, all_testbeds
 from testbed.kubectl import KubectlNotFound
+from testbed.vllm_cpu.install import EngineInstallError
 from testbed.wait import WaitTimeout
 
 
@@ -33,10 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build", "up", "down", "status"])
     parser.add_argument("--name", default="default", help="which testbed (default: %(default)s)")
     parser.add_argument("--all", action="store_true", help="with down/status: every testbed on this machine")
+    parser.add_argument(
+        "--engine",
+        choices=["sim", "vllm-cpu"],
+        default=None,
+        help="with up: what serves LWS pods: sim (default) or vllm-cpu (real vLLM, CPU build; needs root)",
+    )
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (BuildError, TestbedError, KubectlNotFound, WaitTimeout, ValueError) as exc:
+    except (
+        BuildError,
+        TestbedError,
+        KubectlNotFound,
+        WaitTimeout,
+        ValueError,
+        PodNetworkError,
+        EngineInstallError,
+    ) as exc:
         print(f"testbed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -52,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         bins = ensure_built()
         print(bins.bin_dir)
         return 0
-    testbeds = all_testbeds() if args.all else [Testbed(args.name)]
+    testbeds = all_testbeds() if args.all else [Testbed(args.name, engine=args.engine)]
     if args.command == "up":
         testbed = testbeds[0]
         try:

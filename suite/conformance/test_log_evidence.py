@@ -16,23 +16,46 @@ from suite.conformance.checks.log_evidence import gather
 pytestmark = pytest.mark.readonly
 
 
-def _group_logs(kube: Kube, deployed: Deployed, group: int) -> dict[str, str]:
+def _group_names(deployed: Deployed, group: int) -> list[str]:
     expect = deployed.expect
-    names = [f"{expect.lws_name}-{group}"] + [f"{expect.lws_name}-{group}-{w}" for w in range(1, expect.size)]
+    return [f"{expect.lws_name}-{group}"] + [f"{expect.lws_name}-{group}-{w}" for w in range(1, expect.size)]
+
+
+def _group_logs(kube: Kube, deployed: Deployed, group: int) -> dict[str, str]:
+    names = _group_names(deployed, group)
     return {name: kube.kubectl("logs", "-n", deployed.namespace, name, "--all-containers") for name in names}
+
+
+def group_addresses(kube: Kube, deployed: Deployed, group: int) -> dict[str, str]:
+    """Every address a pod of the group answers to, mapped to the pod: its pod IP, its node's address (Ray
+    reports the node's for host-network pods) and its DNS name under the headless Service."""
+    found: dict[str, str] = {}
+    for name in _group_names(deployed, group):
+        pod = kube.pod(deployed.namespace, name) or {}
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        for ip in (status.get("podIP"), status.get("hostIP")):
+            if ip:
+                found[ip] = name
+        if spec.get("hostname") and spec.get("subdomain"):
+            short = f"{spec['hostname']}.{spec['subdomain']}.{deployed.namespace}"
+            for dns in (short, f"{short}.svc", f"{short}.svc.cluster.local"):
+                found[dns] = name
+    return found
 
 
 @pytest.mark.parametrize("group", [0])
 def test_every_rank_of_the_group_loaded_its_weights_across_nodes(
     group: int, kube: Kube, deployed: Deployed, settings: Settings, run_state: RunState
 ) -> None:
-    """MUST: TP x PP weight-loading lines (Ray's `[repeated Nx]` expanded) from at least two node addresses,
+    """MUST: every rank attributed to a pod of the group (an `ip=` or master address that is no pod of the
+    group fails, named), TP x PP ranks (rank-assignment lines, else weight-loading lines with Ray's `[repeated Nx]` expanded) on at least two nodes,
     per-rank sizes within 10% of each other, engine config TP and PP equal to the topology's, the server
-    started, the Ray cluster reached the group size, and no Traceback, NCCL error or RuntimeError."""
+    started, the Ray cluster reached the group size (Ray launch), and no Traceback, NCCL error or RuntimeError."""
     expect = deployed.expect
     if expect.tp is None or expect.pp is None:
         pytest.skip("the manifest's command does not name TP and PP, so there is nothing to compare against")
-    evidence = gather({name: redact_text(text) for name, text in _group_logs(kube, deployed, group).items()})
+    logs = {name: redact_text(text) for name, text in _group_logs(kube, deployed, group).items()}
+    evidence = gather(logs, group_addresses(kube, deployed, group))
     excerpt_path = settings.artifacts / run_state.run_id / "evidence" / f"group-{group}.log"
     excerpt_path.parent.mkdir(parents=True, exist_ok=True)
     excerpt_path.write_text("\n".join(evidence.excerpt) + "\n")

@@ -122,7 +122,6 @@ def test_a_fault_in_one_pod_recreates_the_whole_group(
         f"{fault_name}: pods replaced {rec.pods_replaced_s}s, Available {rec.available_s}s, first success "
         f"{rec.first_success_s}s; {tally.failed}/{tally.sent} requests failed during the fault"
     )
-    assert tally.sent == tally.completed + tally.failed
     if rec.race_suspected:  # everything else would only restate it
         pytest.fail(verdicts.every_pod_of_the_group_was_replaced(rec)[0])
     problems = (

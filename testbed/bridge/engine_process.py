@@ -8,11 +8,13 @@ image and group size that let the engine behave like the vLLM release in the ima
 
 from __future__ import annotations
 
+import os
 import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed.bridge.podnet import sandbox_prefix
 from testbed.bridge.pods import TIME_SCALE, Group
 from testbed.bridge.run import LogFiles
 from testbed.engine.launch import LaunchSpec, parse_launch
@@ -30,6 +32,10 @@ class EngineProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
 
     def healthy(self) -> bool:
         try:
@@ -78,14 +84,19 @@ class SubprocessLauncher:
         self._log_dir = log_dir
         self._time_scale = time_scale
 
-    def start(self, group: Group, logs: LogFiles) -> EngineProcess | None:
-        """None when the leader does not run `vllm serve` (nothing to simulate)."""
+    def start(self, group: Group, logs: LogFiles, uid: int | None = None) -> EngineProcess | None:
+        """None when the leader does not run `vllm serve` (nothing to simulate). With `uid`, the simulator
+        runs as the leader pod's sandbox user (sim_pods.py) and owns the log files it writes."""
         spec = leader_launch(group)
         if spec.serve is None or not spec.serve.model:
             return None
         port = free_port()
         argv = engine_argv(group, logs, port, _time_scale(group, self._time_scale), spec=spec)
         assert group.leader is not None
+        if uid is not None:
+            for pod in (group.leader, *group.workers):
+                os.chown(logs.ensure(pod), uid, uid)
+            argv = [*sandbox_prefix(uid), *argv]
         self._log_dir.mkdir(parents=True, exist_ok=True)
         out = (
             self._log_dir / f"engine-{group.leader.namespace}-{group.leader.name}-{group.leader.uid[:8]}.log"

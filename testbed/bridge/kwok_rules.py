@@ -12,6 +12,7 @@ from kubernetes.client.rest import ApiException
 
 GROUP, VERSION = "kwok.x-k8s.io", "v1alpha1"
 FIELD_MANAGER = "testbed-bridge"
+PLURALS = {"Logs": "logs", "PortForward": "portforwards", "Exec": "execs"}
 
 
 def logs_object(namespace: str, pod: str, current: Path, previous: Path | None) -> dict[str, Any]:
@@ -40,12 +41,25 @@ def port_forward_object(namespace: str, pod: str, ports: dict[int, int]) -> dict
     }
 
 
+def exec_object(namespace: str, pod: str, uid: int) -> dict[str, Any]:
+    """`kubectl exec` into the pod runs the command on this machine as the pod's own user id (see
+    testbed/bridge/podnet.py), so it can signal the pod's processes and no others."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Exec",
+        "metadata": {"name": pod, "namespace": namespace},
+        "spec": {
+            "execs": [{"local": {"workDir": "/", "securityContext": {"runAsUser": uid, "runAsGroup": uid}}}]
+        },
+    }
+
+
 class KwokRules:
     def __init__(self, api: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api)
 
     def apply(self, body: dict[str, Any]) -> None:
-        plural = {"Logs": "logs", "PortForward": "portforwards"}[body["kind"]]
+        plural = PLURALS[body["kind"]]
         self._custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -59,7 +73,7 @@ class KwokRules:
         )
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
-        plural = {"Logs": "logs", "PortForward": "portforwards"}[kind]
+        plural = PLURALS[kind]
         try:
             self._custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
         except ApiException as exc:

@@ -477,7 +477,7 @@ class LocalPods:
         running = _Running(pod, proc, ports)
         lock = threading.Lock()
         for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-            thread = threading.Thread(target=_copy_as_cri, args=(stream, name, log_file, lock), daemon=True)
+            thread = threading.Thread(target=copy_as_cri, args=(stream, name, log_file, lock), daemon=True)
             thread.start()
             running.threads.append(thread)
         self._running[pod.uid] = running
@@ -550,7 +550,7 @@ def _executable(name: str) -> str:
     return found or name
 
 
-def _copy_as_cri(stream: IO[bytes] | None, name: str, log_file: Path, lock: threading.Lock) -> None:
+def copy_as_cri(stream: IO[bytes] | None, name: str, log_file: Path, lock: threading.Lock) -> None:
     if stream is None:
         return
     with stream, log_file.open("a", encoding="utf-8") as out:

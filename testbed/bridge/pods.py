@@ -43,6 +43,18 @@ class PodView:
     container: Container | None
     all_containers: tuple[Container, ...] = field(default=())
     annotations: dict[str, str] = field(default_factory=dict)
+    has_readiness_probe: bool = False
+    # spec.hostname / spec.subdomain: the pod's DNS name under its headless Service
+    hostname: str | None = None
+    subdomain: str | None = None
+
+    @property
+    def dns_names(self) -> tuple[str, ...]:
+        """`<hostname>.<subdomain>.<namespace>[.svc[.cluster.local]]`, as cluster DNS would answer for it."""
+        if not self.hostname or not self.subdomain:
+            return ()
+        short = f"{self.hostname}.{self.subdomain}.{self.namespace}"
+        return (short, f"{short}.svc", f"{short}.svc.cluster.local")
 
     @property
     def is_leader(self) -> bool:
@@ -101,6 +113,9 @@ def pod_view(pod: dict[str, Any]) -> PodView | None:
         container=containers[0] if containers else None,
         all_containers=containers,
         annotations=dict(annotations),
+        has_readiness_probe=any("readinessProbe" in c for c in spec.get("containers") or []),
+        hostname=spec.get("hostname"),
+        subdomain=spec.get("subdomain"),
     )
 
 

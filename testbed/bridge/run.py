@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from kubernetes.client.rest import ApiException
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
 from testbed.bridge.local_pods import LocalPods
 from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
+from testbed.bridge.sim_pods import SimSandboxes
 from testbed.stages import ENGINE_READY
 
 log = logging.getLogger("bridge")
@@ -40,7 +42,7 @@ class Engine(Protocol):
 
 
 class EngineLauncher(Protocol):
-    def start(self, group: Group, log_files: LogFiles) -> Engine | None: ...
+    def start(self, group: Group, log_files: LogFiles, uid: int | None = None) -> Engine | None: ...
 
 
 @dataclass(frozen=True)
@@ -73,14 +75,39 @@ class RunningEngine:
     worker_uids: tuple[str, ...]
     engine: Engine
     ready_marked: bool = False
+    uid: int | None = None  # the leader pod's sandbox user id (sim_pods.py), when sandboxed
+    death_reported: bool = False
+
+
+class RealPodsLike(Protocol):
+    """testbed/bridge/real_pods.py: every pod's container as a real process (the real engine)."""
+
+    def reconcile(self, pods: dict[str, PodView]) -> None: ...
+
+    def poll(self) -> list[Any]: ...
+
+    def port_of(self, namespace: str, name: str) -> int | None: ...
+
+    def stop_all(self) -> None: ...
 
 
 class Bridge:
-    def __init__(self, api: client.ApiClient, launcher: EngineLauncher, state_dir: Path) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        launcher: EngineLauncher,
+        state_dir: Path,
+        real_pods: Callable[[KwokRules, LogFiles], RealPodsLike] | None = None,
+        sandboxes: Callable[[KwokRules], SimSandboxes] | None = None,
+    ) -> None:
         self._core = client.CoreV1Api(api)
         self._rules = KwokRules(api)
         self._launcher = launcher
         self._logs = LogFiles(state_dir / "pods")
+        # With the real engine every pod runs its own command (real_pods.py) and no simulator is started.
+        self._real = real_pods(self._rules, self._logs) if real_pods is not None else None
+        # With the simulator, each pod's sandbox (sim_pods.py): crashes arrive through `kubectl exec`.
+        self._sandboxes = sandboxes(self._rules) if sandboxes is not None else None
         self._state_dir = state_dir
         self._pods: dict[str, PodView] = {}  # by uid
         self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
@@ -136,6 +163,10 @@ class Bridge:
         self._stop.set()
         self._local_pods.stop()
         with self._lock:
+            if self._real is not None:
+                self._real.stop_all()
+            if self._sandboxes is not None:
+                self._sandboxes.stop_all()
             for running in self._engines.values():
                 running.engine.stop()
             self._engines.clear()
@@ -143,6 +174,8 @@ class Bridge:
     def engine_port(self, namespace: str, pod: str) -> int | None:
         """The local port of the engine whose leader is this pod (for local pods' Service names), or None."""
         with self._lock:
+            if self._real is not None:
+                return self._real.port_of(namespace, pod)
             for running in self._engines.values():
                 if (running.leader_namespace, running.leader_name) == (namespace, pod):
                     return running.engine.port
@@ -153,12 +186,27 @@ class Bridge:
         """Mark a leader ready (annotation -> KWOK stage pod-probe-ready) once its engine answers /health,
         as the kubelet's readiness probe would. Polls every 0.2 s: the engine's start-up is simulated time."""
         while not self._stop.wait(0.2):
+            if self._real is not None:
+                self._probe_real_pods()
+                continue
             with self._lock:
+                self._reap_dead_engines()
+                if self._sandboxes is not None:
+                    self._sandboxes.poll()
                 pending = [r for r in self._engines.values() if not r.ready_marked]
             for running in pending:
                 if running.engine.healthy():
                     self._set_engine_ready(running.leader_namespace, running.leader_name, True)
                     running.ready_marked = True
+
+    def _probe_real_pods(self) -> None:
+        assert self._real is not None
+        with self._lock:
+            pending = self._real.poll()
+        for container in pending:
+            if container.pod.container is not None and container.pod.container.ports and container.healthy():
+                self._set_engine_ready(container.pod.namespace, container.pod.name, True)
+                container.ready_marked = True
 
     def _set_engine_ready(self, namespace: str, name: str, ready: bool) -> None:
         body = {"metadata": {"annotations": {ENGINE_READY: "true" if ready else "false"}}}
@@ -201,6 +249,11 @@ class Bridge:
         for pod in (group.leader, *group.workers):
             if pod is not None and pod.running:
                 self._point_logs(pod)
+        if self._real is not None:
+            self._real.reconcile(self._pods)
+            return
+        if self._sandboxes is not None:
+            self._sandboxes.reconcile(self._pods)
         running = self._engines.get(group_id)
         if running is not None and not self._still_valid(running, group):
             log.info("stopping engine for group %s (leader %s)", group_id, running.leader_uid)
@@ -209,7 +262,8 @@ class Bridge:
             running = None
         if running is None and group.complete and group.leader is not None:
             log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
-            engine = self._launcher.start(group, self._logs)
+            uid = self._sandboxes.uid_of(group.leader) if self._sandboxes is not None else None
+            engine = self._launcher.start(group, self._logs, uid)
             if engine is None:
                 log.warning(
                     "leader %s/%s runs no `vllm serve`; no engine", group.leader.namespace, group.leader.name
@@ -222,6 +276,7 @@ class Bridge:
                 group.leader.restart_count,
                 tuple(w.uid for w in group.workers),
                 engine,
+                uid=uid,
             )
             if group.leader.restart_count > 0:
                 self._set_engine_ready(group.leader.namespace, group.leader.name, False)
@@ -239,9 +294,16 @@ class Bridge:
         )
 
     def _reap_dead_engines(self) -> None:
+        """A simulator that died is the leader container's death: reported as its kubelet would, once."""
         for group_id, running in list(self._engines.items()):
-            if not running.engine.alive():
-                log.warning("engine for group %s exited", group_id)
+            if running.engine.alive() or running.death_reported:
+                continue
+            running.death_reported = True
+            log.warning("engine for group %s exited", group_id)
+            leader = self._pods.get(running.leader_uid)
+            if self._sandboxes is not None and leader is not None and running.uid is not None:
+                code = getattr(running.engine, "returncode", None)
+                self._sandboxes.report_engine_death(leader, running.leader_restarts, code or 0, running.uid)
 
     # KWOK rules -------------------------------------------------------------------------------------
     def _point_logs(self, pod: PodView) -> None:

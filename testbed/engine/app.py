@@ -66,13 +66,16 @@ def build_setup(opts: EngineOptions) -> EngineSetup:
     net = interconnect_by_name(opts.interconnect)
     world = opts.tensor_parallel_size * opts.pipeline_parallel_size
     needed = math.ceil(world / opts.gpus_per_node)
-    # nodes present in the group; extra --node-ip (pods that are not up) are ignored
-    nodes = (
-        opts.nodes
-        if opts.nodes is not None
-        else max(needed, opts.ray_cluster_size or 1, len(opts.node_ips) or 1)
-    )
-    ips = list(opts.node_ips) + [f"10.244.{k + 1}.2" for k in range(len(opts.node_ips), nodes)]
+    if opts.node_ips:
+        # The nodes the group really has (the bridge passes one address per running pod): never more. With
+        # fewer than the world needs, the start-up waits as vLLM waits (startup_logs.py) and never serves.
+        ips = list(opts.node_ips)
+        nodes = opts.nodes if opts.nodes is not None else len(ips)
+        ips += [ips[-1]] * max(0, nodes - len(ips))  # --nodes N with fewer addresses: the last node's
+    else:
+        # Run alone (`python -m testbed.engine`), the simulator is a whole group on documentation addresses.
+        nodes = opts.nodes if opts.nodes is not None else max(needed, opts.ray_cluster_size or 1)
+        ips = [f"192.0.2.{k + 1}" for k in range(nodes)]
     max_len = opts.max_model_len or spec.max_model_len
     if max_len > spec.max_model_len:
         raise ValueError(

@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gpu", default="H100", help="H100, H200 or A100")
     s.add_argument("--interconnect", default="infiniband", help="between nodes: infiniband or ethernet")
     s.add_argument(
-        "--profile", help="vLLM version to behave as (e.g. v0.10.1, legacy, current); overrides --image"
+        "--profile",
+        help="vLLM version to behave as (e.g. v0.10.1, 0.32.0+cpu for the CPU build, legacy, current); "
+        "overrides --image",
     )
     s.add_argument("--image", help="the pod's image; its tag picks the vLLM version")
     s.add_argument("--log-format", choices=("auto", "legacy", "current"), default="auto")
@@ -282,6 +284,9 @@ def parse_args(argv: Sequence[str]) -> EngineOptions:
         "enable_chunked_prefill",
         "quantization",
         "served_model_name",
+        "dtype",
+        "nnodes",
+        "master_addr",
     ):
         value = getattr(args, dest)
         if value != defaults.get(dest):

@@ -110,6 +110,24 @@ OPT_125M = ModelSpec(
     max_model_len=2048,
     calibration_key=None,
 )
+# The tiny Llama the real CPU engine serves in the testbed (testbed/vllm_cpu/tiny_model.py), here so the
+# simulator runs with the very command line of the real one. Its checkpoint is float32; the simulator sizes
+# weights in BF16 like every row (`--dtype` is not modelled), which nothing compared with the real one uses.
+TINY_LLAMA = ModelSpec(
+    name="lws-suite/tiny-llama",
+    hidden=256,
+    layers=4,
+    q_heads=4,
+    kv_heads=4,
+    head_dim=64,
+    ffn=512,
+    vocab=2048,
+    gated_mlp=True,
+    tied_embeddings=False,
+    weight_bytes_per_param=2,
+    max_model_len=2048,
+    calibration_key=None,
+)
 LLAMA_8B = _llama31("meta-llama/Llama-3.1-8B-Instruct", 4096, 32, 32, 14_336, "llama-3.1-8b")
 LLAMA_70B = _llama31("meta-llama/Llama-3.1-70B-Instruct", 8192, 80, 64, 28_672, "llama-3.1-70b")
 LLAMA_405B = _llama31("meta-llama/Llama-3.1-405B-Instruct", 16_384, 126, 128, 53_248, "llama-3.1-405b")
@@ -121,7 +139,7 @@ LLAMA_70B_FP8 = _llama31(
 )
 
 MODELS: dict[str, ModelSpec] = {
-    m.name: m for m in (OPT_125M, LLAMA_8B, LLAMA_70B, LLAMA_405B, LLAMA_405B_FP8, LLAMA_70B_FP8)
+    m.name: m for m in (OPT_125M, TINY_LLAMA, LLAMA_8B, LLAMA_70B, LLAMA_405B, LLAMA_405B_FP8, LLAMA_70B_FP8)
 }
 
 # Names seen in manifests and benchmarks for the same weights (Meta renamed "Meta-Llama-3.1-*" to

@@ -1,11 +1,16 @@
 """vLLM behaviour by version: which log lines, metric names, launch scripts and failures an image has.
 
 A pod's image tag picks the profile (`vllm/vllm-openai:v0.10.1` -> 0.10.1; `latest`, `nightly` or no tag
--> the current release), and `--profile` overrides it (a version, or `legacy` / `current`).
+-> the current release), and `--profile` overrides it (a version, or `legacy` / `current`). The CPU build
+is a device, not a version: `--profile 0.32.0+cpu` (what its `vllm --version` prints) or an image whose
+name or tag says `cpu` (`vllm/vllm-openai-cpu:v0.32.0`, `.../vllm-cpu-release-repo:v0.32.0`).
 Each behaviour is one row of `CHANGES`: the first version that has it and the change that made it, from
 `shared/research/lws_vllm.md` (sections 6-8). The vLLM fork read there has no tags, so a change is dated
 by its PR; releases up to 0.11.2 are dated from their release notes, later ones are estimated by
 spreading 0.12.0 (2025-12) .. 0.33.0 (2026-11) evenly. Those boundaries are marked "est.".
+Rows marked "seen in 0.32.0" were checked against the real vLLM 0.32.0 CPU build
+(tests/testbed/engine/test_fidelity_real_vllm.py); the version that introduced them is not known here, so
+they start at 0.32.0 and older profiles keep the earlier behaviour.
 """
 
 from __future__ import annotations
@@ -93,7 +98,42 @@ CHANGES: dict[str, Change] = {
     "ray_serving_script": Change(
         (0, 22, 0), "script moved to examples/ray_serving/", "vllm#41084 (2026-05-08), est. 0.22"
     ),
+    "response_fields_v032": Change(
+        (0, 32, 0),
+        "responses and stream chunks carry token_ids / prompt_token_ids, routed_experts, service_tier, "
+        "system_fingerprint `vllm-<version>-<hash>`, kv/ec_transfer_params, metrics; chat messages refusal, "
+        "annotations, audio, function_call, reasoning",
+        "seen in 0.32.0",
+    ),
+    "max_tokens_clamped": Change(
+        (0, 32, 0),
+        "max_tokens is cut to the context left (only max_tokens > max_model_len is refused); an over-long "
+        "prompt is refused with param `input_tokens`",
+        "vllm get_max_tokens / TokenizeParams, seen in 0.32.0",
+    ),
+    "validation_error_param": Change(
+        (0, 32, 0),
+        "request errors name the parameter (`param`, message suffix `(parameter=..., value=...)`); body "
+        "type errors are pydantic's (`Bad Request`, param `body.<field>`); temperature at most 2",
+        "vllm VLLMValidationError, seen in 0.32.0",
+    ),
+    "worker_logs_v032": Change(
+        (0, 32, 0),
+        "workers log under their own prefix, not nested in the engine core's: `(Worker pid=N)` until the "
+        "ranks are assigned, then `(Worker_PP1 pid=N)`; the rank line names PCP, ETP and EPLB ranks; the "
+        "multiprocessing executor logs `DP group leader: ...`",
+        "vllm multiproc_executor.py / parallel_state.py, seen in 0.32.0",
+    ),
+    "metrics_v032": Change(
+        (0, 32, 0),
+        "the full V1 metric set: prefix-cache, per-phase and per-parameter histograms, cache_config_info, "
+        "MFU counters, waiting by reason, sleep state, prompt tokens by source, admission rejections, "
+        "finished_reason error and repetition",
+        "vllm/v1/metrics/loggers.py, seen in 0.32.0",
+    ),
 }
+
+DEVICES = ("cuda", "cpu")
 
 SCRIPT_ONLINE = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"
 SCRIPT_RAY = "/vllm-workspace/examples/ray_serving/multi-node-serving.sh"
@@ -107,7 +147,8 @@ def parse_version(text: str) -> Version:
     m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", key)
     if not m:
         raise ValueError(
-            f"cannot read a vLLM version from {text!r}; give e.g. v0.10.1, 0.8.5, latest, legacy or current"
+            f"cannot read a vLLM version from {text!r}; give e.g. v0.10.1, 0.8.5, 0.32.0+cpu, latest, legacy "
+            "or current"
         )
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
 
@@ -125,6 +166,14 @@ def version_from_image(image: str) -> Version:
         return CURRENT_VERSION  # e.g. a CI tag like "nightly-<sha>": built from main
 
 
+_CPU = re.compile(r"(?:^|[^a-z0-9])cpu(?:$|[^a-z0-9])")
+
+
+def device_from_text(text: str) -> str:
+    """`cpu` for a CPU build (`0.32.0+cpu`, `v0.32.0-cpu`, `vllm/vllm-openai-cpu:...`), else `cuda`."""
+    return "cpu" if _CPU.search(text.strip().lower().split("@", 1)[0]) else "cuda"
+
+
 def format_version(v: Version) -> str:
     return f"{v[0]}.{v[1]}.{v[2]}"
 
@@ -136,13 +185,20 @@ class Profile:
     version: Version
     log_format: str = "auto"  # "auto" (the version's), "legacy" or "current": override the weight line only
     _features: frozenset[str] = field(default=frozenset(), repr=False)
+    device: str = "cuda"  # "cpu": vLLM's CPU build (its own model runner, worker and log lines)
 
     @classmethod
-    def for_version(cls, version: Version, log_format: str = "auto") -> Profile:
+    def for_version(cls, version: Version, log_format: str = "auto", device: str = "cuda") -> Profile:
         if log_format not in ("auto", "legacy", "current"):
             raise ValueError(f"unknown log format {log_format!r}; choose auto, legacy or current")
+        if device not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose {' or '.join(DEVICES)}")
         feats = frozenset(name for name, ch in CHANGES.items() if version >= ch.since)
-        return cls(version=version, log_format=log_format, _features=feats)
+        return cls(version=version, log_format=log_format, _features=feats, device=device)
+
+    @property
+    def cpu(self) -> bool:
+        return self.device == "cpu"
 
     def has(self, feature: str) -> bool:
         if feature not in CHANGES:
@@ -151,6 +207,7 @@ class Profile:
 
     @property
     def version_text(self) -> str:
+        """The version as `/version` and the start-up lines show it (the CPU build too: no `+cpu`)."""
         return format_version(self.version)
 
     # --- launch -------------------------------------------------------------------------------------
@@ -207,6 +264,12 @@ class Profile:
             return "current"
         return "current" if self.has("model_loading_line") else "legacy"
 
+    @property
+    def logs_model_size(self) -> bool:
+        """The GPU model runners log `Model loading took X GiB ...`; the CPU build's runner logs no size
+        (unless a log format is forced with --log-format)."""
+        return not self.cpu or self.log_format != "auto"
+
     def weights_line(self, gib: float, seconds: float) -> str:
         if self.weights_style == "legacy":
             return f"Loading model weights took {gib:.4f} GB"
@@ -240,11 +303,11 @@ class Profile:
 
 
 def resolve_profile(*, profile: str | None, image: str | None, log_format: str = "auto") -> Profile:
-    """`--profile` wins; else the image tag; else current vLLM."""
+    """`--profile` wins; else the image tag; else current vLLM. Either may name the CPU build."""
     if profile:
-        version = parse_version(profile)
+        version, device = parse_version(profile), device_from_text(profile)
     elif image:
-        version = version_from_image(image)
+        version, device = version_from_image(image), device_from_text(image)
     else:
-        version = CURRENT_VERSION
-    return Profile.for_version(version, log_format)
+        version, device = CURRENT_VERSION, "cuda"
+    return Profile.for_version(version, log_format, device)

@@ -4,7 +4,10 @@ Routes: POST /v1/completions, POST /v1/chat/completions (streaming SSE or not), 
 GET /health (200 empty; 503 once the engine is dead), GET /version, GET /metrics, GET /load, GET|POST /ping,
 and POST /_sim/crash when test hooks are on. Streams are `data: <json>\\n\\n` frames ending with
 `data: [DONE]\\n\\n`; with `stream_options.include_usage` a last frame has `"choices": []` and the usage,
-with `continuous_usage_stats` every frame carries the usage so far.
+with `continuous_usage_stats` every frame carries the usage so far. Bodies and chunks have the fields of
+the profile's vLLM (from 0.32: token_ids, system_fingerprint on the last frame, ...; see profiles.py), and
+JSON is served as `application/json` without a charset, as Starlette serves it. Every request is counted
+in the HTTP metrics of prometheus-fastapi-instrumentator (metrics.py) by its route template.
 
 Hot path: the JSON of a token frame is a per-request prefix, the token's pre-escaped text and a fixed
 suffix, joined as bytes; a stream writes every token that is ready in one `write` (`runner.py` batches
@@ -24,13 +27,14 @@ from typing import Any
 
 from aiohttp import web
 
-from testbed.engine.metrics import EngineMetrics
+from testbed.engine.metrics import CONTENT_TYPE, EngineMetrics
 from testbed.engine.profiles import Profile
 from testbed.engine.protocol import (
     GenerationRequest,
     RequestError,
     check_context,
     error_body,
+    json_error,
     parse_chat,
     parse_completion,
 )
@@ -46,8 +50,8 @@ def _compact(obj: Any) -> str:
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    """JSON as Starlette (vLLM's server) writes it: compact, UTF-8."""
-    return web.json_response(body, status=status, dumps=_compact)
+    """JSON as Starlette (vLLM's server) writes it: compact, UTF-8, `application/json` without a charset."""
+    return web.Response(body=_compact(body).encode(), status=status, content_type="application/json")
 
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -69,10 +73,11 @@ class ServeConfig:
 class StreamState:
     """What a waiting HTTP handler needs from the engine for one request."""
 
-    __slots__ = ("done", "error", "finish_reason", "last_t", "plan", "req", "waiter")
+    __slots__ = ("done", "error", "finish_reason", "last_t", "max_tokens", "plan", "req", "waiter")
 
-    def __init__(self, plan: OutputPlan) -> None:
+    def __init__(self, plan: OutputPlan, max_tokens: int | None = None) -> None:
         self.plan = plan
+        self.max_tokens = max_tokens
         self.req: SimRequest | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.done = False
@@ -111,6 +116,25 @@ class SimServer:
         self._requests_seen = 0
         self._live: set[StreamState] = set()
         self.created = int(time.time())
+        self.v032 = self.profile.has("response_fields_v032")
+        digest = hashlib.blake2b(
+            f"{config.model_path}:{config.max_model_len}:{config.seed}".encode(), digest_size=4
+        ).hexdigest()
+        self.fingerprint = f"vllm-{self.profile.version_text}-{digest}"
+        core = self.runner.core
+        memory, sched = core.memory, core.perf.scheduler
+        metrics.configure(
+            max_model_len=config.max_model_len,
+            cache_info={
+                "block_size": memory.block_size,
+                "effective_attention_block_size": memory.block_size,
+                "gpu_memory_utilization": sched.gpu_memory_utilization,
+                "num_gpu_blocks": memory.num_gpu_blocks,
+                "kv_cache_size_tokens": memory.kv_tokens,
+                "kv_cache_max_concurrency": round(memory.kv_tokens / config.max_model_len, 2),
+                "kv_cache_memory_bytes": int(memory.kv_cache_bytes_per_gpu),
+            },
+        )
 
     # --- engine side ---------------------------------------------------------------------------------
     def _on_token(self, req: SimRequest, t: float) -> None:
@@ -126,12 +150,19 @@ class SimServer:
         state.last_t = t
         if req.finished:
             state.done = True
-            tpot = (
-                (t - req.first_token_at) / (req.generated - 1)
-                if req.generated > 1 and req.first_token_at is not None
-                else None
+            first = req.first_token_at
+            tpot = (t - first) / (req.generated - 1) if req.generated > 1 and first is not None else None
+            scheduled = req.scheduled_at if req.scheduled_at is not None else req.arrival
+            m.on_finished(
+                state.finish_reason,
+                t - req.arrival,
+                req.generated,
+                tpot,
+                prompt_tokens=req.prompt_tokens,
+                max_tokens=state.max_tokens,
+                phases=(t - scheduled, (first or t) - scheduled, t - (first or t)),
+                preemptions=req.preemptions,
             )
-            m.on_finished(state.finish_reason, t - req.arrival, req.generated, tpot)
             self._live.discard(state)
         state.wake()
 
@@ -149,7 +180,7 @@ class SimServer:
 
     # --- app ----------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 2**20)
+        app = web.Application(client_max_size=64 * 2**20, middlewares=[self._http_metrics])
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_get("/v1/models", self.models)
@@ -170,6 +201,30 @@ class SimServer:
     async def _stop_runner(self, _app: web.Application) -> None:
         await self.runner.stop()
 
+    @web.middleware
+    async def _http_metrics(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count the request as prometheus-fastapi-instrumentator does: by route template, status class,
+        Content-Length in and out (0 for a stream), and the time until the whole body was sent."""
+        started = time.perf_counter()
+        status, response = 500, None
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            self.metrics.on_http(
+                resource.canonical if resource is not None else "none",
+                request.method,
+                status,
+                request.content_length or 0,
+                (response.content_length or 0) if response is not None else 0,
+                time.perf_counter() - started,
+            )
+
     # --- helpers -------------------------------------------------------------------------------------
     def _error(self, err: RequestError) -> web.Response:
         return _json(error_body(self.profile, err), status=err.status)
@@ -185,8 +240,9 @@ class SimServer:
         if req.model is None:
             return names[0]
         if req.model not in names:
+            valid = f" Valid aliases: {', '.join(names)}." if self.v032 else ""
             raise RequestError(
-                f"The model `{req.model}` does not exist.",
+                f"The model `{req.model}` does not exist.{valid}",
                 status=404,
                 err_type="NotFoundError",
                 param="model",
@@ -207,12 +263,7 @@ class SimServer:
         return _json({"server_load": core.num_running + core.num_waiting})
 
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            text=self.metrics.render(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
-        )
+        return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def models(self, request: web.Request) -> web.Response:
         if (denied := self._check_auth(request)) is not None:
@@ -228,7 +279,7 @@ class SimServer:
                 "max_model_len": self.config.max_model_len,
                 "permission": [
                     {
-                        "id": f"modelperm-{i:032x}",
+                        "id": f"modelperm-{hashlib.blake2b(f'{name}:{self.created}'.encode(), digest_size=8).hexdigest()}",
                         "object": "model_permission",
                         "created": self.created,
                         "allow_create_engine": False,
@@ -263,12 +314,14 @@ class SimServer:
             return denied
         try:
             body = json.loads(await request.read())
+        except json.JSONDecodeError as exc:
+            return self._error(json_error(self.profile, exc))
         except (ValueError, UnicodeDecodeError) as exc:
             return self._error(RequestError(f"The request body is not valid JSON: {exc}"))
         try:
             gen = parse_chat(body, self.profile) if chat else parse_completion(body, self.profile)
             model = self._check_model(gen)
-            max_tokens = check_context(gen, self.config.max_model_len)
+            max_tokens = check_context(gen, self.config.max_model_len, self.profile)
         except RequestError as err:
             return self._error(err)
         if self.dead is not None:
@@ -300,7 +353,7 @@ class SimServer:
             min_tokens=gen.min_tokens,
             ignore_eos=gen.ignore_eos,
         )
-        state = StreamState(plan)
+        state = StreamState(plan, max_tokens)
         req = SimRequest(
             rid=next(self._ids), prompt_tokens=gen.prompt_tokens, output_tokens=plan.tokens, payload=state
         )
@@ -343,28 +396,38 @@ class SimServer:
         req = state.req
         assert req is not None
         text = output_text(state.plan, 0, req.generated)
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": gen.prompt_tokens,
             "total_tokens": gen.prompt_tokens + req.generated,
             "completion_tokens": req.generated,
             "prompt_tokens_details": None,
         }
+        head: dict[str, Any] = {
+            "id": rid,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": model,
+        }
+        extras: dict[str, Any] = {}
+        if self.v032:  # what vLLM 0.32 serializes (None when unused)
+            usage["completion_tokens_details"] = None
+            extras = {"kv_transfer_params": None, "ec_transfer_params": None, "metrics": None}
         if chat:
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if self.v032:
+                message.update(refusal=None, annotations=None, audio=None, function_call=None, reasoning=None)
+            else:
+                message["tool_calls"] = []
             choice: dict[str, Any] = {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "tool_calls": []},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": state.finish_reason,
                 "stop_reason": None,
             }
-            body = {
-                "id": rid,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            }
+            if self.v032:
+                choice.update(token_ids=None, routed_experts=None)
+                extras = {"prompt_logprobs": None, "prompt_token_ids": None, "prompt_text": None, **extras}
         else:
             choice = {
                 "index": 0,
@@ -372,17 +435,17 @@ class SimServer:
                 "logprobs": None,
                 "finish_reason": state.finish_reason,
                 "stop_reason": None,
-                "prompt_logprobs": None,
             }
-            body = {
-                "id": rid,
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            }
-        return _json(body)
+            if self.v032:
+                choice["token_ids"] = None
+            choice["prompt_logprobs"] = None
+            if self.v032:
+                choice.update(prompt_token_ids=None, routed_experts=None)
+        body: dict[str, Any] = {**head, "choices": [choice]}
+        if self.v032:
+            body.update(service_tier=None, system_fingerprint=self.fingerprint)
+        body["usage"] = usage
+        return _json({**body, **extras})
 
     def _abort(self, state: StreamState) -> None:
         req = state.req
@@ -391,7 +454,15 @@ class SimServer:
             state.done = True
             state.finish_reason = "abort"
             self._live.discard(state)
-            self.metrics.on_finished("abort", self.runner.virtual_now() - req.arrival, req.generated, None)
+            self.metrics.on_finished(
+                "abort",
+                self.runner.virtual_now() - req.arrival,
+                req.generated,
+                None,
+                prompt_tokens=req.prompt_tokens,
+                max_tokens=state.max_tokens,
+                preemptions=req.preemptions,
+            )
 
     async def _stream(
         self,
@@ -415,19 +486,31 @@ class SimServer:
             },
             separators=(",", ":"),
         )[:-1]
+        v032 = self.v032
+        # a token frame = prefix + token text + mid + (null + tail_mid | "reason" + tail_last) [+ usage]
+        # [+ fingerprint] + "}": the choice's fields after finish_reason, as the profile's vLLM has them
         if chat:
             prefix = (f"data: {head}," + '"choices":[{"index":0,"delta":{"content":"').encode()
             mid = b'"},"logprobs":null,"finish_reason":'
-            tail_open = b"}]"
+            tail_mid = b',"token_ids":null}]' if v032 else b"}]"
+            tail_last = b',"stop_reason":null,"token_ids":null}]' if v032 else b"}]"
         else:
             prefix = (f"data: {head}," + '"choices":[{"index":0,"text":"').encode()
             mid = b'","logprobs":null,"finish_reason":'
-            tail_open = b',"stop_reason":null}]'
-        null_end = b"null" + tail_open + b"}\n\n"
+            tail_mid = tail_last = (
+                b',"stop_reason":null,"prompt_token_ids":null,"token_ids":null}]'
+                if v032
+                else b',"stop_reason":null}]'
+            )
+        null_end = b"null" + tail_mid + b"}\n\n"
+        # vLLM 0.32 stamps its fingerprint on the last frame: the usage frame, else the finishing one
+        fingerprint = f',"system_fingerprint":"{self.fingerprint}"'.encode() if v032 else b""
+        last_fingerprint = b"" if include_usage else fingerprint
+        details = ',"completion_tokens_details":null' if v032 and chat else ""
         P = gen.prompt_tokens
 
-        def usage_json(k: int) -> bytes:
-            return f',"usage":{{"prompt_tokens":{P},"total_tokens":{P + k},"completion_tokens":{k}}}'.encode()
+        def usage_json(k: int, more: str = details) -> bytes:
+            return f',"usage":{{"prompt_tokens":{P},"total_tokens":{P + k},"completion_tokens":{k}{more}}}'.encode()
 
         req = state.req
         assert req is not None
@@ -435,7 +518,7 @@ class SimServer:
         try:
             await resp.prepare(request)
             if chat:
-                first = {
+                first: dict[str, Any] = {
                     "id": rid,
                     "object": "chat.completion.chunk",
                     "created": created,
@@ -450,7 +533,12 @@ class SimServer:
                     ],
                 }
                 if continuous:
-                    first["usage"] = {"prompt_tokens": P, "total_tokens": P, "completion_tokens": 0}
+                    usage: dict[str, Any] = {"prompt_tokens": P, "total_tokens": P, "completion_tokens": 0}
+                    if v032:
+                        usage["completion_tokens_details"] = None
+                    first["usage"] = usage
+                if v032:
+                    first.update(prompt_token_ids=None, prompt_text=None)
                 await resp.write(b"data: " + json.dumps(first, separators=(",", ":")).encode() + b"\n\n")
             sent = 0
             while True:
@@ -473,21 +561,25 @@ class SimServer:
                     tok = VOCAB_BYTES[token_index(plan, i)]
                     last = state.done and i == upto - 1
                     end = (
-                        (b'"' + state.finish_reason.encode() + b'"' + tail_open)
+                        (b'"' + state.finish_reason.encode() + b'"' + tail_last)
                         if last
-                        else (b"null" + tail_open)
+                        else (b"null" + tail_mid)
                     )
                     if continuous:
-                        frames.append(prefix + tok + mid + end + usage_json(i + 1) + b"}\n\n")
+                        stamp = last_fingerprint if last else b""
+                        frames.append(prefix + tok + mid + end + usage_json(i + 1) + stamp + b"}\n\n")
                     elif last:
-                        frames.append(prefix + tok + mid + end + b"}\n\n")
+                        frames.append(prefix + tok + mid + end + last_fingerprint + b"}\n\n")
                     else:
                         frames.append(prefix + tok + mid + null_end)
                 sent = upto
                 if state.done:
                     if include_usage:
                         frames.append(
-                            (f"data: {head}," + '"choices":[]').encode() + usage_json(sent) + b"}\n\n"
+                            (f"data: {head}," + '"choices":[]').encode()
+                            + usage_json(sent, "")
+                            + fingerprint
+                            + b"}\n\n"
                         )
                     frames.append(DONE_FRAME)
                     await resp.write(b"".join(frames))

@@ -217,7 +217,8 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
 
     backend = inp.executor_backend
     if backend is None and world <= inp.gpus_per_node:
-        backend = "mp" if world > 1 else "uni"
+        # the CPU build runs its worker in a process of its own even for one rank (multiproc executor)
+        backend = "mp" if world > 1 or prof.cpu else "uni"
     mp_multi = backend == "mp" and inp.nnodes > 1 and prof.has("mp_multi_node")
     if world > inp.gpus_per_node and backend is None:
         error = prof.world_size_error(world, inp.gpus_per_node)
@@ -273,7 +274,7 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
         f"trust_remote_code=False, dtype=torch.bfloat16, max_seq_len={inp.max_model_len}, download_dir=None, "
         f"load_format=auto, tensor_parallel_size={inp.tp}, pipeline_parallel_size={inp.pp}, "
         f"disable_custom_all_reduce=False, quantization=None, enforce_eager=False, kv_cache_dtype=auto, "
-        f"device_config=cuda, seed=0, served_model_name={inp.served_model_name}, "
+        f"device_config={prof.device}, seed=0, served_model_name={inp.served_model_name}, "
         f"enable_prefix_caching={v1}, chunked_prefill_enabled={inp.chunked_prefill}",
         core,
     )
@@ -301,11 +302,24 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
     gib = inp.weight_bytes / world / GIB
 
     on_ray = backend == "ray" and world > 1
+    own_worker = v1 and backend == "mp"  # each rank in a worker process of its own
+    unnested = own_worker and prof.has("worker_logs_v032")
+    if unnested:
+        local = min(world, inp.gpus_per_node)
+        addr = str(inp.non_default_args.get("master_addr") or (leader_ip if mp_multi else "127.0.0.1"))
+        tl.log(
+            t - 4.0,
+            "INFO",
+            "multiproc_executor.py:153",
+            f"DP group leader: node_rank=0, node_rank_within_dp=0, master_addr={addr}, mq_connect_ip={addr} "
+            f"(local), world_size={world}, local_world_size={local}",
+            core,
+        )
 
-    def rank_prefix(r: int) -> str:
+    def rank_prefix(r: int, named: bool = True) -> str:
         node = r // inp.gpus_per_node
         pp_rank, tp_rank = divmod(r, inp.tp)
-        if world == 1 or (not v1 and r == 0):
+        if (world == 1 and not own_worker) or (not v1 and r == 0):
             return core  # the only worker, or V0's driver worker, runs inside the engine process
         if on_ray:
             ip = inp.node_ips[node] if node < len(inp.node_ips) else inp.node_ips[-1]
@@ -319,7 +333,10 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
             return f"(VllmWorkerProcess pid={pids[r]}) "
         if not prof.has("process_prefixes"):
             return f"(VllmWorker rank={r} pid={pids[r]}) "
-        name = f"Worker_PP{pp_rank}_TP{tp_rank}" if inp.pp > 1 else f"Worker_TP{tp_rank}"
+        # vLLM names a worker once its ranks are known: a suffix for each parallel size above 1
+        name = "Worker" + (f"_PP{pp_rank}" if inp.pp > 1 else "") + (f"_TP{tp_rank}" if inp.tp > 1 else "")
+        if unnested:
+            return f"({name if named else 'Worker'} pid={pids[r]}) "
         # a headless node's workers print in their own pod, without the leader's engine-core prefix
         return (core if node == 0 else "") + f"({name} pid={pids[r]}) "
 
@@ -328,13 +345,25 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
         return r // inp.gpus_per_node if mp_multi else LEADER
 
     src_runner = "gpu_model_runner.py:1892" if v1 else "model_runner.py:1067"
+    if prof.cpu:
+        src_runner = "cpu_model_runner.py:68"
     # Per rank, the loader reads the weights ("Loading weights took"); the model runner's "Model loading
     # took" is that plus building the model (MODEL_INIT_S): the part is computed first, never subtracted.
     weights_seconds = {r: inp.weight_bytes / world / 0.55e9 * rng.uniform(0.95, 1.05) for r in ranks}
     load_seconds = {r: weights_seconds[r] + MODEL_INIT_S for r in ranks}
     for r in ranks:
         pp_rank, tp_rank = divmod(r, inp.tp)
-        if prof.has("bracket_log_format"):
+        if prof.has("worker_logs_v032"):
+            tl.log(
+                t,
+                "INFO",
+                "parallel_state.py:2350",
+                f"rank {r} in world size {world} is assigned as DP rank 0, PP rank {pp_rank}, PCP rank 0, "
+                f"TP rank {tp_rank}, ETP rank 0, EP rank N/A, EPLB rank N/A",
+                rank_prefix(r, named=False),
+                pod=rank_pod(r),
+            )
+        elif prof.has("bracket_log_format"):
             tl.log(
                 t,
                 "INFO",
@@ -343,18 +372,19 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
                 rank_prefix(r),
                 pod=rank_pod(r),
             )
-        tl.log(
-            t + 0.1,
-            "INFO",
-            "pynccl.py:70",
-            "vLLM is using nccl==2.26.2" if v1 else "vLLM is using nccl==2.20.5",
-            rank_prefix(r),
-            pod=rank_pod(r),
-        )
+        if not prof.cpu:  # the CPU build's ranks talk over gloo
+            tl.log(
+                t + 0.1,
+                "INFO",
+                "pynccl.py:70",
+                "vLLM is using nccl==2.26.2" if v1 else "vLLM is using nccl==2.20.5",
+                rank_prefix(r),
+                pod=rank_pod(r),
+            )
         tl.log(
             t + 0.2,
             "INFO",
-            "gpu_model_runner.py:1843" if v1 else "model_runner.py:1056",
+            src_runner if prof.cpu else "gpu_model_runner.py:1843" if v1 else "model_runner.py:1056",
             f"Starting to load model {inp.model}...",
             rank_prefix(r),
             pod=rank_pod(r),
@@ -366,19 +396,20 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
             tl.log(
                 t_loaded,
                 "INFO",
-                "default_loader.py:262",
+                "default_loader.py:501" if prof.cpu else "default_loader.py:262",
                 f"Loading weights took {weights_seconds[r]:.2f} seconds",
                 rank_prefix(r),
                 pod=rank_pod(r),
             )
-        tl.log(
-            t_loaded + 0.01 * r,
-            "INFO",
-            src_runner,
-            prof.weights_line(gib, seconds),
-            rank_prefix(r),
-            pod=rank_pod(r),
-        )
+        if prof.logs_model_size:
+            tl.log(
+                t_loaded + 0.01 * r,
+                "INFO",
+                src_runner,
+                prof.weights_line(gib, seconds),
+                rank_prefix(r),
+                pod=rank_pod(r),
+            )
     if inp.dedup_ray_logs:
         _dedup(tl)
 
@@ -394,7 +425,18 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
     kv_gib = inp.memory.kv_cache_bytes_per_gpu / GIB
     tokens = inp.memory.kv_tokens
     concurrency = tokens / inp.max_model_len
-    if v1:
+    if v1 and prof.cpu:  # VLLM_CPU_KVCACHE_SPACE decides the cache; one line says it all
+        for r in ranks:
+            tl.log(t, "INFO", "cpu_worker.py:260", f"Explicitly set {kv_gib:.1f} GiB for KV cache on node 0.", rank_prefix(r), pod=rank_pod(r))  # fmt: skip
+        tl.log(
+            t + 0.2,
+            "INFO",
+            "kv_cache_utils.py:2327",
+            f"CPU KV cache size: {tokens:,} tokens, Maximum concurrency for {inp.max_model_len} tokens per "
+            f"request: {concurrency:.2f}x",
+            core,
+        )
+    elif v1:
         for r in ranks:
             tl.log(
                 t,
@@ -428,7 +470,7 @@ def plan_startup(inp: StartupInputs) -> StartupPlan:
             core,
         )
     t += inp.startup_seconds * 0.3
-    for r in ranks:
+    for r in () if prof.cpu else ranks:  # the CPU build compiles; it captures no CUDA graphs
         graph = rng.randint(8, 20)
         msg = (
             f"Graph capturing finished in {graph} secs, took {rng.uniform(0.5, 1.5):.2f} GiB"

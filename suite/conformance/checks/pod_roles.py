@@ -150,16 +150,17 @@ def leader_and_workers_run_on_different_nodes(snap: Snapshot, expect: Expectatio
 
 def pods_request_and_limit_their_gpus(snap: Snapshot, expect: Expectation) -> list[str]:
     """MUST: each vLLM container requests and limits exactly the topology's GPUs per pod, and the node it
-    landed on has that many allocatable."""
+    landed on has that many allocatable; a CPU topology's pods (0 GPUs per pod) ask for none at all."""
     problems = []
-    want = str(expect.gpus_per_pod)
+    want: str | None = str(expect.gpus_per_pod) if expect.gpus_per_pod > 0 else None
     for pod in snap.pods:
         name = pod["metadata"]["name"]
         resources = pod["spec"]["containers"][0].get("resources") or {}
         limit = (resources.get("limits") or {}).get(GPU)
         request = (resources.get("requests") or {}).get(GPU, limit)  # requests default to limits
         if limit != want or request != want:
-            problems.append(f"{name}: {GPU} request {request!r} / limit {limit!r}, expected {want}")
+            expected = want if want is not None else "none (a CPU topology)"
+            problems.append(f"{name}: {GPU} request {request!r} / limit {limit!r}, expected {expected}")
         node = snap.nodes.get(pod["spec"].get("nodeName") or "")
         if node is not None:
             allocatable = int((node["status"].get("allocatable") or {}).get(GPU, "0"))

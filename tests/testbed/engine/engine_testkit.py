@@ -1,9 +1,11 @@
-"""Helpers for the engine tests: an in-process server on 127.0.0.1, a strict SSE reader, an engine process."""
+"""Helpers for the engine tests: an in-process server on 127.0.0.1, a strict SSE reader, an engine process,
+and the log-evidence comparison of a simulated start-up with a real one."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -13,8 +15,10 @@ from typing import Any, TypeVar
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from suite.conformance.checks import log_evidence
 from testbed.engine.app import EngineSetup, build_setup, create_server
 from testbed.engine.cli import parse_args
+from testbed.engine.fidelity import line_shape_differences, line_shapes, value_differences
 from testbed.engine.server import SimServer
 from testbed.wait import NotYet, wait_for
 
@@ -99,3 +103,59 @@ class EngineProc:
             self.proc.terminate()
         out, err = self.proc.communicate(timeout=20)
         return self.proc.returncode, out, err
+
+
+# --- the start-up lines the log-evidence check reads ----------------------------------------------------
+
+
+def check_patterns() -> tuple[dict[str, re.Pattern[str]], dict[str, re.Pattern[str]]]:
+    """The log-evidence check's patterns, read from its module (a pattern it adds is compared too): those
+    it reads on any line, and those it reads only on a weight or rank line (the process prefix, Ray's
+    repeat count)."""
+    found = {n: p for n, p in vars(log_evidence).items() if isinstance(p, re.Pattern)}
+    on_rank_lines = {n: found.pop(n) for n in ("ACTOR", "REPEATED") if n in found}
+    return found, on_rank_lines
+
+
+def startup_lines(text: str) -> list[str]:
+    """A log up to the server's `Application startup complete.` (requests and shutdown come after)."""
+    lines = [log_evidence._strip_cri(line) for line in text.splitlines()]
+    end = next((i for i, line in enumerate(lines) if "Application startup complete" in line), len(lines) - 1)
+    return lines[: end + 1]
+
+
+def log_evidence_differences(
+    real: dict[str, list[str]], sim: dict[str, list[str]], *, tp: int, pp: int
+) -> list[str]:
+    """What the log-evidence check concludes from each group's logs (pod -> lines), and, pod by pod, the
+    wording of every line it reads (digits folded): differences of the simulator's from the real ones."""
+
+    def conclusions(logs: dict[str, list[str]]) -> dict[str, Any]:
+        ev = log_evidence.gather({pod: "\n".join(lines) for pod, lines in logs.items()})
+        return {
+            "ranks": ev.ranks,
+            "nodes": ev.nodes,
+            "tp": sorted(ev.tp),
+            "pp": sorted(ev.pp),
+            "server_started": ev.server_started,
+            "ray_ready": ev.ray_ready,
+            "errors": ev.errors,
+            f"problems (tp {tp}, pp {pp}, {len(logs)} pod(s))": ev.problems(tp=tp, pp=pp, size=len(logs)),
+        }
+
+    out = value_differences(conclusions(real), conclusions(sim), "log evidence")
+    anywhere, on_rank_lines = check_patterns()
+    rank_patterns = [anywhere[n] for n in ("WEIGHTS", "RANK") if n in anywhere]
+
+    def rank_lines(lines: list[str]) -> list[str]:
+        return [line for line in lines if any(p.search(line) for p in rank_patterns)]
+
+    for pod in sorted(real.keys() | sim.keys()):
+        r, s = real.get(pod, []), sim.get(pod, [])
+        out += line_shape_differences(line_shapes(r, anywhere), line_shapes(s, anywhere), f"{pod} log")
+        out += line_shape_differences(
+            line_shapes(rank_lines(r), on_rank_lines),
+            line_shapes(rank_lines(s), on_rank_lines),
+            f"{pod} log (weight and rank lines)",
+        )
+    return out

@@ -56,14 +56,21 @@ def test_metrics_parse_and_counters_move_with_traffic() -> None:
     assert a["vllm:num_requests_running"] == 0 and a["vllm:num_requests_waiting"] == 0
 
 
-def test_model_name_label_is_on_every_sample() -> None:
+def test_model_name_label_is_on_every_vllm_sample() -> None:
     async def go() -> str:
         async with serving(MODEL, "--time-scale", "0", "--served-model-name", "my-opt") as (client, _):
             return await (await client.get("/metrics")).text()
 
+    vllm_families = 0
     for family in text_string_to_metric_families(run(go())):
+        # vLLM's own series carry the served name; the process, Python and HTTP ones do not, nor the
+        # cache-config info gauge (its labels are the config's fields), as in vLLM
+        if not family.name.startswith("vllm:") or family.name == "vllm:cache_config_info":
+            continue
+        vllm_families += 1
         for s in family.samples:
             assert s.labels.get("model_name") == "my-opt", s
+    assert vllm_families > 20
 
 
 @pytest.mark.parametrize(
@@ -176,3 +183,54 @@ def test_preemptions_are_counted_when_the_kv_cache_runs_out() -> None:
     seen = run(go())
     assert seen["vllm:num_preemptions_total"] > 0
     assert seen["vllm:request_success_total{finished_reason=length}"] == 48
+
+
+def test_token_histograms_have_vllms_buckets_up_to_max_model_len() -> None:
+    async def go() -> str:
+        async with serving(MODEL, "--time-scale", "0", "--max-model-len", "512") as (client, _):
+            return await (await client.get("/metrics")).text()
+
+    les = {
+        s.labels["le"]
+        for family in text_string_to_metric_families(run(go()))
+        if family.name == "vllm:request_prompt_tokens"
+        for s in family.samples
+        if s.name.endswith("_bucket")
+    }
+    assert les == {"1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "200.0", "500.0", "+Inf"}
+
+
+def test_http_requests_are_counted_by_route_as_vllms_instrumentator_counts_them() -> None:
+    async def go() -> str:
+        async with serving(MODEL, "--time-scale", "0", "--profile", "0.32.0") as (client, _):
+            await client.get("/health")
+            await client.get("/v1/models")
+            await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2})
+            await client.post("/v1/completions", json={"prompt": "x", "max_tokens": -1})
+            return await (await client.get("/metrics")).text()
+
+    requests = {
+        (s.labels["handler"], s.labels["method"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(run(go()))
+        if family.name == "http_requests"
+        for s in family.samples
+        if s.name == "http_requests_total"
+    }
+    # /health and /metrics are not counted (excluded handlers, as in vLLM)
+    assert requests == {
+        ("/v1/models", "GET", "2xx"): 1.0,
+        ("/v1/completions", "POST", "2xx"): 1.0,
+        ("/v1/completions", "POST", "4xx"): 1.0,
+    }
+
+
+def test_older_profiles_keep_their_smaller_metric_set() -> None:
+    async def go(profile: str) -> set[str]:
+        async with serving(MODEL, "--time-scale", "0", "--profile", profile) as (client, _):
+            return set(_families(await (await client.get("/metrics")).text()))
+
+    old, new = run(go("v0.10.1")), run(go("0.32.0"))
+    added = {"vllm:prefix_cache_queries", "vllm:request_prefill_time_seconds", "vllm:cache_config_info"}
+    assert added <= new and not (added & old)
+    assert "http_requests" in new and "http_requests" not in old
+    assert "process_cpu_seconds" in old and "process_cpu_seconds" in new  # prometheus_client's own

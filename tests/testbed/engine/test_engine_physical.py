@@ -268,25 +268,26 @@ def metrics_violations(text: str) -> list[str]:
     bad: list[str] = []
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        buckets: list[tuple[float, float]] = []
+        buckets: dict[str, list[tuple[float, float]]] = {}  # per series (its labels but le)
         for s in family.samples:
-            key = s.name + "".join(
+            labels = "".join(
                 f",{k}={v}" for k, v in sorted(s.labels.items()) if k not in ("model_name", "engine", "le")
             )
+            key = s.name + labels
             if math.isnan(s.value) or s.value < 0:
                 bad.append(f"{key} = {s.value}")
             if s.name.endswith("_bucket"):
-                buckets.append((float(s.labels["le"]), s.value))
+                buckets.setdefault(labels, []).append((float(s.labels["le"]), s.value))
             else:
                 values[key] = s.value
-        if buckets:
-            counts = [c for _, c in sorted(buckets)]
+        for labels, series in buckets.items():
+            counts = [c for _, c in sorted(series)]
+            name = family.name + labels
             if counts != sorted(counts):
-                bad.append(f"{family.name}: buckets not cumulative {counts}")
-            if counts[-1] != values.get(f"{family.name}_count"):
-                bad.append(
-                    f"{family.name}: +Inf bucket {counts[-1]} != count {values.get(f'{family.name}_count')}"
-                )
+                bad.append(f"{name}: buckets not cumulative {counts}")
+            count = values.get(f"{family.name}_count{labels}")
+            if counts[-1] != count:
+                bad.append(f"{name}: +Inf bucket {counts[-1]} != count {count}")
     for name in ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"):
         if name in values and not 0 <= values[name] <= 1:
             bad.append(f"{name} = {values[name]} outside 0..1")

@@ -99,3 +99,24 @@ def test_server_start_line_by_era() -> None:
         Profile.for_version(CURRENT_VERSION).api_server_line("0.0.0.0", 8080)
         == "Starting vLLM server on http://0.0.0.0:8080"
     )
+
+
+@pytest.mark.parametrize(
+    ("profile", "image", "device"),
+    [
+        ("0.32.0+cpu", None, "cpu"),  # what the CPU build's `vllm --version` prints
+        ("v0.32.0-cpu", None, "cpu"),
+        (None, "vllm/vllm-openai-cpu:v0.32.0", "cpu"),
+        (None, "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0", "cpu"),
+        ("0.32.0", "vllm/vllm-openai-cpu:v0.32.0", "cuda"),  # --profile wins, device included
+        (None, "vllm/vllm-openai:v0.32.0", "cuda"),
+        ("latest", None, "cuda"),
+    ],
+)
+def test_the_cpu_build_is_a_device_named_by_the_profile_or_the_image(
+    profile: str | None, image: str | None, device: str
+) -> None:
+    resolved = resolve_profile(profile=profile, image=image)
+    assert resolved.version == (0, 32, 0) or profile == "latest"
+    assert resolved.device == device
+    assert resolved.version_text == "0.32.0" or profile == "latest"  # /version shows no "+cpu"

@@ -182,7 +182,7 @@ def test_unknown_model_is_404_in_vllms_error_shape() -> None:
     assert status == 404
     assert body == {
         "error": {
-            "message": "The model `nope/model` does not exist.",
+            "message": "The model `nope/model` does not exist. Valid aliases: facebook/opt-125m.",
             "type": "NotFoundError",
             "param": "model",
             "code": 404,
@@ -201,31 +201,87 @@ def test_legacy_vllm_errors_are_flat_objects() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "fragment"),
+    ("profile", "body", "err_type", "param", "fragment"),
     [
-        ({"prompt": "x", "max_tokens": 0}, "max_tokens must be at least 1"),
+        ("v0.10.1", {"prompt": "x", "max_tokens": 0}, "BadRequestError", "max_tokens", "must be at least 1"),
         (
+            "v0.10.1",
             {"prompt": "x", "max_tokens": 5, "min_tokens": 9},
+            "BadRequestError",
+            "min_tokens",
             "min_tokens must be less than or equal to max_tokens=5",
         ),
         (
+            "v0.10.1",
             {"prompt": "x", "stream_options": {"include_usage": True}},
+            "BadRequestError",
+            "stream_options",
             "Stream options can only be defined when `stream=True`",
         ),
-        ({"prompt": 12}, "prompt must be"),
-        ({"prompt": "x", "max_tokens": 5000}, "maximum context length is 2048 tokens"),
-        ({"prompt": "x", "max_tokens": "ten"}, "max_tokens must be an integer"),
+        ("v0.10.1", {"prompt": 12}, "BadRequestError", "prompt", "prompt must be"),
+        (
+            "v0.10.1",
+            {"prompt": "x", "max_tokens": 5000},
+            "BadRequestError",
+            "max_tokens",
+            "maximum context length is 2048 tokens",
+        ),
+        (
+            "v0.10.1",
+            {"prompt": "x", "max_tokens": "ten"},
+            "BadRequestError",
+            "max_tokens",
+            "must be an integer",
+        ),
+        # from 0.32 (as the real 0.32.0 answers): the parameter is named, type errors are pydantic's
+        (
+            "latest",
+            {"prompt": "x", "max_tokens": 0},
+            "BadRequestError",
+            "max_tokens",
+            "max_tokens must be at least 1, got 0. (parameter=max_tokens, value=0)",
+        ),
+        (
+            "latest",
+            {"prompt": "x", "max_tokens": 5000},
+            "BadRequestError",
+            "max_tokens",
+            "max_tokens=5000 cannot be greater than max_model_len=2048",
+        ),
+        ("latest", {"prompt": "x " * 3000}, "BadRequestError", "input_tokens", "at least 2049 input tokens"),
+        ("latest", {"prompt": "x", "temperature": 2.5}, "BadRequestError", "temperature", "in [0, 2]"),
+        ("latest", {"prompt": "x", "top_p": 0}, "BadRequestError", "top_p", "top_p must be in (0, 1]"),
+        ("latest", {"prompt": "x", "max_tokens": "ten"}, "Bad Request", "body.max_tokens", "'int_parsing'"),
+        ("latest", {"prompt": 12}, "Bad Request", "body.prompt", "validation error"),
     ],
 )
-def test_bad_requests_are_400_with_vllms_message(body: dict[str, Any], fragment: str) -> None:
+def test_bad_requests_are_400_with_vllms_message(
+    profile: str, body: dict[str, Any], err_type: str, param: str | None, fragment: str
+) -> None:
     async def go() -> tuple[int, dict[str, Any]]:
-        async with serving(*FAST) as (client, _):
+        async with serving(*FAST, "--profile", profile) as (client, _):
             resp = await client.post("/v1/completions", json=body)
             return resp.status, await resp.json()
 
     status, err = run(go())
     assert status == 400
-    assert err["error"]["type"] == "BadRequestError" and fragment in err["error"]["message"]
+    assert (err["error"]["type"], err["error"]["param"]) == (err_type, param)
+    assert fragment in err["error"]["message"], err
+
+
+def test_from_032_max_tokens_past_the_context_is_cut_to_what_is_left() -> None:
+    """vLLM 0.32 runs prompt + max_tokens > max_model_len with max_tokens cut (0.10 refused it)."""
+
+    async def go(profile: str) -> tuple[int, dict[str, Any]]:
+        async with serving(*FAST, "--max-model-len", "64", "--profile", profile) as (client, _):
+            body = {"prompt": list(range(40)), "max_tokens": 60, "ignore_eos": True}
+            resp = await client.post("/v1/completions", json=body)
+            return resp.status, await resp.json()
+
+    status, body = run(go("0.32.0"))
+    assert status == 200 and body["usage"]["completion_tokens"] == 24
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert run(go("0.10.1"))[0] == 400
 
 
 def test_invalid_json_is_400() -> None:

@@ -1,0 +1,180 @@
+"""The pod network and process sandbox of the real-engine testbed (`--engine vllm-cpu`).
+
+Real vLLM listens where it likes: its torch.distributed store binds every address of the host (`*:29500`),
+and its HTTP server binds 0.0.0.0 unless told otherwise. On these machines nothing may listen on a real
+interface, so the real engine's pods run inside one private network namespace the testbed creates
+(`ip netns add`), which has nothing but a loopback interface:
+
+- each pod gets its own loopback address there (127.42.x.y), its "pod IP": `VLLM_HOST_IP`, the address
+  `LWS_LEADER_ADDRESS` resolves to, and the `--host` its `vllm serve` binds;
+- the host side reaches a pod only through a relay (testbed/bridge/relay.py) that accepts on 127.0.0.1 of
+  the host and connects inside the namespace: KWOK's port-forward rules and the bridge's readiness probe
+  use it, and nothing else crosses.
+
+Each pod's processes also run under a user id of their own (setpriv, no privileges but reading files:
+CAP_DAC_READ_SEARCH, so the engine under the user's cache can be read). A signal sent with that user id
+reaches exactly that pod's processes, as one sent inside a container reaches only the container: this is
+what lets `kubectl exec POD -- kill -KILL -1` (KWOK's Exec rule runs it as the pod's user) crash that pod
+and nothing else. Both need root; `require_root()` says so in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+UID_BASE = 300_000
+UIDS_PER_TESTBED = 1000
+
+
+class PodNetworkError(RuntimeError):
+    """The namespace or sandbox cannot be set up; the message says why and what to do."""
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise PodNetworkError(
+            "the real engine (--engine vllm-cpu) runs its pods in a private network namespace under "
+            "per-pod user ids, which needs root; run as root (as CI does) or use --engine sim"
+        )
+
+
+def netns_name(testbed_name: str) -> str:
+    digest = hashlib.sha1(testbed_name.encode()).hexdigest()[:10]
+    return f"lws-suite-{digest}"
+
+
+@dataclass
+class PodNetwork:
+    name: str  # the network namespace
+
+    def create(self) -> None:
+        require_root()
+        self.delete()
+        for argv in (
+            ["ip", "netns", "add", self.name],
+            ["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"],
+        ):
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise PodNetworkError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
+
+    def delete(self) -> None:
+        if Path(f"/run/netns/{self.name}").exists():
+            subprocess.run(["ip", "netns", "delete", self.name], capture_output=True, check=False)
+        shutil.rmtree(Path("/etc/netns") / self.name, ignore_errors=True)
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def interfaces(self) -> list[str]:
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.name, "ip", "-o", "link"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [line.split(":")[1].strip() for line in done.stdout.splitlines() if ":" in line]
+
+
+def uid_range(testbed_name: str) -> range:
+    slot = int(hashlib.sha1(testbed_name.encode()).hexdigest(), 16) % 500
+    base = UID_BASE + slot * UIDS_PER_TESTBED
+    return range(base, base + UIDS_PER_TESTBED)
+
+
+def pod_home(uid: int) -> Path:
+    """A pod's HOME and TMPDIR root: short, because vLLM binds ZeroMQ sockets under TMPDIR and a Unix socket
+    path may not exceed 107 bytes."""
+    return Path(tempfile.gettempdir()) / f"lws-pod-{uid}"
+
+
+def kill_testbed_leftovers(testbed_name: str) -> int:
+    """SIGKILL every process running under one of this testbed's pod user ids, remove their homes; how many
+    processes there were."""
+    ids = uid_range(testbed_name)
+    killed = sum(kill_all_of(uid) for uid in {u for u in _uids_running() if u in ids})
+    for home in Path(tempfile.gettempdir()).glob("lws-pod-*"):
+        if home.name.removeprefix("lws-pod-").isdigit() and int(home.name.removeprefix("lws-pod-")) in ids:
+            shutil.rmtree(home, ignore_errors=True)
+    return killed
+
+
+def _uids_running() -> set[int]:
+    uids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                for line in (entry / "status").read_text().splitlines():
+                    if line.startswith("Uid:"):
+                        uids.add(int(line.split()[1]))
+                        break
+            except (OSError, ValueError):
+                continue
+    return uids
+
+
+class Addresses:
+    """Pod addresses in 127.42.0.0/16 and per-pod user ids, never reused while the bridge lives (a new
+    incarnation of a pod name gets a new address, as a new pod gets a new IP)."""
+
+    def __init__(self, testbed_name: str) -> None:
+        self._uid_base = uid_range(testbed_name).start
+        self._counter = itertools.count(1)
+        self._by_uid: dict[str, tuple[str, int]] = {}
+
+    def of(self, pod_uid: str) -> tuple[str, int]:
+        """(loopback address, user id) of a pod, allocated on first ask."""
+        if pod_uid not in self._by_uid:
+            n = next(self._counter)
+            address = f"127.42.{(n - 1) // 254 % 256}.{(n - 1) % 254 + 1}"  # .1 to .254 in each /24
+            self._by_uid[pod_uid] = (address, self._uid_base + n % UIDS_PER_TESTBED)
+        return self._by_uid[pod_uid]
+
+
+def sandbox_prefix(uid: int) -> list[str]:
+    """Run as `uid` (own group, no supplementary groups), able to read files anywhere but nothing more."""
+    caps = "+dac_read_search"
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        f"--inh-caps={caps}",
+        f"--ambient-caps={caps}",
+        "--",
+    ]
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids whose real user id is `uid` (everything a pod's sandbox started, daemons included)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("Uid:"):
+                    if int(line.split()[1]) == uid:
+                        pids.append(int(entry.name))
+                    break
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def kill_all_of(uid: int) -> int:
+    """SIGKILL every process of `uid`; how many there were."""
+    pids = processes_of(uid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)

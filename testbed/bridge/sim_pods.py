@@ -1,0 +1,104 @@
+"""The pod sandboxes of the simulator testbed (`--engine sim`), so that a crash reaches a pod the way it
+does on a node: through `kubectl exec POD -- kill ...`, never by editing the pod's status from outside.
+
+The simulator serves a whole LWS group from one process, started for the leader pod (engine_process.py).
+Here every pod of a group gets what a container would give it (as root; see podnet.py for why):
+- its own user id, under which the leader's simulator runs (run.py passes `uid_of(leader)` to the launcher)
+  and under which each worker pod runs a stand-in process (`sleep infinity`: the worker's container, whose
+  own log lines the simulator writes);
+- a KWOK `Exec` rule that runs `kubectl exec` commands as that user id, so `kill -KILL -1` in the worker
+  kills its stand-in, and in the leader the simulator, and nothing else on the machine;
+- a kubelet's report when the process dies (container_status.py): restartCount + 1, and LWS decides.
+Not root: no sandboxes and no Exec rules; `kubectl exec` into a pod then fails with KWOK's "no exec found".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from testbed.bridge.container_status import exit_code_of, report_restart
+from testbed.bridge.kwok_rules import KwokRules, exec_object
+from testbed.bridge.podnet import Addresses, kill_all_of, sandbox_prefix
+from testbed.bridge.pods import PodView
+
+log = logging.getLogger("bridge.sim-pods")
+
+
+@dataclass
+class Standin:
+    pod: PodView
+    incarnation: int
+    uid: int
+    proc: subprocess.Popen[bytes]
+    exit_reported: bool = False
+
+
+class SimSandboxes:
+    def __init__(self, api: client.ApiClient, rules: KwokRules, addresses: Addresses) -> None:
+        self._core = client.CoreV1Api(api)
+        self._rules = rules
+        self._addresses = addresses
+        self._standins: dict[str, Standin] = {}  # worker pod uid -> its container's stand-in
+
+    @staticmethod
+    def available() -> bool:
+        return os.geteuid() == 0
+
+    def uid_of(self, pod: PodView) -> int:
+        uid = self._addresses.of(pod.uid)[1]
+        self._rules.apply(exec_object(pod.namespace, pod.name, uid))
+        return uid
+
+    def reconcile(self, pods: dict[str, PodView]) -> None:
+        for uid, standin in list(self._standins.items()):
+            pod = pods.get(uid)
+            if pod is None or pod.deleting:
+                self._stop(standin)
+                del self._standins[uid]
+        for pod in pods.values():
+            if pod.is_leader or not pod.running or pod.container is None:
+                continue
+            current = self._standins.get(pod.uid)
+            if current is not None and (
+                current.proc.poll() is None or current.incarnation >= pod.restart_count
+            ):
+                continue
+            if current is not None:
+                self._stop(current)
+            user = self.uid_of(pod)
+            proc = subprocess.Popen(
+                [*sandbox_prefix(user), "sleep", "infinity"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self._standins[pod.uid] = Standin(pod, pod.restart_count, user, proc)
+
+    def poll(self) -> None:
+        for standin in self._standins.values():
+            if standin.proc.poll() is not None and not standin.exit_reported:
+                standin.exit_reported = True
+                kill_all_of(standin.uid)
+                report_restart(
+                    self._core, standin.pod, standin.incarnation, exit_code_of(standin.proc.returncode)
+                )
+
+    def report_engine_death(self, leader: PodView, incarnation: int, returncode: int, uid: int) -> None:
+        kill_all_of(uid)
+        report_restart(self._core, leader, incarnation, exit_code_of(returncode))
+
+    def stop_all(self) -> None:
+        for standin in self._standins.values():
+            self._stop(standin)
+        self._standins.clear()
+
+    @staticmethod
+    def _stop(standin: Standin) -> None:
+        kill_all_of(standin.uid)
+        standin.proc.wait(timeout=10)

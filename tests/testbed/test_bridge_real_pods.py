@@ -1,0 +1,76 @@
+"""The real-engine kubelet's pure parts: what a pod's command becomes, and the per-pod addresses and users."""
+
+from __future__ import annotations
+
+from testbed.bridge.kwok_rules import exec_object
+from testbed.bridge.podnet import Addresses, sandbox_prefix, uid_range
+from testbed.bridge.real_pods import bind_host
+
+SERVE = "vllm serve lws-suite/tiny-llama --port 8080 --nnodes 2 --node-rank 0 --master-addr vllm-0.vllm.ns"
+
+
+def test_a_serving_vllm_binds_the_pod_address_and_nothing_else_changes() -> None:
+    assert bind_host(["sh", "-c", SERVE], "127.42.0.1") == [
+        "sh", "-c", SERVE.replace("tiny-llama", "tiny-llama --host 127.42.0.1", 1)
+    ]  # fmt: skip
+    given = SERVE + " --host 0.0.0.0"
+    assert bind_host(["sh", "-c", given], "127.42.0.1")[2] == SERVE + " --host 127.42.0.1"
+    argv = ["vllm", "serve", "m", "--host=0.0.0.0"]
+    assert bind_host(argv, "127.42.0.7") == ["vllm", "serve", "m", "--host=127.42.0.7"]
+    assert bind_host(["vllm", "serve", "m"], "127.42.0.7") == ["vllm", "serve", "m", "--host", "127.42.0.7"]
+
+
+def test_headless_workers_and_other_commands_are_left_as_written() -> None:
+    headless = ["sh", "-c", SERVE.replace("--node-rank 0", "--node-rank 1") + " --headless"]
+    assert bind_host(headless, "127.42.0.2") == headless
+    script = [
+        "sh",
+        "-c",
+        "bash /vllm-workspace/examples/online_serving/multi-node-serving.sh worker --ray_address=x",
+    ]
+    assert bind_host(script, "127.42.0.2") == script
+    # only the serving statement of a script changes
+    mixed = ["sh", "-c", "bash setup.sh leader; " + SERVE]
+    assert bind_host(mixed, "127.42.0.3")[2].startswith(
+        "bash setup.sh leader; vllm serve lws-suite/tiny-llama --host"
+    )
+
+
+def test_pods_get_distinct_addresses_and_user_ids_within_the_testbeds_range() -> None:
+    addresses = Addresses("tb-a")
+    seen = {addresses.of(f"uid-{n}") for n in range(300)}
+    assert len({a for a, _ in seen}) == 300 and len({u for _, u in seen}) == 300
+    assert all(a.startswith("127.42.") and u in uid_range("tb-a") for a, u in seen)
+    assert addresses.of("uid-5") == addresses.of("uid-5"), "a pod keeps its address"
+    assert uid_range("tb-a") != uid_range("tb-b")
+
+
+def test_exec_runs_as_the_pods_user_with_no_privileges_but_reading() -> None:
+    rule = exec_object("ns", "vllm-0", 300123)
+    assert rule["spec"]["execs"][0]["local"]["securityContext"] == {"runAsUser": 300123, "runAsGroup": 300123}
+    prefix = sandbox_prefix(300123)
+    assert prefix[0] == "setpriv" and "--reuid=300123" in prefix and "--clear-groups" in prefix
+    assert "--inh-caps=+dac_read_search" in prefix and prefix[-1] == "--"
+
+
+def test_the_pod_view_carries_what_the_kubelet_needs() -> None:
+    from testbed.bridge.pods import pod_view
+
+    labels = {
+        "leaderworkerset.sigs.k8s.io/name": "vllm",
+        "leaderworkerset.sigs.k8s.io/group-key": "k",
+        "leaderworkerset.sigs.k8s.io/worker-index": "0",
+    }
+    pod = {
+        "metadata": {"name": "vllm-0", "namespace": "ns", "uid": "u", "labels": labels},
+        "spec": {
+            "hostname": "vllm-0",
+            "subdomain": "vllm",
+            "containers": [{"name": "c", "readinessProbe": {}}],
+        },
+    }
+    view = pod_view(pod)
+    assert view is not None and view.has_readiness_probe
+    assert view.dns_names == ("vllm-0.vllm.ns", "vllm-0.vllm.ns.svc", "vllm-0.vllm.ns.svc.cluster.local")
+    del pod["spec"]["containers"][0]["readinessProbe"]
+    assert not pod_view(pod).has_readiness_probe  # type: ignore[union-attr]
