@@ -87,9 +87,15 @@ conditions:
   status: "True"
   type: ContainersReady
 containerStatuses:
-{{ range .spec.containers }}
+{{ range .status.containerStatuses }}
 - name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
   ready: true
+  started: true
+  restartCount: {{ .restartCount }}
+  state:
+    running:
+      startedAt: {{ with .state.running }}{{ .startedAt | Quote }}{{ else }}{{ $now | Quote }}{{ end }}
 {{ end }}
 """
 

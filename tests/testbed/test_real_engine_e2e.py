@@ -24,6 +24,7 @@ import yaml
 from manifests.render import Overrides, render
 from testbed.bridge import podnet
 from testbed.cluster import Testbed, TestbedInfo
+from testbed.processes import free_port
 from testbed.vllm_cpu.install import installed
 from testbed.wait import NotYet, wait_for
 
@@ -155,6 +156,27 @@ def test_every_real_engine_process_listens_on_loopback_only(
     print(
         f"\nhost listeners of the testbed: all loopback; pod network {netns}: {len(inside)} listeners, lo only"
     )
+    memory = ", ".join(
+        f"uid {uid}: {kib / 1e6:.2f} GB" for uid, kib in sorted(_rss_by_pod_user(info).items())
+    )
+    print(f"resident memory per pod (VmRSS summed over the pod's processes; shared pages in each): {memory}")
+
+
+def _rss_by_pod_user(info: TestbedInfo) -> dict[int, int]:
+    ids = podnet.uid_range(info.name)
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            lines = (entry / "status").read_text().splitlines()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        uid = int(fields.get("Uid", "0").split()[0])
+        if uid in ids and "VmRSS" in fields:
+            found[uid] = found.get(uid, 0) + int(fields["VmRSS"].split()[0])
+    return found
 
 
 def test_a_worker_killed_through_kubectl_exec_makes_lws_recreate_the_group(
@@ -195,3 +217,77 @@ def test_a_worker_killed_through_kubectl_exec_makes_lws_recreate_the_group(
     assert events.strip(), "no RecreateGroup event from LWS"
     print(f"\nfirst ready {ready_s:.0f} s; after the worker's death: replaced in {replaced_s:.1f} s, "
           f"ready again in {time.monotonic() - started:.0f} s")  # fmt: skip
+
+
+def test_a_serving_service_pointed_at_the_headless_worker_fails_routing(
+    real_group: tuple[TestbedInfo, str, float],
+) -> None:
+    """Real vLLM's worker runs headless: no HTTP server. A Service that selects it instead of the leader has
+    an endpoint that answers nothing, and the routing check says so (the simulator can only claim this)."""
+    from fixtures.snapshot import Expectation
+    from suite.conformance.checks import service_routing as routing
+
+    info, ns, _ = real_group
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "vllm-worker-svc", "namespace": ns},
+        "spec": {
+            "selector": {
+                "leaderworkerset.sigs.k8s.io/name": "vllm",
+                "leaderworkerset.sigs.k8s.io/worker-index": "1",
+            },
+            "ports": [{"port": 8080, "targetPort": 8080}],
+        },
+    }
+    _kubectl(info, "apply", "-f", "-", stdin=yaml.safe_dump(service))
+    port = free_port()
+    forward = subprocess.Popen(
+        [str(info.kubectl), "--kubeconfig", str(info.kubeconfig), "port-forward", "-n", ns,
+         "svc/vllm-worker-svc", f"{port}:8080"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        expect = Expectation(
+            lws_name="vllm", namespace=ns, replicas=1, size=2, tp=1, pp=2, gpus_per_pod=0,
+            model="lws-suite/tiny-llama", port=8080, service_name="vllm-worker-svc", leader_labels={},
+            restart_policy="RecreateGroupOnPodRestart", service_port=8080,
+        )  # fmt: skip
+        problems = routing.models_lists_the_served_model(f"http://127.0.0.1:{port}", expect, 5.0)
+    finally:
+        forward.kill()
+        forward.wait()
+    assert problems, "a Service on the headless worker answered /v1/models"
+    print(f"\nrouting to the headless worker: {problems[0][:160]}")
+
+
+def test_a_node_count_larger_than_the_group_never_serves_and_the_evidence_says_why(
+    real_testbed: TestbedInfo,
+) -> None:
+    """`--nnodes 3` in a group of 2 pods (lint refuses it; applied here regardless): real vLLM's leader waits
+    for a third node that never comes, is never Ready, and the log evidence names the wait."""
+    from suite.conformance.checks.log_evidence import gather
+
+    ns = f"nnodes-{uuid.uuid4().hex[:6]}"
+    _kubectl(real_testbed, "create", "namespace", ns)
+    objects = render("cpu-tp1-pp2", Overrides(namespace=ns))
+    for role in ("leaderTemplate", "workerTemplate"):
+        container = objects[0]["spec"]["leaderWorkerTemplate"][role]["spec"]["containers"][0]
+        container["command"][-1] = container["command"][-1].replace(
+            "--nnodes $(LWS_GROUP_SIZE)", "--nnodes 3"
+        )
+    _kubectl(real_testbed, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    try:
+
+        def waiting() -> list[str]:
+            logs = {n: _kubectl(real_testbed, "logs", "-n", ns, n) for n in ("vllm-0", "vllm-0-1")}
+            problems = gather(logs).problems(tp=1, pp=2, size=2)
+            if not any("waits for 3 nodes" in p for p in problems):
+                raise NotYet(f"the leader has not logged its wait yet: {problems[:2]}")
+            return problems
+
+        problems = wait_for(waiting, what="the leader to wait for a third node", timeout=READY_S, interval=2)
+        assert not _ready(_pods(real_testbed, ns)["vllm-0"]), "a leader waiting for a missing node is Ready"
+        print(f"\n--nnodes 3 in a group of 2: {next(p for p in problems if 'waits for 3 nodes' in p)[:200]}")
+    finally:
+        _kubectl(real_testbed, "delete", "namespace", ns, "--wait=false")

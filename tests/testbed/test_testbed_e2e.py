@@ -181,9 +181,9 @@ def test_worker_container_restart_recreates_the_whole_group(kube: Kube) -> None:
     pods = deploy_seed(kube)
     before = uids(kube)
     container = pods["vllm-0-1"]["spec"]["containers"][0]["name"]
-    # What a kubelet reports after a container crash: the pod stays Running with restartCount 1.
-    patch = {"status": {"containerStatuses": [{"name": container, "restartCount": 1}]}}
-    kube.run("patch", "pod", "vllm-0-1", "--subresource=status", "--type=strategic", "-p", json.dumps(patch))
+    # A crash as on a node: `kubectl exec` kills the container's processes (KWOK's Exec runs it as the pod's
+    # sandbox user), the testbed's kubelet reports restartCount 1, and LWS recreates the group.
+    kube.run("exec", "vllm-0-1", "-c", container, "--", "sh", "-c", "kill -KILL -1; kill -TERM 1; true")
     wait_group_recreated(kube, before)
 
 

@@ -53,6 +53,8 @@ def _get(url: str, timeout: float) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        return 0, f"no answer ({exc})".encode()  # nothing serves there: a finding, not a crash of the check
 
 
 def _post(url: str, body: dict[str, Any], timeout: float) -> http.client.HTTPResponse:
@@ -66,6 +68,8 @@ def _post(url: str, body: dict[str, Any], timeout: float) -> http.client.HTTPRes
 def models_lists_the_served_model(base_url: str, expect: Expectation, timeout: float) -> list[str]:
     """MUST: GET /v1/models through the Service lists the model the manifest serves."""
     status, body = _get(f"{base_url}/v1/models", timeout)
+    if status == 0:
+        return [f"GET /v1/models: {body.decode()}"]
     if status != 200:
         return [f"GET /v1/models answered {status}: {body[:200]!r}"]
     ids = [m.get("id") for m in json.loads(body).get("data", [])]
