@@ -164,3 +164,17 @@ def test_real_vllm_waiting_for_a_node_the_group_lacks_is_named() -> None:
     problems = gather({LEADER_MP: text}, {"127.0.0.9": LEADER_MP}).problems(tp=1, pp=2, size=1)
     assert any("waits for 2 nodes" in p for p in problems), problems
     assert any("no server-start line" in p for p in problems), problems
+
+
+def test_a_start_up_that_raised_is_named_by_its_exception_not_the_traceback_header() -> None:
+    """Real vLLM 0.32 given `--nnodes 3` for a world of 2 refuses at once; the evidence quotes the reason."""
+    text = "\n".join(
+        [
+            "Traceback (most recent call last):",
+            '  File "/venv/lib/python3.11/site-packages/vllm/engine/arg_utils.py", line 2366, in create_engine_config',
+            "    raise ValueError(",
+            "ValueError: Invalid data-parallel launch options: `--nnodes 3` must evenly divide the total world size (2).",
+        ]
+    )
+    problems = gather({LEADER_MP: text}).problems(tp=1, pp=2, size=2)
+    assert any("--nnodes 3` must evenly divide" in p for p in problems), problems

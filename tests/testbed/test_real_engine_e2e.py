@@ -261,33 +261,35 @@ def test_a_serving_service_pointed_at_the_headless_worker_fails_routing(
     print(f"\nrouting to the headless worker: {problems[0][:160]}")
 
 
-def test_a_node_count_larger_than_the_group_never_serves_and_the_evidence_says_why(
+def test_a_group_smaller_than_its_node_count_never_serves_and_the_evidence_says_why(
     real_testbed: TestbedInfo,
 ) -> None:
-    """`--nnodes 3` in a group of 2 pods (lint refuses it; applied here regardless): real vLLM's leader waits
-    for a third node that never comes, is never Ready, and the log evidence names the wait."""
+    """LWS size 1 while the command says `--nnodes 2` (lint refuses it; applied here regardless): real vLLM's
+    leader waits, silently, for a second node that never comes, and is never Ready; the log evidence names the
+    wait. (A node count that does not divide the world, e.g. `--nnodes 3` for world 2, real vLLM refuses at once
+    with `ValueError: Invalid data-parallel launch options`, and the pod crash-loops: see the README.)"""
     from suite.conformance.checks.log_evidence import gather
 
     ns = f"nnodes-{uuid.uuid4().hex[:6]}"
     _kubectl(real_testbed, "create", "namespace", ns)
     objects = render("cpu-tp1-pp2", Overrides(namespace=ns))
-    for role in ("leaderTemplate", "workerTemplate"):
-        container = objects[0]["spec"]["leaderWorkerTemplate"][role]["spec"]["containers"][0]
-        container["command"][-1] = container["command"][-1].replace(
-            "--nnodes $(LWS_GROUP_SIZE)", "--nnodes 3"
-        )
+    lwt = objects[0]["spec"]["leaderWorkerTemplate"]
+    lwt["size"] = 1
+    container = lwt["leaderTemplate"]["spec"]["containers"][0]
+    container["command"][-1] = container["command"][-1].replace("--nnodes $(LWS_GROUP_SIZE)", "--nnodes 2")
     _kubectl(real_testbed, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
     try:
 
         def waiting() -> list[str]:
-            logs = {n: _kubectl(real_testbed, "logs", "-n", ns, n) for n in ("vllm-0", "vllm-0-1")}
-            problems = gather(logs).problems(tp=1, pp=2, size=2)
-            if not any("waits for 3 nodes" in p for p in problems):
+            problems = gather({"vllm-0": _kubectl(real_testbed, "logs", "-n", ns, "vllm-0")}).problems(
+                tp=1, pp=2, size=2
+            )
+            if not any("waits for 2 nodes" in p for p in problems):
                 raise NotYet(f"the leader has not logged its wait yet: {problems[:2]}")
             return problems
 
-        problems = wait_for(waiting, what="the leader to wait for a third node", timeout=READY_S, interval=2)
+        problems = wait_for(waiting, what="the leader to wait for a second node", timeout=READY_S, interval=2)
         assert not _ready(_pods(real_testbed, ns)["vllm-0"]), "a leader waiting for a missing node is Ready"
-        print(f"\n--nnodes 3 in a group of 2: {next(p for p in problems if 'waits for 3 nodes' in p)[:200]}")
+        print(f"\n--nnodes 2 in a group of 1: {next(p for p in problems if 'waits for 2 nodes' in p)[:200]}")
     finally:
         _kubectl(real_testbed, "delete", "namespace", ns, "--wait=false")

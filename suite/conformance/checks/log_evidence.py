@@ -59,6 +59,8 @@ ERRORS = re.compile(
     r"Traceback \(most recent call last\)|NCCL error|ncclInternalError|RuntimeError|"
     r"Error: Missing argument|timed out\.$|No such file or directory"
 )
+# The line a Python traceback ends with, which says what went wrong (`ValueError: Invalid data-parallel ...`).
+EXCEPTION = re.compile(r"^(?:\(\w+ pid=\d+\) )?(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception): ")
 LOCAL = "local"  # ranks without ip=: on the node of the pod whose log holds the line
 
 
@@ -92,6 +94,7 @@ class Evidence:
     ray_ready: bool = False
     ray_progress: str | None = None
     errors: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)  # the lines tracebacks end with
     starved: str | None = None  # the last line of an engine waiting for resources the group lacks
     excerpt: list[str] = field(default_factory=list)
 
@@ -174,7 +177,8 @@ class Evidence:
             seen = f"; last progress: {self.ray_progress}" if self.ray_progress else ""
             found.append(f"the Ray cluster never reported all {size} nodes active{seen}")
         if self.errors:
-            found.append(f"{len(self.errors)} error line(s), first: {self.errors[0][:300]}")
+            first = self.exceptions[0] if self.exceptions else self.errors[0]
+            found.append(f"{len(self.errors)} error line(s), first: {first[:300]}")
         return found
 
 
@@ -243,6 +247,9 @@ def gather(logs: dict[str, str], addresses: dict[str, str] | None = None) -> Evi
                 ev.ray_progress = prog[0]
             if ERRORS.search(line):
                 ev.errors.append(f"{pod}: {line}")
+                keep = True
+            if EXCEPTION.search(line):
+                ev.exceptions.append(f"{pod}: {line}")
                 keep = True
             if keep and len(ev.excerpt) < 80:
                 ev.excerpt.append(f"{pod}: {line}")
