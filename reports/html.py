@@ -26,7 +26,8 @@ h2 { font-size: 20px; margin: 40px 0 8px; padding-bottom: 4px; border-bottom: 2p
 h3 { font-size: 16px; margin: 24px 0 6px; }
 .sub { color: #6e6e73; margin: 0 0 16px; }
 nav a { margin-right: 14px; color: #0b5cad; text-decoration: none; }
-table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums;
+        display: block; max-width: 100%; overflow-x: auto; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e5e5ea; text-align: left; white-space: nowrap; }
 th { background: #f5f5f7; font-weight: 600; }
 td.n, th.n { text-align: right; }
