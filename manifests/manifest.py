@@ -85,3 +85,10 @@ class Manifest(BaseModel):
     def to_objects(self) -> list[dict[str, Any]]:
         """A deep copy, safe to change."""
         return [copy.deepcopy(o) for o in self.objects]
+
+
+def pod_dns_names(hostname: str, subdomain: str, namespace: str) -> tuple[str, ...]:
+    """The names cluster DNS answers for a pod with spec.hostname and spec.subdomain under its headless
+    Service: `<hostname>.<subdomain>.<namespace>[.svc[.cluster.local]]` (what LWS_LEADER_ADDRESS names)."""
+    short = f"{hostname}.{subdomain}.{namespace}"
+    return (short, f"{short}.svc", f"{short}.svc.cluster.local")

@@ -11,6 +11,7 @@ from fixtures.kube import Kube
 from fixtures.redact import redact_text
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
+from manifests.manifest import pod_dns_names
 from suite.conformance.checks.log_evidence import gather
 
 pytestmark = pytest.mark.readonly
@@ -37,8 +38,7 @@ def group_addresses(kube: Kube, deployed: Deployed, group: int) -> dict[str, str
             if ip:
                 found[ip] = name
         if spec.get("hostname") and spec.get("subdomain"):
-            short = f"{spec['hostname']}.{spec['subdomain']}.{deployed.namespace}"
-            for dns in (short, f"{short}.svc", f"{short}.svc.cluster.local"):
+            for dns in pod_dns_names(spec["hostname"], spec["subdomain"], deployed.namespace):
                 found[dns] = name
     return found
 

@@ -11,10 +11,20 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from testbed.bridge.podnet import kill_all_of
 from testbed.bridge.pods import PodView
 from testbed.stages import ENGINE_READY
 
 log = logging.getLogger("bridge.kubelet")
+
+
+def report_death(core: client.CoreV1Api, pod: PodView, incarnation: int, returncode: int, uid: int) -> None:
+    """A container's main process (run under the pod's sandbox user `uid`) exited with `returncode`: the
+    container is gone, so is every process it started; then report the restart as a kubelet does."""
+    left = kill_all_of(uid)
+    if left:
+        log.info("pod %s/%s: killed %d leftover processes", pod.namespace, pod.name, left)
+    report_restart(core, pod, incarnation, exit_code_of(returncode))
 
 
 def exit_code_of(returncode: int) -> int:

@@ -38,11 +38,7 @@ class EngineProcess:
         return self.proc.returncode
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
+        return answers_health(self.port)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -52,6 +48,15 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def answers_health(port: int) -> bool:
+    """The readiness probe: GET /health on 127.0.0.1:port answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def leader_launch(group: Group) -> LaunchSpec:

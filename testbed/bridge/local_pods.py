@@ -461,25 +461,13 @@ class LocalPods:
         ports = self._ports[pod.uid]
         log.info("starting local pod %s/%s: %s (ports %s)", pod.namespace, pod.name, " ".join(argv), ports)
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            proc, threads = start_logged(argv, cwd=cwd, env=env, log_file=log_file)
         except OSError as exc:
             log.warning("pod %s/%s: cannot start %s: %s", pod.namespace, pod.name, argv[0], exc)
             self._fail_to_start(pod, f"cannot start {argv[0]}: {exc}")
             return
         running = _Running(pod, proc, ports)
-        lock = threading.Lock()
-        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-            thread = threading.Thread(target=copy_as_cri, args=(stream, name, log_file, lock), daemon=True)
-            thread.start()
-            running.threads.append(thread)
+        running.threads.extend(threads)
         self._running[pod.uid] = running
         self._rules.apply(logs_object(pod.namespace, pod.name, log_file, None))
         if ports:
@@ -548,6 +536,30 @@ def _executable(name: str) -> str:
         return name
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     return found or name
+
+
+def start_logged(
+    argv: list[str], *, cwd: Path, env: Mapping[str, str], log_file: Path
+) -> tuple[subprocess.Popen[bytes], list[threading.Thread]]:
+    """Start a container's process in its own session, its stdout and stderr copied into `log_file` in the
+    CRI format by two threads (returned, to join once the process is gone). OSError if it cannot start."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    lock = threading.Lock()
+    threads = [
+        threading.Thread(target=copy_as_cri, args=(stream, name, log_file, lock), daemon=True)
+        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
+    ]
+    for thread in threads:
+        thread.start()
+    return proc, threads
 
 
 def copy_as_cri(stream: IO[bytes] | None, name: str, log_file: Path, lock: threading.Lock) -> None:

@@ -101,25 +101,11 @@ def kill_testbed_leftovers(testbed_name: str) -> int:
     """SIGKILL every process running under one of this testbed's pod user ids, remove their homes; how many
     processes there were."""
     ids = uid_range(testbed_name)
-    killed = sum(kill_all_of(uid) for uid in {u for u in _uids_running() if u in ids})
+    killed = _kill([pid for pid, uid in process_uids().items() if uid in ids])
     for home in Path(tempfile.gettempdir()).glob("lws-pod-*"):
         if home.name.removeprefix("lws-pod-").isdigit() and int(home.name.removeprefix("lws-pod-")) in ids:
             shutil.rmtree(home, ignore_errors=True)
     return killed
-
-
-def _uids_running() -> set[int]:
-    uids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                for line in (entry / "status").read_text().splitlines():
-                    if line.startswith("Uid:"):
-                        uids.add(int(line.split()[1]))
-                        break
-            except (OSError, ValueError):
-                continue
-    return uids
 
 
 class Addresses:
@@ -154,26 +140,33 @@ def sandbox_prefix(uid: int) -> list[str]:
     ]
 
 
-def processes_of(uid: int) -> list[int]:
-    """Pids whose real user id is `uid` (everything a pod's sandbox started, daemons included)."""
-    pids = []
+def process_uids() -> dict[int, int]:
+    """The real user id of every process on the machine, by pid (one pass over /proc)."""
+    found: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("Uid:"):
-                    if int(line.split()[1]) == uid:
-                        pids.append(int(entry.name))
+                    found[int(entry.name)] = int(line.split()[1])
                     break
         except (OSError, ValueError):
             continue
-    return pids
+    return found
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids whose real user id is `uid` (everything a pod's sandbox started, daemons included)."""
+    return [pid for pid, owner in process_uids().items() if owner == uid]
 
 
 def kill_all_of(uid: int) -> int:
     """SIGKILL every process of `uid`; how many there were."""
-    pids = processes_of(uid)
+    return _kill(processes_of(uid))
+
+
+def _kill(pids: list[int]) -> int:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

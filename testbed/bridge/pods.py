@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from manifests.manifest import pod_dns_names
+
 LWS_NAME = "leaderworkerset.sigs.k8s.io/name"
 GROUP_KEY = "leaderworkerset.sigs.k8s.io/group-key"
 GROUP_INDEX = "leaderworkerset.sigs.k8s.io/group-index"
@@ -53,8 +55,7 @@ class PodView:
         """`<hostname>.<subdomain>.<namespace>[.svc[.cluster.local]]`, as cluster DNS would answer for it."""
         if not self.hostname or not self.subdomain:
             return ()
-        short = f"{self.hostname}.{self.subdomain}.{self.namespace}"
-        return (short, f"{short}.svc", f"{short}.svc.cluster.local")
+        return pod_dns_names(self.hostname, self.subdomain, self.namespace)
 
     @property
     def is_leader(self) -> bool:

@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -38,9 +37,10 @@ from typing import Protocol
 from kubernetes import client
 
 from manifests.launch_command import expand_kubelet_vars
-from testbed.bridge.container_status import exit_code_of, report_restart
+from testbed.bridge.container_status import report_death
+from testbed.bridge.engine_process import answers_health
 from testbed.bridge.kwok_rules import KwokRules, exec_object, port_forward_object
-from testbed.bridge.local_pods import copy_as_cri
+from testbed.bridge.local_pods import start_logged
 from testbed.bridge.podnet import Addresses, PodNetwork, kill_all_of, pod_home, sandbox_prefix
 from testbed.bridge.pods import PodView
 from testbed.processes import free_port, signal_and_wait
@@ -73,15 +73,13 @@ class Container:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def http_port(self) -> int | None:
+        """The host side (relay) of the container's first port, where the probe and port-forwards go."""
+        return next(iter(self.relays.values()))[0] if self.relays else None
+
     def healthy(self) -> bool:
-        if not self.relays or not self.alive:
-            return False
-        port = next(iter(self.relays.values()))[0]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return self.http_port is not None and self.alive and answers_health(self.http_port)
 
 
 def bind_host(argv: list[str], address: str) -> list[str]:
@@ -164,8 +162,8 @@ class RealPods:
 
     def port_of(self, namespace: str, name: str) -> int | None:
         for c in self._containers.values():
-            if (c.pod.namespace, c.pod.name) == (namespace, name) and c.relays and c.alive:
-                return next(iter(c.relays.values()))[0]
+            if (c.pod.namespace, c.pod.name) == (namespace, name) and c.alive:
+                return c.http_port
         return None
 
     def stop_all(self) -> None:
@@ -229,21 +227,10 @@ class RealPods:
         log_file = self._logs.current(pod)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log.info("pod %s/%s (%s, uid %d): %s", pod.namespace, pod.name, address, uid, " ".join(argv))
-        proc = subprocess.Popen(
-            [*self._network.exec_prefix(), *sandbox_prefix(uid), *argv],
-            cwd=home,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+        proc, threads = start_logged(
+            [*self._network.exec_prefix(), *sandbox_prefix(uid), *argv], cwd=home, env=env, log_file=log_file
         )
-        container = Container(pod, pod.restart_count, address, uid, proc)
-        lock = threading.Lock()
-        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
-            thread = threading.Thread(target=copy_as_cri, args=(stream, name, log_file, lock), daemon=True)
-            thread.start()
-            container.threads.append(thread)
+        container = Container(pod, pod.restart_count, address, uid, proc, threads=threads)
         for port in pod.container.ports:
             container.relays[port] = self._start_relay(address, port)
         if container.relays:
@@ -268,13 +255,8 @@ class RealPods:
     # dying and stopping -----------------------------------------------------------------------------
     def _report_restart(self, container: Container) -> None:
         container.exit_reported = True
-        left = kill_all_of(container.uid)  # the container is gone: so is every process it started
-        if left:
-            log.info(
-                "pod %s/%s: killed %d leftover processes", container.pod.namespace, container.pod.name, left
-            )
-        report_restart(
-            self._core, container.pod, container.incarnation, exit_code_of(container.proc.returncode)
+        report_death(
+            self._core, container.pod, container.incarnation, container.proc.returncode, container.uid
         )
 
     def _stop(self, container: Container) -> None:

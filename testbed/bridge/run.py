@@ -34,6 +34,9 @@ log = logging.getLogger("bridge")
 class Engine(Protocol):
     port: int
 
+    @property
+    def returncode(self) -> int | None: ...
+
     def alive(self) -> bool: ...
 
     def healthy(self) -> bool: ...
@@ -204,7 +207,7 @@ class Bridge:
         with self._lock:
             pending = self._real.poll()
         for container in pending:
-            if container.pod.container is not None and container.pod.container.ports and container.healthy():
+            if container.healthy():
                 self._set_engine_ready(container.pod.namespace, container.pod.name, True)
                 container.ready_marked = True
 
@@ -302,8 +305,8 @@ class Bridge:
             log.warning("engine for group %s exited", group_id)
             leader = self._pods.get(running.leader_uid)
             if self._sandboxes is not None and leader is not None and running.uid is not None:
-                code = getattr(running.engine, "returncode", None)
-                self._sandboxes.report_engine_death(leader, running.leader_restarts, code or 0, running.uid)
+                code = running.engine.returncode or 0
+                self._sandboxes.report_engine_death(leader, running.leader_restarts, code, running.uid)
 
     # KWOK rules -------------------------------------------------------------------------------------
     def _point_logs(self, pod: PodView) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from testbed.bridge.container_status import exit_code_of, report_restart
+from testbed.bridge.container_status import report_death
 from testbed.bridge.kwok_rules import KwokRules, exec_object
 from testbed.bridge.podnet import Addresses, kill_all_of, sandbox_prefix
 from testbed.bridge.pods import PodView
@@ -84,14 +84,12 @@ class SimSandboxes:
         for standin in self._standins.values():
             if standin.proc.poll() is not None and not standin.exit_reported:
                 standin.exit_reported = True
-                kill_all_of(standin.uid)
-                report_restart(
-                    self._core, standin.pod, standin.incarnation, exit_code_of(standin.proc.returncode)
+                report_death(
+                    self._core, standin.pod, standin.incarnation, standin.proc.returncode, standin.uid
                 )
 
     def report_engine_death(self, leader: PodView, incarnation: int, returncode: int, uid: int) -> None:
-        kill_all_of(uid)
-        report_restart(self._core, leader, incarnation, exit_code_of(returncode))
+        report_death(self._core, leader, incarnation, returncode, uid)
 
     def stop_all(self) -> None:
         for standin in self._standins.values():

@@ -117,20 +117,13 @@ def _pids_of_testbed(info: TestbedInfo) -> set[int]:
     """The testbed's own processes (control plane, bridge, relays) and its pods' processes (their uids)."""
     ids = podnet.uid_range(info.name)
     ours = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, uid in podnet.process_uids().items():
         try:
-            uid = int(
-                next(x for x in (entry / "status").read_text().splitlines() if x.startswith("Uid:")).split()[
-                    1
-                ]
-            )
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, StopIteration):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
             continue
         if uid in ids or str(info.state_dir) in cmdline or "testbed.bridge" in cmdline:
-            ours.add(int(entry.name))
+            ours.add(pid)
     return ours
 
 

@@ -190,6 +190,12 @@ def _strip_cri(line: str) -> str:
     return line
 
 
+def _actor_ip(line: str) -> str | None:
+    """The `ip=` of the Ray actor that printed the line, if it names one (actors on the driver's node do not)."""
+    actor = ACTOR.search(line)
+    return actor["ip"] if actor and actor["ip"] else None
+
+
 def gather(logs: dict[str, str], addresses: dict[str, str] | None = None) -> Evidence:
     """Evidence from the logs of one group's pods (pod name -> log text). `addresses` maps each address a
     pod of the group has (its pod IP, its node's address) to the pod's name; a rank behind an `ip=` that is
@@ -213,23 +219,21 @@ def gather(logs: dict[str, str], addresses: dict[str, str] | None = None) -> Evi
             keep = False
             if m := WEIGHTS.search(line):
                 size = float(m["size"]) * (1.0 if m["unit"] == "GiB" else 1e9 / 2**30)
-                actor = ACTOR.search(line)
-                ip = actor["ip"] if actor and actor["ip"] else None
+                ip = _actor_ip(line)
                 node = owner(pod, ip) if ip is not None else f"{LOCAL}:{pod}"
                 rep = REPEATED.search(line)
                 ev.weight_lines.append(WeightLine(pod, node, size, int(rep["n"]) if rep else 1, line))
                 keep = True
             if r := RANK.search(line):
-                actor = ACTOR.search(line)
-                ip = actor["ip"] if actor and actor["ip"] else None
-                ev.rank_lines.append(RankLine(owner(pod, ip), int(r["rank"]), int(r["world"]), line))
+                ev.rank_lines.append(
+                    RankLine(owner(pod, _actor_ip(line)), int(r["rank"]), int(r["world"]), line)
+                )
                 keep = True
             if m := MP_LEADER.search(line):
                 ev.mp_leader = m["addr"]
                 if m["local"]:
                     ev.mp_nodes = int(m["world"]) // max(1, int(m["local"]))
-                if addresses is not None and m["addr"] not in addresses:
-                    ev.unknown_addresses.add(m["addr"])
+                owner(pod, m["addr"])  # the master must be a pod of the group too
                 keep = True
             if (t := TP.search(line)) is not None:
                 ev.tp.add(int(t[1]))
@@ -242,7 +246,7 @@ def gather(logs: dict[str, str], addresses: dict[str, str] | None = None) -> Evi
                 ev.ray_ready = keep = True
             if STARVED.search(line):
                 ev.starved = line
-                keep = len(ev.excerpt) < 40
+                keep = keep or len(ev.excerpt) < 40  # the wait repeats: keep its first lines only
             if prog := RAY_PROGRESS.search(line):
                 ev.ray_progress = prog[0]
             if ERRORS.search(line):
