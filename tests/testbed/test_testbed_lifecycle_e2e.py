@@ -44,7 +44,7 @@ def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything
         assert first.server != testbed.server
         assert _nodes(first) == _nodes(testbed) == ["node/gpu-node-0", "node/gpu-node-1"]
         again = tb.up()
-        assert again == first and messages[-1] == f"testbed {tb.name!r} is already running"
+        assert again == first and messages[-1] == f"testbed {tb.name!r} is already running (engine sim)"
 
         os.kill(_apiserver_pid(tb), signal.SIGKILL)
 

@@ -177,8 +177,9 @@ class Evidence:
             seen = f"; last progress: {self.ray_progress}" if self.ray_progress else ""
             found.append(f"the Ray cluster never reported all {size} nodes active{seen}")
         if self.errors:
-            first = self.exceptions[0] if self.exceptions else self.errors[0]
-            found.append(f"{len(self.errors)} error line(s), first: {first[:300]}")
+            raised = self.exceptions[0] if self.exceptions else None
+            ending = f"; raised: {raised[:300]}" if raised and raised != self.errors[0] else ""
+            found.append(f"{len(self.errors)} error line(s), first: {self.errors[0][:300]}{ending}")
         return found
 
 
