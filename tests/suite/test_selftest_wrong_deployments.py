@@ -168,6 +168,20 @@ class WrongDeployment:
     def snapshot(self) -> Snapshot:
         return take(self.kube, self.expect)
 
+    def snapshot_of_a_whole_group(self) -> Snapshot:
+        """A snapshot in which both pods of group 0 exist: a group whose leader keeps crashing is recreated
+        by LWS again and again (as on a node, where the kubelet reports each exit), and a snapshot taken
+        mid-recreation would judge a half-deleted group instead of the deployment."""
+
+        def whole() -> Snapshot:
+            snap = self.snapshot()
+            names = {p["metadata"]["name"] for p in snap.pods if not p["metadata"].get("deletionTimestamp")}
+            if not {LEADER, WORKER} <= names:
+                raise NotYet(f"group 0 is being recreated; pods now: {sorted(names)}")
+            return snap
+
+        return wait_for(whole, what=f"both pods of group 0 in {self.ns.name}", timeout=SETTLE_S, interval=0.2)
+
     def evidence(self) -> Evidence:
         """Log evidence as suite/conformance/test_log_evidence.py gathers it (group 0, every pod, redacted)."""
         logs = {}
@@ -353,12 +367,13 @@ def test_half_node_pods_packed_onto_one_node_fail_placement_and_gpu_checks(wrong
 
 def test_the_docs_manifest_on_a_current_image_never_becomes_available(wrong: WrongDeployment) -> None:
     """The vLLM docs' manifest verbatim (`:latest`, the legacy script path, no Ray backend flag): the script is
-    gone from current images and vLLM refuses a world size larger than a node, so the group never serves.
-    The LWS status and routing checks fail, and the log evidence names why."""
+    gone from current images and vLLM refuses a world size larger than a node, so the group never serves: its
+    leader's container exits and LWS recreates the group, again and again. The LWS status and routing checks
+    fail, and the log evidence names why."""
     wrong.apply(load_variant("seed").to_objects())
     evidence = wrong.wait_startup_failed()
     assert_fails_exactly(
-        failing_checks(wrong.snapshot(), wrong.expect),
+        failing_checks(wrong.snapshot_of_a_whole_group(), wrong.expect),
         {
             "lws_reports_available_with_all_replicas_ready": [
                 "LWS condition Available",
