@@ -1,0 +1,95 @@
+"""The import rules of docs/architecture.md, checked on every module of the suite's packages.
+
+The libraries (manifests, reports, load, testbed) never import pytest, fixtures or suite; each may import only
+the packages of ours its row names; in `fixtures` only the pytest plugins (`*_plugin.py`) import pytest.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = ("manifests", "reports", "load", "testbed", "fixtures", "suite", "tests")
+PYTEST = ("pytest", "_pytest")
+
+# package -> the modules of ours it may import (a package name allows all of it, a dotted name only that module)
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "manifests": (),
+    "reports": (),
+    "load": ("reports.schema",),
+    "testbed": ("manifests",),
+    "fixtures": ("manifests", "testbed", "reports", "load"),
+    "suite": ("manifests", "testbed", "reports", "load", "fixtures"),
+}
+LIBRARIES = ("manifests", "reports", "load", "testbed")
+
+
+def imported_modules(source: str) -> set[str]:
+    """Absolute module names a module imports, at any depth (also inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _allowed(name: str, allowed: tuple[str, ...]) -> bool:
+    return any(name == rule or name.startswith(rule + ".") for rule in allowed)
+
+
+def violations(package: str, module: str, source: str) -> list[str]:
+    """What `module` (a file of `package`) imports against the rules, as readable lines; [] when it keeps them."""
+    found = []
+    for name in sorted(imported_modules(source)):
+        top = name.split(".")[0]
+        if top in PYTEST:
+            if package in LIBRARIES or (package == "fixtures" and not module.endswith("_plugin.py")):
+                found.append(f"{module} imports {name}: only tests, suite and fixtures' *_plugin.py may use pytest")
+        elif top in OURS and top != package and not _allowed(name, ALLOWED[package]):
+            if "." in name and _allowed(name.rsplit(".", 1)[0], ALLOWED[package]):
+                continue  # `from reports.schema import Result` names reports.schema.Result: its module is allowed
+            found.append(f"{module} imports {name}: {package} may import only {ALLOWED[package] or 'nothing of ours'}")
+    return found
+
+
+def test_every_module_keeps_the_import_rules_of_the_architecture_page() -> None:
+    found = []
+    for package in ALLOWED:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            found += violations(package, str(path.relative_to(ROOT)), path.read_text())
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("package", "module", "line"),
+    [
+        ("load", "load/x.py", "import pytest"),
+        ("reports", "reports/x.py", "from fixtures.kube import Kube"),
+        ("testbed", "testbed/x.py", "from suite.conformance.checks import pod_roles"),
+        ("manifests", "manifests/x.py", "def f():\n    import testbed.wait"),
+        ("load", "load/x.py", "from reports.gate import gate"),
+        ("fixtures", "fixtures/deploy.py", "import pytest"),
+        ("testbed", "testbed/x.py", "from fixtures import settings"),
+    ],
+)
+def test_the_rule_check_catches_a_library_importing_what_it_must_not(package: str, module: str, line: str) -> None:
+    assert violations(package, module, line)
+
+
+@pytest.mark.parametrize(
+    ("package", "module", "line"),
+    [
+        ("load", "load/x.py", "from reports.schema import Result"),
+        ("fixtures", "fixtures/deployment_plugin.py", "import pytest"),
+        ("testbed", "testbed/x.py", "from manifests.launch_command import parse"),
+        ("suite", "suite/x.py", "import pytest\nfrom fixtures.kube import Kube"),
+    ],
+)
+def test_the_rule_check_allows_what_the_page_allows(package: str, module: str, line: str) -> None:
+    assert violations(package, module, line) == []
