@@ -1,6 +1,6 @@
 """kubectl for the Locust runs: apply, get, logs, delete, and ``kubectl port-forward`` to a Service.
 
-``load`` imports nothing of fixtures/testbed (ARCHITECTURE.md), so this is a small kubectl wrapper of its
+``load`` imports nothing of fixtures/testbed (docs/architecture.md), so this is a small kubectl wrapper of its
 own. Every failure is a ``ClusterError`` whose message is kubectl's own last line of stderr: the CLI
 prints it as one line with exit code 3.
 """

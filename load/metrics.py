@@ -1,4 +1,4 @@
-"""Level metrics from request records, with numpy, as ARCHITECTURE.md defines them.
+"""Level metrics from request records, with numpy, as docs/architecture.md defines them.
 
 Per completed request i (times in ms, ``sent`` taken just before the request was handed to aiohttp,
 c_1..c_K the arrival times of its token-carrying chunks, N = usage.completion_tokens):

@@ -1,6 +1,6 @@
 """The request function: one streaming request to /v1/completions or /v1/chat/completions.
 
-Measured as ARCHITECTURE.md defines, with one clock (``perf_counter``): ``sent`` is the moment the
+Measured as docs/architecture.md defines, with one clock (``perf_counter``): ``sent`` is the moment the
 request's bytes are written to the socket (aiohttp's request-chunk-sent trace; the moment before
 ``post`` if they never are); a chunk's time is the moment the socket read that completed it returned
 (``readclock``), before any parsing or queueing in our event loop. Output tokens come from the

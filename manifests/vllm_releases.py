@@ -1,6 +1,6 @@
 """Which vLLM release an image holds, and what its multi-node launch needs.
 
-Facts (from ../shared/research/lws_vllm.md §6 unless noted):
+Facts, from vLLM's pull requests and the version bumps downstream that date its releases (each cited):
 - multi-node-serving.sh first appeared at examples/online_serving/ in vLLM PR #12913 (2025-02-20),
   so v0.7.2 and older lack it; v0.7.3 shipped that week and may or may not have it.
 - vLLM PR #41084 "Resettle examples" (2026-05-08) moved it to examples/ray_serving/. The research

@@ -26,7 +26,7 @@ class Metric:
         return self.get(level)
 
 
-# Metric families, their formulas as ARCHITECTURE.md defines them (vLLM `bench serve` semantics).
+# Metric families, their formulas as docs/architecture.md defines them (vLLM `bench serve` semantics).
 LATENCY_FORMULAS: dict[str, tuple[str, str]] = {
     "ttft": ("TTFT", "first token-carrying chunk - request send time"),
     "tpot": (

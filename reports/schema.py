@@ -11,7 +11,7 @@ Layout (``schema`` is checked on read; unknown fields are rejected so a typo can
      "results": [{"load": {...LoadSpec...}, "metrics": {...LevelMetrics...}}, ...],
      "recovery": [{...RecoveryMeasurement...}, ...]}
 
-Metric definitions follow vLLM's ``bench serve`` (ARCHITECTURE.md, "Metric definitions"):
+Metric definitions follow vLLM's ``bench serve`` (docs/architecture.md, "Metric definitions"):
 TTFT = first token-carrying chunk - send time; ITL = gaps between consecutive token-carrying chunks,
 pooled over requests; TPOT = (last - first token time) / (output tokens - 1) per request with > 1
 token; E2EL = last token time - send time. Output tokens come from the server's usage.

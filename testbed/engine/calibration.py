@@ -1,8 +1,8 @@
 """Measured per-block costs of one GPU shard, loaded from the calibration files shipped with the package,
 and the honest check of the cost model against them (`python -m testbed.engine.calibration`).
 
-`data/h100_calibration.json` and `data/h200_calibration.json` are copies of `shared/data/` (measured on
-one GPU with CUDA events; see that folder's README). A shard is one transformer block as one GPU of an
+`data/h100_calibration.json` and `data/h200_calibration.json` were measured on
+one GPU with CUDA events (docs/sources.md says how). A shard is one transformer block as one GPU of an
 N-way TP group holds it, keyed "<model>/tp<N>", e.g. "llama-3.1-405b/tp8".
 
 The second half of the module splits those measurements into anchors that fit the roofline and anchors

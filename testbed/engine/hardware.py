@@ -16,7 +16,7 @@ is off is measured by predicting H200 from H100 and the reverse: a median of 4-6
 points (docs/calibration.md).
 
 Communication cannot be measured on one GPU, so it comes from published NCCL and vLLM figures
-(`../shared/data/published_perf.md` section 2, cited per field as C1..C8):
+(cited per field as C1..C8; docs/sources.md names each source):
 - intra-node all-reduce over NVLink/NVSwitch: vLLM's custom all-reduce for messages up to 8 MB
   (about 10 us + 8.75 us/MB on 8x H100, C7; ~10-15 us small-message floor with CUDA graphs, C5/C6),
   NCCL beyond it (33 us + 5.8 us/MB on 8x H100 SXM, fitted to C1 between 1 MB and 16 MB);

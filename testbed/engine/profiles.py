@@ -5,7 +5,7 @@ A pod's image tag picks the profile (`vllm/vllm-openai:v0.10.1` -> 0.10.1; `late
 is a device, not a version: `--profile 0.32.0+cpu` (what its `vllm --version` prints) or an image whose
 name or tag says `cpu` (`vllm/vllm-openai-cpu:v0.32.0`, `.../vllm-cpu-release-repo:v0.32.0`).
 Each behaviour is one row of `CHANGES`: the first version that has it and the change that made it, from
-`shared/research/lws_vllm.md` (sections 6-8). The vLLM fork read there has no tags, so a change is dated
+vLLM's pull requests (each row names its PR). The vLLM history read has no tags, so a change is dated
 by its PR; releases up to 0.11.2 are dated from their release notes, later ones are estimated by
 spreading 0.12.0 (2025-12) .. 0.33.0 (2026-11) evenly. Those boundaries are marked "est.".
 Rows marked "seen in 0.32.0" were checked against the real vLLM 0.32.0 CPU build

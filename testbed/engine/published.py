@@ -1,4 +1,4 @@
-"""The published figures the model must reproduce (`shared/data/published_perf.md` section 3), as runnable
+"""The published figures the model must reproduce (S1..S14 in docs/sources.md), as runnable
 scenarios shared by the tests and `bench.py`.
 
 S3 (Lambda, vLLM 0.5.4, chunked prefill on, 405B FP8 TP8 on one 8x H100 node, ShareGPT): per-token decode

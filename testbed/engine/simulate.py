@@ -5,7 +5,7 @@ of (prompt tokens, output tokens) pairs sent in one of three ways, as the load t
 - all at once at t = 0 (vLLM `bench serve --request-rate inf`, the "max throughput" runs);
 - closed loop at a fixed concurrency (a client sends its next request when the last one finishes);
 - open loop, Poisson arrivals at a rate.
-Metrics follow vLLM's benchmark definitions (ARCHITECTURE.md): TTFT = first token - send; TPOT =
+Metrics follow vLLM's benchmark definitions (docs/architecture.md): TTFT = first token - send; TPOT =
 (last - first) / (tokens - 1) per request; ITL = gaps between tokens, pooled; E2EL = last - send.
 """
 

@@ -2,7 +2,7 @@
 
 `plan_startup(inputs)` is pure: it returns the lines with their simulated times and which pod log each goes
 to, and how the start-up ends (serving, or exiting with a code). `app.py` paces and prints them.
-Formats follow `shared/research/lws_vllm.md` section 6, per vLLM version (`profiles.py`):
+Formats follow vLLM's own log calls, per vLLM version (`profiles.py` names the PR behind each change):
 - the multi-node script (`ray start --head` / `--block` output, the leader's polling lines);
 - vLLM's own lines: `INFO MM-DD HH:MM:SS file.py:NN] msg` (V0) or `... [file.py:NN] msg` (>= 0.8),
   with `(APIServer pid=N)` / `(EngineCore_DP0 pid=N)` prefixes (>= 0.10);

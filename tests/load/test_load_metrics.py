@@ -1,4 +1,4 @@
-"""Level metrics from records: each formula of ARCHITECTURE.md on numbers worked out by hand."""
+"""Level metrics from records: each formula of docs/architecture.md on numbers worked out by hand."""
 
 from __future__ import annotations
 

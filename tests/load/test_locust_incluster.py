@@ -89,7 +89,7 @@ def test_the_locustfile_must_be_shipped() -> None:
 
 
 def test_the_locust_manifests_import_nothing_else_of_ours() -> None:
-    """load may import only reports (ARCHITECTURE.md); the manifests module needs nothing of ours at all."""
+    """load may import only reports (docs/architecture.md); the manifests module needs nothing of ours at all."""
     source = REPO / "load" / "locust_manifests.py"
     for node in ast.walk(ast.parse(source.read_text())):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
