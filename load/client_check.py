@@ -47,12 +47,17 @@ class LoopMonitor:
     _wall0: float = 0.0
     cpu_s: float | None = None
     wall_s: float | None = None
+    _due: float | None = None  # when the pending wake-up should fire
 
     def start(self) -> None:
         self._cpu0, self._wall0 = time.process_time(), perf_counter()
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        now = perf_counter()
+        if self._due is not None and now > self._due:  # overdue at the end: the loop was held till now
+            self.lags_s.append(now - self._due)
+            self._due = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -61,8 +66,9 @@ class LoopMonitor:
 
     async def _run(self) -> None:
         while True:
-            due = perf_counter() + self.tick_s
+            self._due = due = perf_counter() + self.tick_s
             await asyncio.sleep(self.tick_s)
+            self._due = None
             self.lags_s.append(max(0.0, perf_counter() - due))
 
 

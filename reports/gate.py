@@ -37,7 +37,7 @@ from reports.provenance import FieldMix, MixedRunsError, check_mixing, engine_la
 from reports.repeats import unfold
 from reports.runs import config_key, config_name
 from reports.schema import LevelResult, Result
-from reports.validity import InvalidLevel, InvalidLevelsError, check_valid, invalid_label
+from reports.validity import INVALID_TAG, InvalidLevel, InvalidLevelsError, check_valid
 
 # Percent of the baseline mean; error_rate in percentage points. None switches a metric off.
 DEFAULT_TOLERANCES: dict[str, float | None] = {
@@ -246,7 +246,7 @@ def _fold(
         for level in result.results:
             key = (config_key(run), level_key(level.load))
             groups[key].extend(unfold(level))  # a level run with --repeats N counts as N runs
-            names.setdefault(key, (config_name(run), invalid_label(level_label(level.load), level)))
+            names.setdefault(key, (config_name(run), level_label(level.load)))
             served.setdefault(key, sim_tag(run, modelled) or engine_label(run))
     return groups, names, served
 
@@ -330,8 +330,12 @@ def gate(
         for m in active
     }
     checks = []
+    invalid_keys = {
+        key for g in (base_groups, cand_groups) for key, lvs in g.items() if any(lv.invalid for lv in lvs)
+    }
     for key in [*base_groups, *(k_ for k_ in cand_groups if k_ not in base_groups)]:  # in sweep order
         config, level = base_names.get(key) or cand_names[key]
+        level = f"{level} [{INVALID_TAG}]" if key in invalid_keys else level
         config = _config_label(config, key, base_served, cand_served)
         for metric_key, tolerance in active.items():
             metric = METRICS[metric_key]
