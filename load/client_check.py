@@ -29,25 +29,30 @@ from reports.schema import ClientCheck
 LOOP_TICK_S = 0.01  # the monitor's period: 100 wake-ups a second cost well under 1% of a core
 MIN_RATE_RATIO = 0.90  # open loop: requests sent per second over those that became ready per second
 MIN_BUSY_FRACTION = 0.90  # closed loop: share of each slot's time a request was in flight
-MAX_DISPATCH_LAG_P99_MS = 100.0  # the client's own delay between ready and sent
+MAX_DISPATCH_LAG_P99_MS = 100.0  # open loop: the client's own delay between ready and sent
 MAX_LOOP_LAG_P99_MS = 20.0  # lateness of the monitor's wake-up
 MAX_CPU_FRACTION = 0.95  # process CPU time / wall time, of the one core an event loop can use
-BUSY_CPU_FRACTION = 0.5  # above it, a late loop is blamed on the client's own work, below on other processes
 
 
 @dataclass
 class LoopMonitor:
     """A task that wakes every ``tick_s`` and records how late each wake-up fired, plus the process's CPU
-    time and the wall time between ``start`` and ``stop``."""
+    time and the wall time between ``start`` and ``stop``.
+
+    Each lateness is also split by the share of its tick the process spent on a CPU: a loop held by the
+    client's own work burnt CPU all along (``busy_lags_s`` = the whole lateness); a process that was not
+    running because other work had its core burnt none (``busy_lags_s`` near 0)."""
 
     tick_s: float = LOOP_TICK_S
     lags_s: list[float] = field(default_factory=list)
+    busy_lags_s: list[float] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
     _cpu0: float = 0.0
     _wall0: float = 0.0
     cpu_s: float | None = None
     wall_s: float | None = None
     _due: float | None = None  # when the pending wake-up should fire
+    _armed: tuple[float, float] = (0.0, 0.0)  # (wall, CPU) when it was armed
 
     def start(self) -> None:
         self._cpu0, self._wall0 = time.process_time(), perf_counter()
@@ -56,8 +61,7 @@ class LoopMonitor:
     async def stop(self) -> None:
         now = perf_counter()
         if self._due is not None and now > self._due:  # overdue at the end: the loop was held till now
-            self.lags_s.append(now - self._due)
-            self._due = None
+            self._note(self._due)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -66,10 +70,19 @@ class LoopMonitor:
 
     async def _run(self) -> None:
         while True:
-            self._due = due = perf_counter() + self.tick_s
+            self._armed = (perf_counter(), time.process_time())
+            self._due = due = self._armed[0] + self.tick_s
             await asyncio.sleep(self.tick_s)
-            self._due = None
-            self.lags_s.append(max(0.0, perf_counter() - due))
+            self._note(due)
+
+    def _note(self, due: float) -> None:
+        wall, cpu = perf_counter(), time.process_time()
+        lag = max(0.0, wall - due)
+        elapsed = wall - self._armed[0]
+        share = min(1.0, (cpu - self._armed[1]) / elapsed) if elapsed > 0 else 0.0
+        self.lags_s.append(lag)
+        self.busy_lags_s.append(lag * max(0.0, share))
+        self._due = None
 
 
 def allowed_cores() -> int | None:
@@ -129,13 +142,16 @@ def client_check(level: Level, records: Sequence[RequestRecord], monitor: LoopMo
         peak_in_flight=_peak_in_flight(sent),
         dispatch_lag_ms=distribution(lag),
         loop_lag_ms=distribution(np.array(monitor.lags_s) * 1e3),
+        loop_lag_busy_ms=distribution(np.array(monitor.busy_lags_s) * 1e3),
         cpu_s=monitor.cpu_s,
         wall_s=monitor.wall_s,
         cpu_fraction=cpu_fraction,
         cores=allowed_cores(),
     )
     reasons = saturation_reasons(check, offered_rate=offered, busy_fraction=busy)
-    return check.model_copy(update={"verdict": "invalid" if reasons else "valid", "reasons": reasons})
+    return check.model_copy(
+        update={"verdict": "invalid" if reasons else "valid", "reasons": reasons, "warnings": warnings(check)}
+    )
 
 
 def _configured_rate(level: Level) -> float | None:
@@ -163,20 +179,17 @@ def saturation_reasons(
             f"({busy_fraction:.0%} of slot time, below {MIN_BUSY_FRACTION:.0%}): slots waited for the client"
         )
     lag_p99 = check.dispatch_lag_ms.p99
-    if lag_p99 is not None and lag_p99 > MAX_DISPATCH_LAG_P99_MS:
+    # closed loop: the busy fraction above already weighs each delay against its request's duration
+    if check.configured_rate is not None and lag_p99 is not None and lag_p99 > MAX_DISPATCH_LAG_P99_MS:
         reasons.append(
             f"dispatch lag p99 {lag_p99:,.1f} ms (over {MAX_DISPATCH_LAG_P99_MS:g} ms): requests left late"
         )
-    loop_p99 = check.loop_lag_ms.p99
-    if loop_p99 is not None and loop_p99 > MAX_LOOP_LAG_P99_MS:
-        busy = check.cpu_fraction is not None and check.cpu_fraction >= BUSY_CPU_FRACTION
-        why = (
-            "timestamps waited behind the client's own work"
-            if busy
-            else f"with the client using {check.cpu_fraction or 0:.0%} of a core it waited for a CPU: "
-            "other work on the client's cores delayed its timestamps"
+    busy_p99 = check.loop_lag_busy_ms.p99
+    if busy_p99 is not None and busy_p99 > MAX_LOOP_LAG_P99_MS:
+        reasons.append(
+            f"event-loop lag p99 {busy_p99:,.1f} ms of the client's own work (over {MAX_LOOP_LAG_P99_MS:g} "
+            "ms): timestamps waited behind it"
         )
-        reasons.append(f"event-loop lag p99 {loop_p99:,.1f} ms (over {MAX_LOOP_LAG_P99_MS:g} ms): {why}")
     if check.cpu_fraction is not None and check.cpu_fraction > MAX_CPU_FRACTION:
         reasons.append(
             f"client CPU {check.cpu_fraction:.0%} of one core (over {MAX_CPU_FRACTION:.0%}): "
@@ -185,8 +198,13 @@ def saturation_reasons(
     return reasons
 
 
-def invalid_summary(check: ClientCheck | None) -> str | None:
-    """'INVALID (client was the bottleneck): reason; reason' or None for a valid or unmeasured level."""
-    if check is None or not check.invalid:
-        return None
-    return "INVALID (client was the bottleneck): " + "; ".join(check.reasons)
+def warnings(check: ClientCheck) -> list[str]:
+    """What makes the timings less sharp without the client being the bottleneck: a loop that woke late
+    because the process was not running (other work on its cores)."""
+    total, busy = check.loop_lag_ms.p99, check.loop_lag_busy_ms.p99
+    if total is None or total <= MAX_LOOP_LAG_P99_MS or (busy is not None and busy > MAX_LOOP_LAG_P99_MS):
+        return []
+    return [
+        f"event-loop lag p99 {total:,.1f} ms, mostly waiting for a CPU (other work on the client's cores, "
+        f"{busy or 0:,.1f} ms of it the client's own): timestamps may be late by that much"
+    ]

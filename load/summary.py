@@ -42,7 +42,8 @@ def _client_text(level: LevelResult) -> str:
     if c is None:
         return ""
     cpu = "-" if c.cpu_fraction is None else f"{c.cpu_fraction:.0%}"
-    return f" | client: {c.verdict}, loop lag p99 {_ms(c.loop_lag_ms.p99)} ms, CPU {cpu} of a core"
+    warned = f" (warning: {'; '.join(c.warnings)})" if c.warnings else ""
+    return f" | client: {c.verdict}, loop lag p99 {_ms(c.loop_lag_ms.p99)} ms, CPU {cpu} of a core{warned}"
 
 
 def print_summary(

@@ -27,6 +27,7 @@ def _row(label: str, c: ClientCheck) -> list[str]:
         num(c.dispatch_lag_ms.p50),
         num(c.dispatch_lag_ms.p99),
         num(c.loop_lag_ms.p99),
+        num(c.loop_lag_busy_ms.p99),
         pct(c.cpu_fraction),
         MISSING if c.cores is None else str(c.cores),
     ]
@@ -43,13 +44,15 @@ def client_table(result: Result) -> Table | None:
         rows.append(_row(label, check))
         if check.invalid:
             notes.append(f"{label} INVALID: " + "; ".join(check.reasons))
+        notes += [f"{label} warning: {warning}" for warning in check.warnings]
     if not rows:
         return None
     notes += [
         "rate: requests/s sent over the span of sends / asked; concurrency: closed loop, the limit x the share "
         "of slot time a request was in flight / the limit; peak: most requests in flight at once",
         "dispatch lag = sent - ready (ready: due, or when a concurrency cap freed a slot): the client's own "
-        "delay; loop lag = how late a 10 ms wake-up of the client's event loop fired; CPU = process CPU time / "
+        "delay; loop lag = how late a 10 ms wake-up of the client's event loop fired, 'own' the part of it the client "
+        "spent running (the rest it waited for a CPU); CPU = process CPU time / "
         "wall time, of the one core an event loop can use",
         "INVALID: the client, not the server, was the bottleneck (thresholds: load/README.md, 'Client "
         "saturation'); compare and gate refuse such a level unless --allow-invalid",
@@ -65,10 +68,11 @@ def client_table(result: Result) -> Table | None:
             "dispatch lag p50 ms",
             "dispatch lag p99 ms",
             "loop lag p99 ms",
+            "own loop lag p99 ms",
             "client CPU",
             "cores",
         ],
         rows,
-        [False, False, True, True, True, True, True, True, True, True],
+        [False, False, True, True, True, True, True, True, True, True, True],
         notes,
     )

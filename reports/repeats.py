@@ -57,10 +57,12 @@ def fold_client(checks: Sequence[ClientCheck | None]) -> ClientCheck | None:
         return None
     cs = [c for _, c in known]
     reasons = [f"repeat {i}: {reason}" for i, c in known for reason in c.reasons]
+    notes = [f"repeat {i}: {warning}" for i, c in known for warning in c.warnings]
     peaks = [c.peak_in_flight for c in cs if c.peak_in_flight is not None]
     return ClientCheck(
         verdict="invalid" if reasons else "valid",
         reasons=reasons,
+        warnings=notes,
         configured_rate=cs[0].configured_rate,
         achieved_rate=_mean([c.achieved_rate for c in cs]),
         configured_concurrency=cs[0].configured_concurrency,
@@ -68,6 +70,7 @@ def fold_client(checks: Sequence[ClientCheck | None]) -> ClientCheck | None:
         peak_in_flight=max(peaks) if peaks else None,
         dispatch_lag_ms=_worst_distribution([c.dispatch_lag_ms for c in cs]),
         loop_lag_ms=_worst_distribution([c.loop_lag_ms for c in cs]),
+        loop_lag_busy_ms=_worst_distribution([c.loop_lag_busy_ms for c in cs]),
         cpu_s=_mean([c.cpu_s for c in cs]),
         wall_s=_mean([c.wall_s for c in cs]),
         cpu_fraction=_mean([c.cpu_fraction for c in cs]),

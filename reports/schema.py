@@ -93,6 +93,9 @@ class ClientCheck(_Model):
 
     verdict: Literal["valid", "invalid"]
     reasons: list[str] = Field(default_factory=list)  # why invalid, one sentence each; empty when valid
+    warnings: list[str] = Field(
+        default_factory=list
+    )  # sharpness lost without the client being the bottleneck
     configured_rate: float | None = None  # requests/s asked (open loop); None for closed loop
     achieved_rate: float | None = None  # requests/s actually sent over the send span
     configured_concurrency: int | None = None
@@ -100,6 +103,8 @@ class ClientCheck(_Model):
     peak_in_flight: int | None = None
     dispatch_lag_ms: Distribution = Field(default_factory=Distribution)  # sent - ready (the client's own)
     loop_lag_ms: Distribution = Field(default_factory=Distribution)  # lateness of a periodic loop wake-up
+    # the part of each lateness the client spent running (its own work, not waiting for a CPU)
+    loop_lag_busy_ms: Distribution = Field(default_factory=Distribution)
     cpu_s: float | None = None  # process CPU time (user + system) over the level
     wall_s: float | None = None
     cpu_fraction: float | None = None  # cpu_s / wall_s: share of one core (one event loop = one core)

@@ -11,6 +11,7 @@ from load.client_check import (
     LoopMonitor,
     client_check,
     saturation_reasons,
+    warnings,
 )
 from load.config import Level
 from load.records import RequestRecord
@@ -58,19 +59,18 @@ def test_closed_loop_slots_left_idle_by_the_client_are_invalid() -> None:
     assert client_check(Level(num_requests=40, concurrency=4), prompt, _monitor()).verdict == "valid"
 
 
-def test_a_late_loop_is_blamed_on_the_client_when_busy_and_on_other_processes_when_idle() -> None:
-    late = ClientCheck(
-        verdict="valid", loop_lag_ms=Distribution(p99=MAX_LOOP_LAG_P99_MS * 2), cpu_fraction=0.9
-    )
-    (busy,) = saturation_reasons(late, offered_rate=None, busy_fraction=None)
-    assert "behind the client's own work" in busy
-    idle = late.model_copy(update={"cpu_fraction": 0.1})
-    (waited,) = saturation_reasons(idle, offered_rate=None, busy_fraction=None)
-    assert "waited for a CPU" in waited
-    calm = late.model_copy(
-        update={"loop_lag_ms": Distribution(p99=MAX_LOOP_LAG_P99_MS / 2), "cpu_fraction": 0.5}
-    )
-    assert saturation_reasons(calm, offered_rate=None, busy_fraction=None) == []
+def test_a_loop_late_from_the_clients_own_work_is_invalid_and_from_waiting_for_a_cpu_a_warning() -> None:
+    late = Distribution(p99=MAX_LOOP_LAG_P99_MS * 2)
+    own = ClientCheck(verdict="valid", loop_lag_ms=late, loop_lag_busy_ms=late)
+    (reason,) = saturation_reasons(own, offered_rate=None, busy_fraction=None)
+    assert reason.startswith("event-loop lag p99 40.0 ms of the client's own work")
+    assert warnings(own) == []
+    waited = own.model_copy(update={"loop_lag_busy_ms": Distribution(p99=1.0)})
+    assert saturation_reasons(waited, offered_rate=None, busy_fraction=None) == []
+    (warning,) = warnings(waited)
+    assert "mostly waiting for a CPU" in warning
+    calm = ClientCheck(verdict="valid", loop_lag_ms=Distribution(p99=MAX_LOOP_LAG_P99_MS / 2))
+    assert saturation_reasons(calm, offered_rate=None, busy_fraction=None) == [] and warnings(calm) == []
 
 
 def test_a_client_using_its_whole_core_is_invalid() -> None:
@@ -92,6 +92,17 @@ def test_the_monitor_sees_a_loop_blocked_for_80_ms_and_the_cpu_it_burnt() -> Non
 
     monitor = asyncio.run(scenario())
     assert len(monitor.lags_s) == 1 and monitor.lags_s[0] > 0.07
+    # on a CPU the whole time it was late (less when other processes took the core for a while)
+    assert 0 < monitor.busy_lags_s[0] <= monitor.lags_s[0]
     assert monitor.wall_s is not None and monitor.wall_s >= 0.08
     # the busy loop burnt CPU (less than its wall time when other processes share the core), one thread's worth
     assert monitor.cpu_s is not None and 0.005 < monitor.cpu_s <= monitor.wall_s * 1.05
+
+
+def test_a_slow_burst_of_sends_is_weighed_against_request_length_in_closed_loop_only() -> None:
+    # every request waited 150 ms for the client before it left, and then took 10 s
+    records = [_record(i, i * 10.0, i * 10.0 + 0.15, i * 10.0 + 10.15) for i in range(20)]
+    closed = client_check(Level(num_requests=20, concurrency=1), records, _monitor())
+    assert closed.verdict == "valid", closed.reasons  # 98.5% of slot time in flight
+    opened = client_check(Level(num_requests=20, request_rate=0.1), records, _monitor())
+    assert [r.split(" (")[0] for r in opened.reasons] == ["dispatch lag p99 150.0 ms"]

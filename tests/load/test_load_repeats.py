@@ -52,7 +52,7 @@ def test_repeats_3_fold_into_means_with_intervals_the_report_and_gate_use(
     rendered = capsys.readouterr().out
     assert "x ± y: the mean of 3 repeats" in rendered and " ± " in rendered
 
-    report = gate([result], [result])
+    report = gate([result], [result], allow_invalid=True)  # validity is not this test's subject
     assert report.passed
     assert {(len(c.baseline), len(c.candidate)) for c in report.checks if c.baseline} == {(3, 3)}
     json.loads(out.read_text())  # plain JSON for other tools
