@@ -160,6 +160,12 @@ def render_gate_markdown(report: GateReport) -> str:
             f"## Regressions ({len(report.regressions)})",
             md_table(_HEADERS, _rows(report.regressions), _RIGHT),
         ]
+    unclear = [c for c in report.checks if c.verdict == "unclear"]
+    if unclear:
+        parts += [
+            f"## Unclear: beyond the band, but the 95% interval includes no change ({len(unclear)}; not failing)",
+            md_table(_HEADERS, _rows(unclear), _RIGHT),
+        ]
     if report.missing:
         parts += [
             f"## Missing data ({len(report.missing)})",

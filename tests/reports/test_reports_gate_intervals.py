@@ -100,3 +100,35 @@ def test_the_cli_exits_2_naming_the_level_and_allow_invalid_lets_it_through(
     assert main(["gate", "--baseline", str(base), "--candidate", str(cand), "--allow-invalid"]) in (0, 1)
     assert main(["compare", str(cand), "--allow-invalid"]) == 0
     assert "Invalid levels allowed" in capsys.readouterr().out
+
+
+def test_an_unclear_change_is_listed_and_passes(make_result) -> None:  # type: ignore[no-untyped-def]
+    def with_throughput(result: Result, value: float) -> Result:
+        levels = [
+            lv.model_copy(
+                update={
+                    "metrics": lv.metrics.model_copy(
+                        update={
+                            "throughput": lv.metrics.throughput.model_copy(
+                                update={"output_tokens_per_s": value}
+                            )
+                        }
+                    )
+                }
+            )
+            for lv in result.results[:1]
+        ]
+        return result.model_copy(update={"results": levels})
+
+    baseline = [with_throughput(make_result(i), v) for i, v in enumerate((100.0, 100.5, 99.5))]
+    candidate = [with_throughput(make_result(10 + i), v) for i, v in enumerate((90.0, 70.0, 110.0))]
+    only = {"output_tokens_per_s": 5.0, **{m: None for m in ("requests_per_s", "goodput", "error_rate")}}
+    only |= {m: None for m in ("ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "itl_p50", "itl_p99")}
+    only |= {"e2el_p50": None, "e2el_p99": None}
+    report = gate(baseline, candidate, tolerances=only, k=0)
+    assert report.passed
+    (check,) = report.checks
+    assert check.verdict == "unclear"
+    text = render_gate_markdown(report)
+    assert "## Unclear: beyond the band, but the 95% interval includes no change (1; not failing)" in text
+    assert text.rstrip().endswith("gate: PASSED: 1 checks within their bands")
