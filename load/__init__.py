@@ -9,6 +9,8 @@ pull aiohttp in by importing this package). The API lives in its modules:
   ``Progress``, ``EndpointUnreachable``, ``ModelNotServed``
 - ``load.metrics``: ``level_metrics(records, slo)``: the schema's LevelMetrics from request records
 - ``load.records``: ``RequestRecord``; ``load.vllm_format``: vLLM bench serve JSON
+- ``load.client_check``: ``client_check``, ``LoopMonitor``: did the client keep up (each level's verdict)
+- ``load.repeat_run``: ``run_repeats`` (``--repeats N``), folded with ``reports.repeats``
 - ``python -m load run ...`` (``load.cli``); ``python -m load.reference_server``;
   ``python -m load.bench_capacity``. README.md documents all of it.
 """

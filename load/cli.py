@@ -31,7 +31,9 @@ from load.config import (
     levels_from_lists,
 )
 from load.progress import StderrProgress
-from load.runner import EndpointUnreachable, ModelNotServed, SweepRun, run_sweep
+from load.repeat_run import RepeatedRun, run_repeats
+from load.runner import EndpointUnreachable, ModelNotServed
+from load.summary import print_summary
 from load.vllm_format import json_safe, level_file_name, vllm_bench_json
 from load.workload import WorkloadError
 
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_slo,
         default={},
         help="ttft_ms=..,tpot_ms=..,e2el_ms=..: goodput counts requests meeting all",
+    )
+    load.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="run the whole sweep N times; the result folds them with a 95%% t-interval per metric (default 1)",
     )
     run.add_argument("--out", type=Path, required=True, help="result file (JSON, the suite's schema)")
     run.add_argument(
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = None if args.quiet else StderrProgress()
     received: list[int] = []
     try:
-        run = asyncio.run(_run(config, progress, received))
+        run = asyncio.run(_run(config, args.repeats, progress, received))
     except EndpointUnreachable as exc:
         return _fail(EXIT_UNREACHABLE, str(exc))
     except (ModelNotServed, WorkloadError) as exc:
@@ -204,15 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     run.result.write(args.out)
     written = [str(args.out)]
     if "vllm" in args.format:
-        for n, level_run in enumerate(run.levels, start=1):
-            path = args.out.with_name(level_file_name(args.out.stem, n))
-            path.write_text(
-                json.dumps({k: json_safe(v) for k, v in vllm_bench_json(run, level_run).items()}, indent=2)
-                + "\n"
-            )
-            written.append(str(path))
-    if not args.quiet:
-        _summary(run)
+        for r, sweep in enumerate(run.runs):
+            stem = args.out.stem if len(run.runs) == 1 else f"{args.out.stem}.repeat-{r + 1}"
+            for n, level_run in enumerate(sweep.levels, start=1):
+                path = args.out.with_name(level_file_name(stem, n))
+                data = vllm_bench_json(sweep, level_run)
+                path.write_text(json.dumps({k: json_safe(v) for k, v in data.items()}, indent=2) + "\n")
+                written.append(str(path))
+    print_summary(run.result, [level.describe() for level in config.levels], quiet=args.quiet)
     print(f"wrote {', '.join(written)}", file=sys.stderr)
     if run.interrupted:
         signum = received[0] if received else signal.SIGINT
@@ -221,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-async def _run(config: SweepConfig, progress: StderrProgress | None, received: list[int]) -> SweepRun:
+async def _run(
+    config: SweepConfig, repeats: int, progress: StderrProgress | None, received: list[int]
+) -> RepeatedRun:
     """Run the sweep; the first SIGINT/SIGTERM stops it gracefully, a second SIGINT aborts."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -234,26 +243,7 @@ async def _run(config: SweepConfig, progress: StderrProgress | None, received: l
 
     for s in EXIT_SIGNAL:
         loop.add_signal_handler(s, on_signal, s)
-    return await run_sweep(config, progress=progress, stop=stop)
-
-
-def _summary(run: SweepRun) -> None:
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    for n, level in enumerate(run.result.results, start=1):
-        m = level.metrics
-        r = m.requests
-        rate = m.throughput.output_tokens_per_s
-        print(
-            f"level {n} ({run.levels[n - 1].level.describe()}): {r.completed} completed, {r.failed} failed"
-            + (f" {dict(r.errors_by_reason)}" if r.errors_by_reason else "")
-            + f" in {ms(m.duration_s)} s | TTFT p50 {ms(m.ttft_ms.p50)} p99 {ms(m.ttft_ms.p99)} ms"
-            f" | TPOT p50 {ms(m.tpot_ms.p50)} p99 {ms(m.tpot_ms.p99)} ms | ITL p99 {ms(m.itl_ms.p99)} ms"
-            f" | E2EL p50 {ms(m.e2el_ms.p50)} ms | {ms(rate)} output tok/s"
-            f" | schedule lag p99 {ms(m.schedule_lag_ms.p99)} ms",
-            file=sys.stderr,
-        )
+    return await run_repeats(config, repeats, progress=progress, stop=stop)
 
 
 def _check_writable(path: Path) -> None:

@@ -170,6 +170,7 @@ class SweepConfig:
     label: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     extra_body: Mapping[str, Any] = field(default_factory=dict)  # merged into every request body
+    repeat: int = 0  # which repeat of the sweep this is (--repeats): seeds its prompts and arrivals
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 class RequestRecord:
     index: int
     scheduled: float  # when it was due: its arrival time (open loop) or when its slot freed (closed loop)
+    # when it could first be sent: its due time, or later when a concurrency cap held it for a slot; sent -
+    # ready is the client's own delay (load/client_check.py), apart from waiting for the server to free a slot
+    ready: float | None = None
     sent: float | None = None  # immediately before the request was handed to aiohttp
     chunk_times: list[float] = field(default_factory=list)  # arrival of each token-carrying chunk
     finished: float | None = None  # end of the stream (success) or the moment it failed

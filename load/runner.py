@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from load.client_check import LoopMonitor, client_check
 from load.config import Level, SweepConfig
 from load.metrics import level_metrics
 from load.records import RequestRecord
@@ -28,7 +29,7 @@ from load.request import Target, new_session, request_body, send_request
 from load.schedule import arrival_offsets
 from load.server_metrics import delta, scrape
 from load.workload import RequestSpec, build_requests
-from reports.schema import LevelResult, LoadSpec, Result, RunMetadata
+from reports.schema import ClientCheck, LevelResult, LoadSpec, Result, RunMetadata
 
 PROGRESS_INTERVAL_S = 0.5
 
@@ -66,6 +67,7 @@ class LevelRun:
     interrupted: bool
     warmup_failures: int = 0
     result: LevelResult | None = None
+    client: ClientCheck | None = None  # did the client keep up (load/client_check.py)
 
 
 @dataclass
@@ -103,7 +105,7 @@ async def run_sweep(
                 interrupted = True
                 break
             specs = first_specs if n == 0 else level_requests(config, n)
-            offsets = arrival_offsets(level, np.random.default_rng([config.seed, n, 1]))
+            offsets = arrival_offsets(level, np.random.default_rng(_seed(config, n, 1)))
             warmup_failures = 0
             if config.warm_connections:
                 warmup_failures = await warm_connections(
@@ -125,7 +127,9 @@ async def run_sweep(
             server_delta = delta(before, after) if before is not None and after is not None else None
             run.result = LevelResult(
                 load=load_spec(config, level, n),
-                metrics=level_metrics(run.records, config.slo, server_delta),
+                metrics=level_metrics(run.records, config.slo, server_delta).model_copy(
+                    update={"client": run.client}
+                ),
                 started_at=run.started_at,
             )
             runs.append(run)
@@ -155,8 +159,14 @@ def level_requests(config: SweepConfig, n: int) -> list[RequestSpec]:
     """Level n's prompts: seeded by (seed, n), so levels differ (no prefix-cache hits across levels)
     and a rerun with the same seed sends the same prompts."""
     return build_requests(
-        config.workload, config.levels[n].num_requests, np.random.default_rng([config.seed, n, 0])
+        config.workload, config.levels[n].num_requests, np.random.default_rng(_seed(config, n, 0))
     )
+
+
+def _seed(config: SweepConfig, level: int, kind: int) -> list[int]:
+    """(seed, level, kind), and the repeat's index after them for repeats beyond the first, so repeat r
+    sends new prompts (no prefix-cache hits from an earlier repeat) and a single run is as before."""
+    return [config.seed, level, kind] if config.repeat == 0 else [config.seed, level, kind, config.repeat]
 
 
 def load_spec(config: SweepConfig, level: Level, index: int) -> LoadSpec:
@@ -196,6 +206,8 @@ async def run_level(
     gc.collect()
     gc.freeze()
     gc.disable()
+    monitor = LoopMonitor()
+    monitor.start()
     t0 = perf_counter()
     slots: asyncio.Queue[float] | None = None
     if level.concurrency is not None:
@@ -223,12 +235,14 @@ async def run_level(
                 delay = due - perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            ready = due
             if slots is not None:
                 freed = await slots.get()
                 if offsets is None:  # closed loop: due when a slot frees; open loop: its arrival time stays
                     due = freed
+                ready = max(due, freed)  # a slot held by the server is the server's time, not the client's
             body = request_body(target, spec)
-            record = RequestRecord(index=i, scheduled=due)
+            record = RequestRecord(index=i, scheduled=due, ready=ready)
             records.append(record)
             task = asyncio.create_task(one(body, {**base_headers, "X-Request-Id": f"load-{i}"}, record))
             in_flight.add(task)
@@ -279,6 +293,7 @@ async def run_level(
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(main, *in_flight, *helpers, return_exceptions=True)
+        await monitor.stop()
         gc.enable()
         gc.unfreeze()
     if not interrupted:
@@ -288,11 +303,13 @@ async def run_level(
         if record.sent is not None and record.finished is None:
             record.fail("interrupted", "the run was stopped while this request was in flight", now)
     report()
+    sent = [r for r in records if r.sent is not None]
     return LevelRun(
         level=level,
-        records=[r for r in records if r.sent is not None],
+        records=sent,
         started_at=started_at,
         interrupted=interrupted,
+        client=client_check(level, sent, monitor),
     )
 
 

@@ -14,6 +14,7 @@ from reports.gate_report import render_gate_markdown
 from reports.markdown import render_comparison_markdown, render_markdown
 from reports.provenance import MixedRunsError
 from reports.schema import Result, SchemaError, read_result
+from reports.validity import InvalidLevelsError
 
 
 class InputError(Exception):
@@ -63,6 +64,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         allow_mixed=args.allow_mixed,
         modelled_time=args.modelled_time,
         sources=args.results,
+        allow_invalid=args.allow_invalid,
     )
     text = render_comparison_markdown(comparison)
     sys.stdout.write(text)
@@ -84,6 +86,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         allow_mixed=args.allow_mixed,
         modelled_time=args.modelled_time,
         sources=(args.baseline, args.candidate),
+        allow_invalid=args.allow_invalid,
     )
     text = render_gate_markdown(report)
     sys.stdout.write(text)
@@ -116,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--html", metavar="OUT.html", help="write the HTML page with the comparison here")
     cmp.add_argument("--markdown", metavar="OUT.md", help="also write the Markdown here")
     _mixed_option(cmp)
+    _invalid_option(cmp)
     _modelled_option(cmp, "the comparison (SLOs are then checked in modelled time)")
     cmp.set_defaults(func=cmd_compare)
 
@@ -147,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gt.add_argument("--markdown", metavar="OUT.md", help="also write the gate report here")
     _mixed_option(gt)
+    _invalid_option(gt)
     _modelled_option(gt, "both sides before gating")
     gt.set_defaults(func=cmd_gate)
     return parser
@@ -159,6 +164,16 @@ def _mixed_option(parser: argparse.ArgumentParser) -> None:
         help="compare runs that differ in engine (sim, vllm-cpu, vllm, external), simulator time scale, GPU "
         "product or testbed, a field not recorded counting as 'unknown'; the report then says which fields "
         "differ. Without it such runs are an input error (exit 2) naming the field and both values",
+    )
+
+
+def _invalid_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-invalid",
+        action="store_true",
+        help="use levels where the client was the bottleneck (client check 'invalid' in the result file), "
+        "tagged [INVALID] in the report; without it such a level is an input error (exit 2) naming the file, "
+        "the level and the reason",
     )
 
 
@@ -175,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (SchemaError, SloError, GateInputError, MixedRunsError, InputError) as exc:
+    except (SchemaError, SloError, GateInputError, MixedRunsError, InvalidLevelsError, InputError) as exc:
         print(f"reports {args.command}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -13,6 +13,7 @@ from reports.provenance import FieldMix, check_mixing, in_modelled_time, sim_not
 from reports.runs import display_names, gpu_count, gpu_count_note, topology_name
 from reports.schema import LevelResult, Result
 from reports.tables import per_gpu
+from reports.validity import InvalidLevel, check_valid, invalid_label
 
 # An SLO names a latency family and optionally a percentile (default p99), or the error rate.
 _SLO_KEY = re.compile(r"^(?P<family>ttft|tpot|itl|e2el)(?:_(?P<stat>p50|p90|p95|p99|max|mean))?_ms$")
@@ -107,6 +108,7 @@ class Comparison:
     notes: list[str]
     mixed: list[FieldMix] = field(default_factory=list)  # provenance fields that differ (allow_mixed)
     modelled_time: bool = False
+    invalid: list[InvalidLevel] = field(default_factory=list)  # client-bound levels shown (allow_invalid)
 
 
 def pareto_frontier(points: Sequence[Point]) -> list[Point]:
@@ -127,8 +129,9 @@ def _points(names: Sequence[str], results: Sequence[Result]) -> list[Point]:
         labels = level_labels([lv.load for lv in result.results])
         for label, level in zip(labels, result.results, strict=True):
             out = level.metrics.throughput.output_tokens_per_s
+            shown = invalid_label(label, level)
             points.append(
-                Point(name, index, label, topology_name(result.run), gpus, out, per_gpu(out, gpus), level)
+                Point(name, index, shown, topology_name(result.run), gpus, out, per_gpu(out, gpus), level)
             )
     return points
 
@@ -146,6 +149,7 @@ def compare(
     allow_mixed: bool = False,
     modelled_time: bool = False,
     sources: Sequence[str] | None = None,
+    allow_invalid: bool = False,
 ) -> Comparison:
     """Compare runs (typically one result file per topology). SLO keys as in ``parse_slo``.
 
@@ -156,6 +160,7 @@ def compare(
     """
     plain = display_names(results, names)
     mixed = check_mixing(list(zip(sources or plain, (r.run for r in results), strict=True)), allow_mixed)
+    invalid = check_valid(sources or plain, results, allow_invalid)  # InvalidLevelsError unless allowed
     if modelled_time:
         results = [in_modelled_time(r) for r in results]
     shown = [tagged(n, r.run, modelled_time) for n, r in zip(plain, results, strict=True)]
@@ -166,7 +171,11 @@ def compare(
         checked["error_rate"] = DEFAULT_ERROR_RATE
     points = _points(shown, results)
     verdicts = {(p.run_index, p.level): check_slo(p, checked) for p in points}
-    eligible = [p for p in points if not checked or verdicts[(p.run_index, p.level)].meets]
+    eligible = [  # a client-bound level never wins: its numbers are the client's
+        p
+        for p in points
+        if not p.level_result.invalid and (not checked or verdicts[(p.run_index, p.level)].meets)
+    ]
     notes = [
         f"{name}: {note}" for name, r in zip(plain, results, strict=True) if (note := gpu_count_note(r.run))
     ]
@@ -187,6 +196,7 @@ def compare(
         notes=notes,
         mixed=mixed,
         modelled_time=modelled_time,
+        invalid=invalid,
     )
 
 

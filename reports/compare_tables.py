@@ -8,8 +8,9 @@ from reports.compare import FRONTIER_FORMULA, Comparison, Point, slo_text
 from reports.metrics import PER_GPU_FORMULA
 from reports.provenance import engine_label
 from reports.runs import parallelism
-from reports.tables import Table
+from reports.tables import Table, cell
 from reports.text import MISSING, num, pct
+from reports.validity import INVALID_TAG
 
 
 def _at(point: Point | None, pick: Callable[[Point], str]) -> str:
@@ -64,38 +65,65 @@ def _level_order(cmp: Comparison) -> list[str]:
 
     order: list[str] = []
     for point in sorted(cmp.points, key=sort_key):
-        if point.level not in order:
-            order.append(point.level)
+        if _plain(point) not in order:
+            order.append(_plain(point))
     return order
 
 
-def pivot_table(cmp: Comparison, title: str, pick: Callable[[Point], float | None], note: str) -> Table:
-    """Levels down, runs across: the same load level side by side for every run."""
-    cells = {(p.run_index, p.level): p for p in cmp.points}
+def _plain(point: Point) -> str:
+    """The level's label without its INVALID tag: the same load in a run where it was valid."""
+    return point.level.removesuffix(f" [{INVALID_TAG}]")
+
+
+def _pivot_cell(point: Point, value: float | None, metric: str, per_gpu: bool) -> str:
+    text = cell(point.level_result, metric, value, point.gpus if per_gpu else None)
+    return f"{text} [{INVALID_TAG}]" if point.level_result.invalid else text
+
+
+def pivot_table(
+    cmp: Comparison,
+    title: str,
+    pick: Callable[[Point], float | None],
+    note: str,
+    metric: str = "",
+    per_gpu: bool = False,
+) -> Table:
+    """Levels down, runs across: the same load level side by side for every run, with '± half-width' of
+    the 95% interval of ``metric`` (divided by the GPUs when ``per_gpu``) where the level was repeated."""
+    cells = {(p.run_index, _plain(p)): p for p in cmp.points}
     rows = []
     for level in _level_order(cmp):
         row = [level]
         for index in range(len(cmp.names)):
             point = cells.get((index, level))
-            row.append(num(pick(point)) if point is not None else MISSING)
+            row.append(_pivot_cell(point, pick(point), metric, per_gpu) if point is not None else MISSING)
         rows.append(row)
     return Table(title, ["load", *cmp.names], rows, [False] + [True] * len(cmp.names), [note])
 
 
 def pivot_tables(cmp: Comparison) -> list[Table]:
     return [
-        pivot_table(cmp, "Output tokens/s per GPU by load", lambda p: p.out_tps_per_gpu, PER_GPU_FORMULA),
+        pivot_table(
+            cmp,
+            "Output tokens/s per GPU by load",
+            lambda p: p.out_tps_per_gpu,
+            PER_GPU_FORMULA,
+            "output_tokens_per_s",
+            per_gpu=True,
+        ),
         pivot_table(
             cmp,
             "TPOT p99 (ms) by load",
             lambda p: p.value("tpot_p99"),
             "TPOT = (last token time - first token time) / (output tokens - 1), per request",
+            "tpot_p99",
         ),
         pivot_table(
             cmp,
             "TTFT p99 (ms) by load",
             lambda p: p.value("ttft_p99"),
             "TTFT = first token-carrying chunk - request send time",
+            "ttft_p99",
         ),
     ]
 

@@ -30,11 +30,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reports.intervals import welch_interval
 from reports.levels import level_key, level_label
 from reports.metrics import METRICS
 from reports.provenance import FieldMix, MixedRunsError, check_mixing, engine_label, in_modelled_time, sim_tag
+from reports.repeats import unfold
 from reports.runs import config_key, config_name
 from reports.schema import LevelResult, Result
+from reports.validity import INVALID_TAG, InvalidLevel, InvalidLevelsError, check_valid
 
 # Percent of the baseline mean; error_rate in percentage points. None switches a metric off.
 DEFAULT_TOLERANCES: dict[str, float | None] = {
@@ -54,7 +57,8 @@ DEFAULT_TOLERANCES: dict[str, float | None] = {
 DEFAULT_K = 3.0
 ABSOLUTE_METRICS = frozenset({"error_rate"})  # tolerances in percentage points, not relative
 
-Verdict = Literal["ok", "better", "REGRESSION", "missing", "no baseline"]
+# "unclear": worse by more than the band, but the 95% interval of the difference still includes no change
+Verdict = Literal["ok", "better", "REGRESSION", "unclear", "missing", "no baseline"]
 
 
 class GateInputError(ValueError):
@@ -104,6 +108,9 @@ class Check:
     allowed: float | None  # absolute units of the metric
     noise: float | None  # k x sigma_diff, absolute units; None without repeats
     verdict: Verdict
+    # 95% Welch interval of how much worse the candidate is (absolute units, positive = worse); None unless
+    # both sides have two or more runs
+    interval: tuple[float, float] | None = None
 
     @property
     def baseline_mean(self) -> float | None:
@@ -142,6 +149,7 @@ class GateReport:
     candidate_files: int
     mixed: list[FieldMix] = field(default_factory=list)  # provenance fields that differ (allow_mixed)
     modelled_time: bool = False
+    invalid: list[InvalidLevel] = field(default_factory=list)  # client-bound levels gated (allow_invalid)
 
     @property
     def regressions(self) -> list[Check]:
@@ -202,10 +210,24 @@ def judge(
     allowed = max(tol, noise or 0.0)
     worse_by = (mean_b - mean_c) if higher_is_better else (mean_c - mean_b)
     if worse_by > allowed:
+        interval = worse_interval(baseline, candidate, higher_is_better)
+        if interval is not None and interval[0] <= 0:
+            return "unclear", allowed, noise  # the intervals cannot tell this change from no change
         return "REGRESSION", allowed, noise
     if -worse_by > allowed:
         return "better", allowed, noise
     return "ok", allowed, noise
+
+
+def worse_interval(
+    baseline: Sequence[float], candidate: Sequence[float], higher_is_better: bool
+) -> tuple[float, float] | None:
+    """The 95% Welch interval of how much worse the candidate's mean is than the baseline's (positive =
+    worse; reports/intervals.py); None unless both sides have two or more runs."""
+    diff = welch_interval(baseline, candidate)  # candidate - baseline
+    if diff is None:
+        return None
+    return (-diff[1], -diff[0]) if higher_is_better else diff
 
 
 _Key = tuple[tuple[object, ...], tuple[object, ...]]  # (configuration key, level key)
@@ -223,7 +245,7 @@ def _fold(
         run = result.run
         for level in result.results:
             key = (config_key(run), level_key(level.load))
-            groups[key].append(level)
+            groups[key].extend(unfold(level))  # a level run with --repeats N counts as N runs
             names.setdefault(key, (config_name(run), level_label(level.load)))
             served.setdefault(key, sim_tag(run, modelled) or engine_label(run))
     return groups, names, served
@@ -248,6 +270,7 @@ def gate(
     allow_mixed: bool = False,
     modelled_time: bool = False,
     sources: tuple[Sequence[str], Sequence[str]] | None = None,
+    allow_invalid: bool = False,
 ) -> GateReport:
     """Judge candidate runs against baseline runs. ``tolerances`` override or extend DEFAULT_TOLERANCES.
 
@@ -278,6 +301,10 @@ def gate(
         )
     except MixedRunsError as exc:
         raise GateInputError(str(exc)) from None
+    try:
+        invalid = check_valid([*base_sources, *cand_sources], [*baseline, *candidate], allow_invalid)
+    except InvalidLevelsError as exc:
+        raise GateInputError(str(exc)) from None
     if modelled_time:
         baseline = [in_modelled_time(r) for r in baseline]
         candidate = [in_modelled_time(r) for r in candidate]
@@ -303,8 +330,12 @@ def gate(
         for m in active
     }
     checks = []
+    invalid_keys = {
+        key for g in (base_groups, cand_groups) for key, lvs in g.items() if any(lv.invalid for lv in lvs)
+    }
     for key in [*base_groups, *(k_ for k_ in cand_groups if k_ not in base_groups)]:  # in sweep order
         config, level = base_names.get(key) or cand_names[key]
+        level = f"{level} [{INVALID_TAG}]" if key in invalid_keys else level
         config = _config_label(config, key, base_served, cand_served)
         for metric_key, tolerance in active.items():
             metric = METRICS[metric_key]
@@ -339,9 +370,10 @@ def gate(
                     allowed,
                     noise,
                     verdict,
+                    worse_interval(b, c, metric.higher_is_better),
                 )
             )
-    return GateReport(checks, k, merged, len(baseline), len(candidate), mixed, modelled_time)
+    return GateReport(checks, k, merged, len(baseline), len(candidate), mixed, modelled_time, invalid)
 
 
 def _values(levels: Sequence[LevelResult], metric_key: str) -> list[float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from reports.gate import ABSOLUTE_METRICS, Check, GateReport
 from reports.provenance import allowed_note
 from reports.text import MISSING, md_table, num, pct
+from reports.validity import allowed_invalid_note
 
 
 def _baseline(check: Check) -> str:
@@ -20,6 +21,21 @@ def _candidate(check: Check) -> str:
     if not check.candidate:
         return MISSING
     return f"{num(check.candidate_mean)} (n={len(check.candidate)})"
+
+
+def _interval(check: Check) -> str:
+    """The 95% interval of how much worse the candidate is, in the table's units (relative or points)."""
+    if check.interval is None:
+        return MISSING
+    low, high = check.interval
+    if check.metric in ABSOLUTE_METRICS:
+        return f"[{low * 100:+.2f}, {high * 100:+.2f}] pt"
+    base = check.baseline_mean
+    if not base:
+        return f"[{num(low)}, {num(high)}]"
+    sign = -1 if check.higher_is_better else 1  # shown as a change of the metric, like the change column
+    ends = sorted((sign * low / abs(base), sign * high / abs(base)))
+    return f"[{pct(ends[0], signed=True)}, {pct(ends[1], signed=True)}]"
 
 
 def _change(check: Check) -> str:
@@ -52,6 +68,7 @@ def _rows(checks: list[Check]) -> list[list[str]]:
             _baseline(c),
             _candidate(c),
             _change(c),
+            _interval(c),
             _allowed(c),
             c.verdict,
         ]
@@ -67,10 +84,11 @@ _HEADERS = [
     "baseline mean ± sd",
     "candidate mean",
     "change",
+    "95% interval of change",
     "allowed",
     "verdict",
 ]
-_RIGHT = [False, False, False, False, True, True, True, True, False]
+_RIGHT = [False, False, False, False, True, True, True, True, True, False]
 
 
 def _missing_line(check: Check) -> str:
@@ -97,7 +115,7 @@ def summary_line(report: GateReport) -> str:
 
 
 def _summary(report: GateReport) -> str:
-    judged = sum(1 for c in report.checks if c.verdict in ("ok", "better"))
+    judged = sum(1 for c in report.checks if c.verdict in ("ok", "better", "unclear"))
     if report.passed and not judged:
         return "gate: PASSED: nothing to judge, no candidate level has a baseline (a new configuration?)"
     if report.passed:
@@ -124,8 +142,12 @@ def render_gate_markdown(report: GateReport) -> str:
         "allowed change = max(tolerance x |baseline mean|, k x s x sqrt(1/n_b + 1/n_c)), s = a single run's "
         "standard deviation: the largest of the baseline's and the candidate's repeats at that level and the "
         "coefficient of variation pooled over the configuration's levels x baseline mean. '(noise)' marks "
-        "checks where run-to-run noise, not the tolerance, set the band.",
+        "checks where run-to-run noise, not the tolerance, set the band. With two or more runs on both "
+        "sides a change beyond the band is a REGRESSION only when the 95% Welch interval of the difference "
+        "excludes no change; otherwise it is 'unclear' and does not fail the gate.",
     ]
+    if report.invalid:
+        parts.append(f"> **{allowed_invalid_note(report.invalid)}**")
     if report.mixed:
         parts.append(f"> **{allowed_note(report.mixed)}**")
     if report.modelled_time:
@@ -137,6 +159,12 @@ def render_gate_markdown(report: GateReport) -> str:
         parts += [
             f"## Regressions ({len(report.regressions)})",
             md_table(_HEADERS, _rows(report.regressions), _RIGHT),
+        ]
+    unclear = [c for c in report.checks if c.verdict == "unclear"]
+    if unclear:
+        parts += [
+            f"## Unclear: beyond the band, but the 95% interval includes no change ({len(unclear)}; not failing)",
+            md_table(_HEADERS, _rows(unclear), _RIGHT),
         ]
     if report.missing:
         parts += [

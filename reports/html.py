@@ -15,6 +15,7 @@ from reports.runs import display_names, gpu_count, parallelism, topology_name
 from reports.schema import SCHEMA_VERSION, Result
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import MISSING, num
+from reports.validity import INVALID_TAG, allowed_invalid_note
 
 _CSS = """
 :root { color-scheme: light; }
@@ -43,6 +44,8 @@ details { margin: 8px 0; }
 summary { cursor: pointer; color: #0b5cad; }
 dl.defs dt { font-weight: 600; margin-top: 6px; }
 dl.defs dd { margin-left: 18px; color: #333333; }
+.invalid { background: #fdecea; border-left: 4px solid #d62728; padding: 8px 12px; margin: 12px 0; }
+tr.invalid td { background: #fdecea; color: #8a1c1c; }
 """
 
 
@@ -52,7 +55,7 @@ def _table(table: Table, heading: str = "h3") -> str:
         for h, r in zip(table.headers, table.right, strict=True)
     )
     body = "".join(
-        "<tr>"
+        ('<tr class="invalid">' if any(INVALID_TAG in c for c in row[:2]) else "<tr>")
         + "".join(
             f'<td class="{"n" if r else ""}">{escape(c)}</td>' for c, r in zip(row, table.right, strict=True)
         )
@@ -123,6 +126,13 @@ def _run_section(name: str, result: Result, anchor: str) -> str:
     meta = "".join(f"<li><b>{escape(h)}</b>: {escape(t)}</li>" for h, t in metadata_lines(result.run))
     heading = escape(tagged(name, result.run))
     parts = [f'<h3 id="{anchor}">{heading}</h3><ul class="meta">{meta}</ul>']
+    invalid = [lv for lv in result.results if lv.invalid]
+    if invalid:
+        parts.append(
+            f'<p class="invalid"><b>{len(invalid)} of {len(result.results)} level(s) {INVALID_TAG}</b>: the '
+            "client, not the server, was the bottleneck there (see the client check table); their figures are "
+            "partly the client's own queue.</p>"
+        )
     if result.results:
         parts += [_table(t, "h4") for t in level_tables(result)]
     recovery = recovery_table(result)
@@ -172,7 +182,7 @@ def render_html(
     cmp = (
         comparison
         if comparison is not None
-        else compare(results, plain, allow_mixed=True, modelled_time=modelled_time)
+        else compare(results, plain, allow_mixed=True, modelled_time=modelled_time, allow_invalid=True)
     )
     shown = cmp.names  # tagged with the sim tag where a run was simulated
     drawn = cmp.results  # as compared: in modelled time when the comparison converted them
@@ -180,6 +190,8 @@ def render_html(
 
     if len(results) > 1 or cmp.slo:
         parts = [f'<p class="best"><b>{escape(allowed_note(cmp.mixed))}</b></p>'] if cmp.mixed else []
+        if cmp.invalid:
+            parts.append(f'<p class="invalid"><b>{escape(allowed_invalid_note(cmp.invalid))}</b></p>')
         parts.append(_table(per_run_table(cmp)))
         if len(results) > 1:
             parts += [_table(t) for t in pivot_tables(cmp)]

@@ -11,6 +11,7 @@ from reports.runs import display_names
 from reports.schema import Result
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import md_table
+from reports.validity import allowed_invalid_note
 
 
 def table_markdown(table: Table, level: str = "###") -> str:
@@ -48,6 +49,8 @@ def render_comparison_markdown(comparison: Comparison) -> str:
     parts = ["# Comparison across runs"]
     if comparison.mixed:
         parts.append(f"> **{allowed_note(comparison.mixed)}**")
+    if comparison.invalid:
+        parts.append(f"> **{allowed_invalid_note(comparison.invalid)}**")
     parts.append(table_markdown(per_run_table(comparison), "##"))
     if len(comparison.names) > 1:
         parts += [table_markdown(t, "##") for t in pivot_tables(comparison)]

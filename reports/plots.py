@@ -22,9 +22,11 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from reports.compare import Comparison, Point
 from reports.levels import level_labels, offered_load
 from reports.metrics import METRICS
+from reports.plot_marks import INVALID_LEGEND, mark_level
 from reports.runs import gpu_count
 from reports.schema import LevelResult, Result
 from reports.tables import per_gpu
+from reports.validity import invalid_label
 
 _STYLE: dict[Any, Any] = {  # typed loosely: matplotlib types rc keys as a Literal of every name
     "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
@@ -124,6 +126,8 @@ def throughput_latency(names: Sequence[str], results: Sequence[Result]) -> str |
                     continue
                 every_x += xs
                 ax.plot(xs, ys, marker=marker(i), color=colour(i), label=name, linewidth=1.6, markersize=5)
+                for level in result.results:
+                    mark_level(ax, level, x_key, "output_tokens_per_s", colour(i))
                 for x, y, label in zip(xs, ys, labels, strict=True):
                     ax.annotate(
                         label,
@@ -139,6 +143,8 @@ def throughput_latency(names: Sequence[str], results: Sequence[Result]) -> str |
             ax.set_title(f"Output throughput against {x_label.split(' (')[0]}")
             ax.set_ylim(bottom=0)
         axes[0].legend(loc="best")
+        if any(c.get_label() == INVALID_LEGEND for c in axes[1].collections):
+            axes[1].legend(loc="best")  # names the INVALID cross
         return _svg(fig, "throughput-latency")
 
 
@@ -176,6 +182,11 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
                 right.scatter(
                     *zip(*known, strict=True), marker=marker(i), color=colour(i), label=name, s=28, zorder=3
                 )
+            if gpus:
+                for p in points:
+                    mark_level(
+                        right, p.level_result, "tpot_p99", "output_tokens_per_s", colour(i), y_scale=gpus
+                    )
         _log_if_wide(left, every_x, "x")
         if left.get_xscale() == "log":
             ticks = sorted(set(every_x))
@@ -229,7 +240,10 @@ def _frontier(ax: Axes, frontier: Sequence[Point]) -> None:
 def distributions(name: str, result: Result, index: int) -> str | None:
     """TTFT, TPOT and ITL percentiles of every level of one run (from the Distribution summaries)."""
     families = [("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL")]
-    labels = level_labels([lv.load for lv in result.results])
+    labels = [
+        invalid_label(label, lv)
+        for label, lv in zip(level_labels([lv.load for lv in result.results]), result.results, strict=True)
+    ]
     if not any(
         getattr(getattr(lv.metrics, f"{f}_ms"), s) is not None
         for lv in result.results

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reports.repeats import level_intervals, unfold
 from reports.schema import Distribution, LevelMetrics, LevelResult, LoadSpec, Result, RunMetadata, Throughput
 
 SIM = "sim"
@@ -216,10 +217,14 @@ def _metrics(m: LevelMetrics, scale: float) -> LevelMetrics:
 
 
 def _level(level: LevelResult, scale: float) -> LevelResult:
+    repeats = [_metrics(m, scale) for m in level.repeats]
+    converted = level.model_copy(update={"repeats": repeats})
     return level.model_copy(
         update={
             "load": _load(level.load, scale),
             "metrics": _metrics(level.metrics, scale),
+            "repeats": repeats,
+            "intervals": level_intervals(unfold(converted)) if repeats else {},
             "timeline": [
                 s.model_copy(
                     update={"t_s": s.t_s / scale, "output_tokens_per_s": _rate(s.output_tokens_per_s, scale)}

@@ -83,6 +83,49 @@ class LoadSpec(_Model):
     generator: str = "load"  # "load" (async aiohttp) or "locust"
 
 
+class ClientCheck(_Model):
+    """Whether the load generator kept up during a level (load/client_check.py computes it).
+
+    ``verdict`` is "invalid" when the client, not the server, was the bottleneck: the level's timings are
+    then partly of the client's own queue and ``compare`` and ``gate`` refuse it unless told otherwise.
+    Thresholds and their rationale: load/README.md, "Client saturation".
+    """
+
+    verdict: Literal["valid", "invalid"]
+    reasons: list[str] = Field(default_factory=list)  # why invalid, one sentence each; empty when valid
+    warnings: list[str] = Field(
+        default_factory=list
+    )  # sharpness lost without the client being the bottleneck
+    configured_rate: float | None = None  # requests/s asked (open loop); None for closed loop
+    achieved_rate: float | None = None  # requests/s actually sent over the send span
+    configured_concurrency: int | None = None
+    achieved_concurrency: float | None = None  # closed loop: concurrency x the slots' busy fraction
+    peak_in_flight: int | None = None
+    dispatch_lag_ms: Distribution = Field(default_factory=Distribution)  # sent - ready (the client's own)
+    loop_lag_ms: Distribution = Field(default_factory=Distribution)  # lateness of a periodic loop wake-up
+    # the part of each lateness the client spent running (its own work, not waiting for a CPU)
+    loop_lag_busy_ms: Distribution = Field(default_factory=Distribution)
+    cpu_s: float | None = None  # process CPU time (user + system) over the level
+    wall_s: float | None = None
+    cpu_fraction: float | None = None  # cpu_s / wall_s: share of one core (one event loop = one core)
+    cores: int | None = None  # CPUs the client process was allowed to run on
+
+    @property
+    def invalid(self) -> bool:
+        return self.verdict == "invalid"
+
+
+class Interval(_Model):
+    """A confidence interval for one metric over repeats of a level (reports/intervals.py)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int  # repeats with a value
+    confidence: float = 0.95
+    method: str = "t"  # Student t-interval over the repeats' values (NIST e-Handbook 7.2.2.1)
+
+
 class LevelMetrics(_Model):
     ttft_ms: Distribution
     tpot_ms: Distribution
@@ -97,6 +140,7 @@ class LevelMetrics(_Model):
     output_tokens: int | None = None
     # vLLM /metrics scraped before and after the level: counter deltas and gauge values after.
     server_metrics_delta: dict[str, float] | None = None
+    client: ClientCheck | None = None  # the load generator's own health; None when not measured
 
 
 class TimelineSample(_Model):
@@ -117,6 +161,15 @@ class LevelResult(_Model):
     metrics: LevelMetrics
     started_at: str | None = None  # RFC 3339, wall clock, for timelines only
     timeline: list[TimelineSample] = Field(default_factory=list)  # optional samples during the level
+    # With --repeats N: each repeat's metrics in run order; ``metrics`` is then their mean (counts summed)
+    # and ``intervals`` holds, per metric key of reports/metrics.py, its interval over the repeats.
+    repeats: list[LevelMetrics] = Field(default_factory=list)
+    intervals: dict[str, Interval] = Field(default_factory=dict)
+
+    @property
+    def invalid(self) -> bool:
+        """The client was the bottleneck in this level (or in any of its repeats)."""
+        return self.metrics.client is not None and self.metrics.client.invalid
 
 
 class RunMetadata(_Model):

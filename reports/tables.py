@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reports.intervals import half_width
 from reports.levels import level_labels
 from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
 from reports.provenance import engine_label, in_modelled_time, modelled_scale, sim_note, sim_tag
 from reports.runs import gpu_count, gpu_count_note, parallelism, topology_name
-from reports.schema import Result, RunMetadata
+from reports.schema import LevelResult, Result, RunMetadata
 from reports.text import MISSING, num
+from reports.validity import INVALID_NOTE, invalid_label
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,31 @@ class Table:
 
 def per_gpu(value: float | None, gpus: int | None) -> float | None:
     return None if value is None or not gpus else value / gpus
+
+
+def cell(level: LevelResult, key: str, value: float | None, divisor: int | None = None) -> str:
+    """A value, and '± half-width' of its 95% interval when the level was repeated (reports/intervals.py)."""
+    interval = level.intervals.get(key)
+    if value is None or interval is None:
+        return num(value)
+    half = half_width(interval) / (divisor or 1)
+    return f"{num(value)} ± {num(half)}"
+
+
+def interval_and_validity_notes(result: Result, labels: list[str]) -> list[str]:
+    """The notes every level table carries when its levels were repeated or a level was client-bound."""
+    notes = []
+    repeated = sorted({len(lv.repeats) for lv in result.results if lv.repeats})
+    if repeated:
+        counts = "/".join(str(n) for n in repeated)
+        notes.append(
+            f"x ± y: the mean of {counts} repeats ± the half-width of its 95% Student t-interval over the "
+            "repeats (NIST e-Handbook 7.2.2.1); counts are summed over the repeats"
+        )
+    invalid = [label for label, level in zip(labels, result.results, strict=True) if level.invalid]
+    if invalid:
+        notes.append(f"{', '.join(invalid)}: {INVALID_NOTE}; the reasons are in the client check table")
+    return notes
 
 
 def _text(value: object) -> str:
@@ -76,14 +103,18 @@ def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
 def level_tables(result: Result) -> list[Table]:
     """The throughput and latency tables of a run; for a simulated run each titled with its sim tag, as
     measured (wall-clock), then again in modelled time when its time scale allows the conversion."""
+    from reports.client_table import client_table  # it formats with this module's helpers
+
     tables = [throughput_table(result), latency_table(result)]
+    client = client_table(result)
+    tail = [client] if client is not None else []
     tag = sim_tag(result.run)
     if tag is None:
-        return tables
+        return tables + tail
     measured = [_titled(t, f"{tag}, wall-clock as measured") for t in tables]
     scale = modelled_scale(result.run)
     if scale is None:
-        return measured
+        return measured + tail
     modelled = in_modelled_time(result)
     note = (
         f"modelled time: durations and latencies / {scale:g}, rates x {scale:g} (the simulated engine ran at "
@@ -94,7 +125,7 @@ def level_tables(result: Result) -> list[Table]:
         _titled(t, sim_tag(result.run, True) or tag, note)
         for t in (throughput_table(modelled), latency_table(modelled))
     ]
-    return measured + converted
+    return measured + converted + tail
 
 
 def _titled(table: Table, tag: str, note: str | None = None) -> Table:
@@ -111,15 +142,15 @@ def throughput_table(result: Result) -> Table:
         out = m.throughput.output_tokens_per_s
         rows.append(
             [
-                label,
+                invalid_label(label, level),
                 str(m.requests.sent),
                 str(m.requests.failed),
-                num(m.throughput.requests_per_s),
-                num(out),
-                num(per_gpu(out, gpus)),
-                num(m.throughput.total_tokens_per_s),
-                num(m.goodput_requests_per_s),
-                num(m.schedule_lag_ms.p99),
+                cell(level, "requests_per_s", m.throughput.requests_per_s),
+                cell(level, "output_tokens_per_s", out),
+                cell(level, "output_tokens_per_s", per_gpu(out, gpus), gpus),
+                cell(level, "total_tokens_per_s", m.throughput.total_tokens_per_s),
+                cell(level, "goodput", m.goodput_requests_per_s),
+                cell(level, "schedule_lag_p99", m.schedule_lag_ms.p99),
                 num(m.duration_s),
             ]
         )
@@ -141,6 +172,7 @@ def throughput_table(result: Result) -> Table:
     failures = _failure_reasons(result, labels)
     if failures:
         notes.append("failures: " + "; ".join(failures))
+    notes += interval_and_validity_notes(result, labels)
     return Table(
         "Throughput",
         [
@@ -190,14 +222,16 @@ def latency_table(result: Result) -> Table:
     labels = level_labels([lv.load for lv in result.results])
     rows = []
     for label, level in zip(labels, result.results, strict=True):
-        cells = [label]
+        cells = [invalid_label(label, level)]
         for family, stat in LATENCY_COLUMNS:
-            cells.append(num(getattr(getattr(level.metrics, f"{family}_ms"), stat)))
+            value = getattr(getattr(level.metrics, f"{family}_ms"), stat)
+            cells.append(cell(level, f"{family}_{stat}", value))
         rows.append(cells)
     headers = ["load"] + [f"{LATENCY_FORMULAS[f][0]} {s}" for f, s in LATENCY_COLUMNS]
     notes = [
         f"{name} = {formula}" for key, (name, formula) in LATENCY_FORMULAS.items() if key != "schedule_lag"
     ]
+    notes += interval_and_validity_notes(result, labels)
     return Table("Latency (ms)", headers, rows, [False] + [True] * len(LATENCY_COLUMNS), notes)
 
 

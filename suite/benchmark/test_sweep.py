@@ -3,13 +3,15 @@ report across them (and a regression gate when --baseline is given: see suite/be
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fixtures import run_metadata
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
 from load.config import Level, RandomWorkload, SweepConfig
-from load.runner import Progress, run_sweep_sync
+from load.repeat_run import run_repeats
+from load.runner import Progress
 from load.server_metrics import ClientCounts, ServerDelta, reconcile
 from reports.schema import RunMetadata
 from suite.benchmark.conftest import BenchTarget
@@ -39,7 +41,7 @@ def test_sweep_serves_every_request_and_writes_a_result(
                 f"{p.failed} failed in {p.elapsed_s:.1f} s"
             )
 
-    sweep = run_sweep_sync(config, progress=report)
+    sweep = asyncio.run(run_repeats(config, settings.repeats, progress=report))  # --repeats N: folded
     meta = {
         **bench_target.metadata,
         "label": topology,
@@ -61,12 +63,13 @@ def test_sweep_serves_every_request_and_writes_a_result(
     assert not sweep.interrupted
     for level in result.results:
         requests = level.metrics.requests
-        # The client's counts against the server's own counters around the level (independent accounting):
-        disagreements = reconcile(
-            ClientCounts.from_level(level.metrics),
-            ServerDelta.from_mapping(level.metrics.server_metrics_delta),
-        )
-        assert not disagreements, f"{topology} {level.load}: client and server disagree: {disagreements}"
+        # The client's counts against the server's own counters around the level (independent accounting),
+        # repeat by repeat:
+        for metrics in level.repeats or [level.metrics]:
+            disagreements = reconcile(
+                ClientCounts.from_level(metrics), ServerDelta.from_mapping(metrics.server_metrics_delta)
+            )
+            assert not disagreements, f"{topology} {level.load}: client and server disagree: {disagreements}"
         assert requests.failed == 0, (
             f"{topology} {level.load}: {requests.failed} failed: {requests.errors_by_reason}"
         )
