@@ -105,7 +105,9 @@ def _record(run_state: RunState, rec: Recovery, tally: Any) -> None:
 def _figure(rec: Recovery, tally: Any) -> str:
     """The summary's key figure: how long serving took to come back, and the requests lost meanwhile."""
     back = (
-        f"serving again after {rec.first_success_s} s" if rec.first_success_s is not None else "never served"
+        f"serving again after {rec.first_success_s:.1f} s"
+        if rec.first_success_s is not None
+        else "not serving again"
     )
     return f"{back}, {tally.failed}/{tally.sent} requests failed"
 
