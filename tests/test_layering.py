@@ -27,10 +27,23 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 LIBRARIES = ("manifests", "reports", "load", "testbed")
 
 
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """ids of the nodes under `if TYPE_CHECKING:`: imports for annotations, not dependencies at run time."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            skipped.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+    return skipped
+
+
 def imported_modules(source: str) -> set[str]:
-    """Absolute module names a module imports, at any depth (also inside functions)."""
+    """Absolute module names a module imports at run time, at any depth (also inside functions)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    skipped = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -50,11 +63,15 @@ def violations(package: str, module: str, source: str) -> list[str]:
         top = name.split(".")[0]
         if top in PYTEST:
             if package in LIBRARIES or (package == "fixtures" and not module.endswith("_plugin.py")):
-                found.append(f"{module} imports {name}: only tests, suite and fixtures' *_plugin.py may use pytest")
+                found.append(
+                    f"{module} imports {name}: only tests, suite and fixtures' *_plugin.py may use pytest"
+                )
         elif top in OURS and top != package and not _allowed(name, ALLOWED[package]):
             if "." in name and _allowed(name.rsplit(".", 1)[0], ALLOWED[package]):
                 continue  # `from reports.schema import Result` names reports.schema.Result: its module is allowed
-            found.append(f"{module} imports {name}: {package} may import only {ALLOWED[package] or 'nothing of ours'}")
+            found.append(
+                f"{module} imports {name}: {package} may import only {ALLOWED[package] or 'nothing of ours'}"
+            )
     return found
 
 
@@ -78,7 +95,9 @@ def test_every_module_keeps_the_import_rules_of_the_architecture_page() -> None:
         ("testbed", "testbed/x.py", "from fixtures import settings"),
     ],
 )
-def test_the_rule_check_catches_a_library_importing_what_it_must_not(package: str, module: str, line: str) -> None:
+def test_the_rule_check_catches_a_library_importing_what_it_must_not(
+    package: str, module: str, line: str
+) -> None:
     assert violations(package, module, line)
 
 
@@ -90,6 +109,11 @@ def test_the_rule_check_catches_a_library_importing_what_it_must_not(package: st
         ("fixtures", "fixtures/deployment_plugin.py", "import pytest"),
         ("testbed", "testbed/x.py", "from manifests.launch_command import parse"),
         ("suite", "suite/x.py", "import pytest\nfrom fixtures.kube import Kube"),
+        (
+            "fixtures",
+            "fixtures/x.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pytest",
+        ),
     ],
 )
 def test_the_rule_check_allows_what_the_page_allows(package: str, module: str, line: str) -> None:

@@ -4,6 +4,8 @@ supports (or fails) the verdict is saved under the run's artifacts and in its JS
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fixtures.deployment_plugin import Deployed
@@ -43,9 +45,11 @@ def group_addresses(kube: Kube, deployed: Deployed, group: int) -> dict[str, str
     return found
 
 
+@pytest.mark.feature("VLLM-MULTINODE", "LogEvidence")
+@pytest.mark.feature("VLLM-MULTINODE", "RanksAcrossNodes")
 @pytest.mark.parametrize("group", [0])
 def test_every_rank_of_the_group_loaded_its_weights_across_nodes(
-    group: int, kube: Kube, deployed: Deployed, settings: Settings, run_state: RunState
+    group: int, kube: Kube, deployed: Deployed, settings: Settings, run_state: RunState, record_property: Any
 ) -> None:
     """MUST: every rank attributed to a pod of the group (an `ip=` or master address that is no pod of the
     group fails, named), TP x PP ranks (rank-assignment lines, else weight-loading lines with Ray's `[repeated Nx]` expanded) on at least two nodes,
@@ -60,6 +64,9 @@ def test_every_rank_of_the_group_loaded_its_weights_across_nodes(
     excerpt_path.parent.mkdir(parents=True, exist_ok=True)
     excerpt_path.write_text("\n".join(evidence.excerpt) + "\n")
     problems = evidence.problems(tp=expect.tp, pp=expect.pp, size=expect.size)
+    record_property(
+        "figure", f"{evidence.ranks}/{expect.tp * expect.pp} ranks seen on {len(evidence.nodes)} nodes"
+    )
     run_state.write(
         f"evidence-group-{group}",
         {

@@ -102,6 +102,17 @@ def _record(run_state: RunState, rec: Recovery, tally: Any) -> None:
     run_state.append_line("recovery", measurement.model_dump_json())
 
 
+def _figure(rec: Recovery, tally: Any) -> str:
+    """The summary's key figure: how long serving took to come back, and the requests lost meanwhile."""
+    back = (
+        f"serving again after {rec.first_success_s:.1f} s"
+        if rec.first_success_s is not None
+        else "not serving again"
+    )
+    return f"{back}, {tally.failed}/{tally.sent} requests failed"
+
+
+@pytest.mark.feature("LWS-RESTART", "RecreateGroupOnPodRestart")
 @pytest.mark.parametrize("fault_name", faults.FAULTS)
 def test_a_fault_in_one_pod_recreates_the_whole_group(
     fault_name: str,
@@ -111,6 +122,7 @@ def test_a_fault_in_one_pod_recreates_the_whole_group(
     settings: Settings,
     run_state: RunState,
     progress: Any,
+    record_property: Any,
 ) -> None:
     """MUST (RecreateGroupOnPodRestart): deleting or crashing any pod of the group replaces every pod, LWS
     records it, the LWS is Available again, the Service follows the new leader, serving resumes, and other
@@ -118,6 +130,7 @@ def test_a_fault_in_one_pod_recreates_the_whole_group(
     deployed = exclusive_deployment  # a manifest with another restartPolicy fails here, as it should
     rec, tally = run_fault(kube, deployed, endpoint, settings, fault_name, progress)
     _record(run_state, rec, tally)
+    record_property("figure", _figure(rec, tally))
     progress(
         f"{fault_name}: pods replaced {rec.pods_replaced_s}s, Available {rec.available_s}s, first success "
         f"{rec.first_success_s}s; {tally.failed}/{tally.sent} requests failed during the fault"
@@ -149,6 +162,7 @@ def _set_restart_policy(kube: Kube, deployed: Deployed, policy: str) -> None:
     )
 
 
+@pytest.mark.feature("LWS-RESTART", "RestartPolicyNone")
 @pytest.mark.parametrize("fault_name", ["delete-worker", "crash-worker"])
 def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
     fault_name: str,
@@ -158,6 +172,7 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
     settings: Settings,
     run_state: RunState,
     progress: Any,
+    record_property: Any,
 ) -> None:
     """The contrast case, MUST (restartPolicy None): StatefulSet semantics. A deleted pod alone is replaced and a
     crashed container restarts in place; the rest of the group keeps its UIDs. (On real vLLM this leaves a
@@ -186,6 +201,8 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
             need_serving=False,
         )
         _record(run_state, rec, tally)
+        kept = len(set(rec.before) - set(rec.replaced()))
+        record_property("figure", f"{len(rec.replaced())} pod(s) replaced, {kept} kept their UIDs")
         problems = verdicts.only_the_failed_pod_was_replaced(rec)
         assert not problems, "\n".join(f"  - {p}" for p in problems)
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from fixtures.deployment_plugin import Deployed, Endpoint
@@ -16,7 +19,17 @@ def _report(check, problems: list[str]) -> str:  # type: ignore[no-untyped-def]
     return f"{check.__doc__.strip()}\n" + "\n".join(f"  - {p}" for p in problems)
 
 
-def test_service_endpoints_hold_exactly_the_ready_leaders(snapshot: Snapshot, deployed: Deployed) -> None:
+@pytest.mark.feature("VLLM-API", "ServiceRouting")
+def test_service_endpoints_hold_exactly_the_ready_leaders(
+    snapshot: Snapshot, deployed: Deployed, record_property: Any
+) -> None:
+    endpoints = [
+        e
+        for s in snapshot.endpoint_slices
+        for e in s.get("endpoints") or []
+        if (e.get("conditions") or {}).get("ready", True)
+    ]
+    record_property("figure", f"{len(endpoints)} ready endpoint(s) for {deployed.expect.replicas} leader(s)")
     problems = routing.service_endpoints_hold_exactly_the_ready_leaders(snapshot, deployed.expect)
     assert not problems, _report(routing.service_endpoints_hold_exactly_the_ready_leaders, problems)
 
@@ -33,6 +46,7 @@ def api_expect(request: pytest.FixtureRequest, endpoint: Endpoint, settings: Set
     return _expect_model(endpoint, deployed.expect if deployed else None)
 
 
+@pytest.mark.feature("VLLM-API", "OpenAIAPI")
 @pytest.mark.parametrize(
     "check",
     [
@@ -47,14 +61,24 @@ def test_api_through_the_service(
     endpoint: Endpoint,
     api_expect: Expectation,  # type: ignore[no-untyped-def]
     settings: Settings,
+    record_property: Any,
 ) -> None:
+    started = time.perf_counter()
     problems = check(endpoint.url, api_expect, settings.timeouts.request)
+    record_property("figure", f"answered in {time.perf_counter() - started:.2f} s through the Service")
     assert not problems, _report(check, problems)
 
 
 @pytest.mark.parametrize(
-    "check", [routing.health_answers_ok, routing.metrics_expose_vllm_series], ids=lambda check: check.__name__
+    "check",
+    [
+        pytest.param(routing.health_answers_ok, marks=pytest.mark.feature("VLLM-API", "OpenAIAPI")),
+        pytest.param(routing.metrics_expose_vllm_series, marks=pytest.mark.feature("VLLM-API", "Metrics")),
+    ],
+    ids=lambda check: check.__name__,
 )
-def test_operational_endpoints(check, endpoint: Endpoint, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_operational_endpoints(check, endpoint: Endpoint, settings: Settings, record_property: Any) -> None:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
     problems = check(endpoint.url, settings.timeouts.request)
+    record_property("figure", f"answered in {time.perf_counter() - started:.2f} s through the Service")
     assert not problems, _report(check, problems)
