@@ -83,6 +83,44 @@ class LoadSpec(_Model):
     generator: str = "load"  # "load" (async aiohttp) or "locust"
 
 
+class ServerPercentile(_Model):
+    """One percentile of a server histogram beside the client's: the server's lies in (lower, upper]."""
+
+    lower_ms: float  # lower edge of the bucket(s) holding the percentile
+    upper_ms: float | None  # upper edge; None = the +Inf bucket
+    estimate_ms: float | None = None  # linear inside the bucket (Prometheus histogram_quantile)
+    client_ms: float | None = None  # the client's same percentile
+    difference_ms: float | None = None  # client - estimate
+
+
+class ServerLatency(_Model):
+    """A vLLM latency histogram over one level (bucket deltas), in milliseconds."""
+
+    metric: str  # e.g. vllm:time_to_first_token_seconds
+    count: int
+    mean_ms: float | None = None
+    p50: ServerPercentile | None = None
+    p90: ServerPercentile | None = None
+    p99: ServerPercentile | None = None
+
+
+class ServerView(_Model):
+    """The server's own view of a level (vLLM /metrics before and after it) and where it disagrees with the
+    client's (load/server_view.py says what is checked)."""
+
+    ttft_ms: ServerLatency | None = None
+    itl_ms: ServerLatency | None = None
+    e2el_ms: ServerLatency | None = None
+    requests_finished: int | None = None  # vllm:request_success_total, every finished_reason
+    generation_tokens: int | None = None
+    prompt_tokens: int | None = None
+    network_ms: float | None = None  # round trip of GET /health before the level: the allowance for the network
+    problems: list[str] = Field(default_factory=list)  # what cannot be: client TTFT below the server's, counts
+    # The client's TTFT above the server's upper bound + the network allowance: time outside the server's timer
+    # (the client's own queue, or the server's HTTP work under load). Possible, but not the server's latency.
+    warnings: list[str] = Field(default_factory=list)
+
+
 class LevelMetrics(_Model):
     ttft_ms: Distribution
     tpot_ms: Distribution
@@ -97,6 +135,8 @@ class LevelMetrics(_Model):
     output_tokens: int | None = None
     # vLLM /metrics scraped before and after the level: counter deltas and gauge values after.
     server_metrics_delta: dict[str, float] | None = None
+    # The server's histograms and counters beside the client's figures (None: not scraped).
+    server_view: ServerView | None = None
 
 
 class TimelineSample(_Model):

@@ -1,0 +1,84 @@
+"""vLLM's latency histograms: buckets parsed and differenced, percentiles bounded by their buckets, and the
+client's TTFT checked against them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from load.server_histograms import TTFT, bucket_delta, parse_buckets, percentile_bounds, total
+from load.server_metrics import parse_prometheus_text
+from load.server_view import latency, ttft_checks
+from reports.schema import Distribution
+
+BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5)  # vLLM 0.32's TTFT buckets, cut short
+
+
+def exposition(ttfts: dict[str, list[float]]) -> str:
+    """vllm:time_to_first_token_seconds with one label set per engine, as vLLM's /metrics shows it."""
+    registry = CollectorRegistry()
+    h = Histogram(TTFT, "", ["model_name", "engine"], registry=registry, buckets=BUCKETS)
+    for engine, values in ttfts.items():
+        for value in values:
+            h.labels("m", engine).observe(value)
+    return generate_latest(registry).decode()
+
+
+def test_buckets_sum_over_label_sets_and_difference_over_a_level() -> None:
+    before = parse_prometheus_text(exposition({"0": [0.003], "1": [0.03]}))
+    after = parse_prometheus_text(exposition({"0": [0.003, 0.007, 0.2], "1": [0.03, 0.03]}))
+    d = bucket_delta(before.buckets[TTFT], after.buckets[TTFT])
+    assert d is not None
+    assert d[0.005] == 0 and d[0.01] == 1 and d[0.04] == 2 and d[0.25] == 3 and d[math.inf] == 3
+    assert total(d) == 3
+
+
+def test_a_bucket_that_went_down_is_a_restart_not_a_delta() -> None:
+    before = parse_buckets(exposition({"0": [0.003, 0.004]}))[TTFT]
+    after = parse_buckets(exposition({"0": [0.003]}))[TTFT]
+    assert bucket_delta(before, after) is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("q", [50, 90, 99])
+def test_the_bounds_hold_the_percentile_of_the_observations(seed: int, q: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(mean=np.log(0.02), sigma=0.8, size=int(rng.integers(1, 60)))
+    buckets = parse_buckets(exposition({"0": list(values)}))[TTFT]
+    bounds = percentile_bounds(buckets, q)
+    assert bounds is not None
+    exact = float(np.percentile(values, q))
+    assert bounds.lower < exact <= bounds.upper
+    assert bounds.lower in (0.0, *BUCKETS)
+
+
+def _check(server_s: list[float], client_ms: list[float], allowance_ms: float = 1.0) -> tuple[list[str], list[str]]:
+    text = exposition({"0": server_s})
+    after = parse_prometheus_text(text)
+    client = np.array(client_ms)
+    p50, p90, p99 = np.percentile(client, (50, 90, 99))
+    view = latency(TTFT, None, after, Distribution(p50=p50, p90=p90, p99=p99, count=client.size))
+    assert view is not None
+    return ttft_checks(after.buckets[TTFT], client, allowance_ms, view)
+
+
+SERVER = [0.0062, 0.0071, 0.0068, 0.0075, 0.0083, 0.0091, 0.0066, 0.0079, 0.0088, 0.0072]
+
+
+def test_a_client_a_little_slower_than_the_server_agrees() -> None:
+    assert _check(SERVER, [s * 1e3 + 0.4 for s in SERVER]) == ([], [])
+
+
+def test_a_client_whose_ttft_is_5ms_short_cannot_be() -> None:
+    problems, _ = _check(SERVER, [s * 1e3 + 0.4 - 5 for s in SERVER])
+    assert any("p50" in p and "below the server's lower bound 5 ms" in p for p in problems), problems
+    assert any("client saw 10 requests <= 5 ms, the server only 0" in p for p in problems), problems
+
+
+def test_a_client_5ms_slower_than_the_network_allows_is_warned() -> None:
+    problems, warnings = _check(SERVER, [s * 1e3 + 5.4 for s in SERVER])
+    assert problems == []
+    assert any("exceeds the server's upper bound 10 ms" in w for w in warnings), warnings
