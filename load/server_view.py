@@ -42,7 +42,9 @@ from load.server_histograms import (
 from load.server_metrics import ClientCounts, Snapshot, reconcile, scrape, server_delta
 from reports.schema import Distribution, LevelMetrics, ServerLatency, ServerPercentile, ServerView
 
-SLACK_MS = 2.0  # the server's HTTP parsing and SSE framing outside its own TTFT timer (loopback, small prompts)
+SLACK_MS = (
+    2.0  # the server's HTTP parsing and SSE framing outside its own TTFT timer (loopback, small prompts)
+)
 SETTLE_S = 2.0  # vLLM may count a finished request just after its last chunk has left
 POLL_S = 0.05
 

@@ -13,6 +13,7 @@ from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
 from reports.provenance import allowed_note, engine_label, sim_note, tagged
 from reports.runs import display_names, gpu_count, parallelism, topology_name
 from reports.schema import SCHEMA_VERSION, Result
+from reports.server_view_table import server_view_tables
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import MISSING, num
 
@@ -128,6 +129,7 @@ def _run_section(name: str, result: Result, anchor: str) -> str:
     recovery = recovery_table(result)
     if recovery is not None:
         parts.append(_table(recovery, "h4"))
+    parts += [_table(t, "h4") for t in server_view_tables(result)]
     server = _server_metrics_table(result)
     if server is not None:
         parts.append(

@@ -9,6 +9,7 @@ from reports.compare_tables import best_lines, frontier_table, per_run_table, pi
 from reports.provenance import allowed_note, tagged
 from reports.runs import display_names
 from reports.schema import Result
+from reports.server_view_table import server_view_tables
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import md_table
 
@@ -32,6 +33,8 @@ def run_markdown(name: str, result: Result) -> str:
     recovery = recovery_table(result)
     if recovery is not None:
         parts += ["", table_markdown(recovery)]
+    for table in server_view_tables(result):
+        parts += ["", table_markdown(table)]
     return "\n".join(parts)
 
 

@@ -114,8 +114,10 @@ class ServerView(_Model):
     requests_finished: int | None = None  # vllm:request_success_total, every finished_reason
     generation_tokens: int | None = None
     prompt_tokens: int | None = None
-    network_ms: float | None = None  # round trip of GET /health before the level: the allowance for the network
-    problems: list[str] = Field(default_factory=list)  # what cannot be: client TTFT below the server's, counts
+    # round trip of GET /health before the level: the allowance for the network
+    network_ms: float | None = None
+    # what cannot be: a client TTFT below the server's bounds, counts that disagree
+    problems: list[str] = Field(default_factory=list)
     # The client's TTFT above the server's upper bound + the network allowance: time outside the server's timer
     # (the client's own queue, or the server's HTTP work under load). Possible, but not the server's latency.
     warnings: list[str] = Field(default_factory=list)

@@ -150,7 +150,9 @@ class SimServer:
         w = self.wall_per_sim_s
         if req.generated == 1:
             m.on_first_token(
-                req.prompt_tokens, (t - req.arrival) * w, ((req.scheduled_at or req.arrival) - req.arrival) * w
+                req.prompt_tokens,
+                (t - req.arrival) * w,
+                ((req.scheduled_at or req.arrival) - req.arrival) * w,
             )
             m.on_tokens((), 1)
         else:

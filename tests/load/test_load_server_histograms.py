@@ -55,7 +55,9 @@ def test_the_bounds_hold_the_percentile_of_the_observations(seed: int, q: int) -
     assert bounds.lower in (0.0, *BUCKETS)
 
 
-def _check(server_s: list[float], client_ms: list[float], allowance_ms: float = 1.0) -> tuple[list[str], list[str]]:
+def _check(
+    server_s: list[float], client_ms: list[float], allowance_ms: float = 1.0
+) -> tuple[list[str], list[str]]:
     text = exposition({"0": server_s})
     after = parse_prometheus_text(text)
     client = np.array(client_ms)
