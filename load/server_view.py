@@ -7,10 +7,13 @@ and the server's HTTP work outside its timer. Hence, for the same n requests:
 
 - **lower bound** (cannot be): the client's TTFT percentile below the lower edge of the server's bucket
   for it (``load/server_histograms.py``: the bounds of the linear percentile from the order statistics);
-  and at any bucket edge e, more client TTFTs <= e than server TTFTs <= e.
+  the client's mean TTFT below the server's (exact: its ``_sum`` / ``_count``, so no bucket blurs it; the
+  sharpest check when the buckets are wide, as vLLM's are above 100 ms); and at any bucket edge e, more
+  client TTFTs <= e than server TTFTs <= e.
 - **upper bound** (a warning, not impossible): the client's percentile above the server's upper edge plus
-  the network allowance, or at an edge e fewer client TTFTs <= e + allowance than server TTFTs <= e: the client added more
-  than the network (its own queue, a slow read), so its latencies are not the server's.
+  the network allowance, its mean above the server's plus the allowance, or at an edge e fewer client
+  TTFTs <= e + allowance than server TTFTs <= e: the client added more than the network (its own queue,
+  a slow read), so its latencies are not the server's.
 - **counts**: the server's finished requests and tokens against the client's (``server_metrics.reconcile``).
 
 The network allowance is ``network_ms`` (the round trip of ``GET /health`` measured before the level,
@@ -105,8 +108,20 @@ def ttft_checks(
                 f"TTFT p{q}: client {p.client_ms:.2f} ms exceeds the server's upper bound {p.upper_ms:g} ms "
                 f"+ {allowance_ms:.2f} ms network allowance: the client added its own delay"
             )
-    if total(server) != client_ttft_ms.size:
-        return problems, warnings  # the edge-by-edge check needs the same requests on both sides
+    if total(server) != client_ttft_ms.size or client_ttft_ms.size == 0:
+        return problems, warnings  # the mean and edge-by-edge checks need the same requests on both sides
+    if view.mean_ms is not None:
+        client_mean = float(client_ttft_ms.mean())
+        if client_mean < view.mean_ms:
+            problems.append(
+                f"TTFT mean: client {client_mean:.2f} ms is below the server's {view.mean_ms:.2f} ms (exact, "
+                "from its _sum and _count; cannot be: the client's span contains the server's)"
+            )
+        elif client_mean > view.mean_ms + allowance_ms:
+            warnings.append(
+                f"TTFT mean: client {client_mean:.2f} ms exceeds the server's {view.mean_ms:.2f} ms by more "
+                f"than the {allowance_ms:.2f} ms network allowance"
+            )
     edges = [(e * 1e3, c) for e, c in server.items() if not math.isinf(e)]
     for ms, count in edges:
         below = int(np.count_nonzero(client_ttft_ms <= ms))

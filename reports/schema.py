@@ -154,9 +154,40 @@ class TimelineSample(_Model):
     server: dict[str, float] = Field(default_factory=dict)
 
 
+class Predicted(_Model):
+    """The engine model's prediction for one level's load (``Result.prediction`` says on what basis), in the
+    modelled hardware's time: what the run's hardware allows."""
+
+    ttft_p50_ms: float | None = None
+    tpot_p50_ms: float | None = None
+    itl_p50_ms: float | None = None
+    e2el_p50_ms: float | None = None
+    output_tokens_per_s: float | None = None
+    requests_per_s: float | None = None
+
+
+class PredictionBasis(_Model):
+    """Which model predicted, for what, and how wrong it is known to be (docs/calibration.md)."""
+
+    model_version: str  # e.g. perf-model-5e80b0acd093: a digest of the model's sources and calibration data
+    model: str
+    gpu: str
+    interconnect: str
+    assumed: list[str] = Field(default_factory=list)  # what the run did not say and was assumed
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    gpus_per_node: int
+    vllm_profile: str
+    calibration_scenario: str
+    calibration_error_median_pct: float  # |predicted / measured - 1| over the validation anchors
+    calibration_error_p90_pct: float
+    calibration_error_max_pct: float
+
+
 class LevelResult(_Model):
     load: LoadSpec
     metrics: LevelMetrics
+    predicted: Predicted | None = None  # the engine model's prediction for this load (benchmark runs)
     started_at: str | None = None  # RFC 3339, wall clock, for timelines only
     timeline: list[TimelineSample] = Field(default_factory=list)  # optional samples during the level
 
@@ -234,6 +265,7 @@ class Result(_Model):
     recovery: list[RecoveryMeasurement] = Field(default_factory=list)
     checks: list[CheckOutcome] = Field(default_factory=list)
     evidence: list[LogEvidence] = Field(default_factory=list)
+    prediction: PredictionBasis | None = None  # the basis of every level's ``predicted``
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

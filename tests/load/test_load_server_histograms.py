@@ -84,3 +84,13 @@ def test_a_client_5ms_slower_than_the_network_allows_is_warned() -> None:
     problems, warnings = _check(SERVER, [s * 1e3 + 5.4 for s in SERVER])
     assert problems == []
     assert any("exceeds the server's upper bound 10 ms" in w for w in warnings), warnings
+
+
+def test_a_5ms_short_client_is_caught_by_the_mean_where_the_buckets_are_wide() -> None:
+    """vLLM's TTFT buckets are 250 ms wide around a CPU engine's TTFT: no bucket bound sees 5 ms there,
+    the exact mean (_sum / _count) does."""
+    server = [0.26 + 0.004 * i for i in range(10)]  # all in (250, 500] ms
+    honest = [s * 1e3 + 1.0 for s in server]
+    assert _check(server, honest)[0] == []
+    problems, _ = _check(server, [t - 5 for t in honest])
+    assert len(problems) == 1 and problems[0].startswith("TTFT mean: client"), problems
