@@ -25,6 +25,40 @@ LATENCY_FAMILIES = (TTFT, ITL, ITL_BEFORE_0_10, E2EL)
 
 Buckets = dict[float, float]  # upper edge (le, seconds; math.inf for +Inf) -> cumulative count
 
+# prometheus-fastapi-instrumentator's request duration, which vLLM exposes (vllm/entrypoints/serve/
+# instrumentator/metrics.py): timed in the ASGI middleware from the request's arrival to the end of the
+# response body, so for a stream it spans the whole stream; labels handler and method.
+HTTP_DURATION = "http_request_duration_seconds"
+GENERATE_HANDLERS = ("/v1/completions", "/v1/chat/completions")
+
+
+def parse_request_spans(
+    text: str, handlers: tuple[str, ...] = GENERATE_HANDLERS
+) -> tuple[float, float] | None:
+    """(sum of seconds, count) of ``http_request_duration_seconds`` for POSTs to ``handlers``; None if absent."""
+    total_s = count = 0.0
+    seen = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        brace = line.find("{")
+        name = line[:brace]
+        if brace == -1 or name not in (HTTP_DURATION + "_sum", HTTP_DURATION + "_count"):
+            continue
+        end = line.rfind("}")
+        labels = line[brace + 1 : end]
+        if _label(labels, "handler") not in handlers or _label(labels, "method") != "POST":
+            continue
+        try:
+            value = float(line[end + 1 :].split()[0])
+        except (ValueError, IndexError):
+            continue
+        seen = True
+        if name.endswith("_sum"):
+            total_s += value
+        else:
+            count += value
+    return (total_s, count) if seen else None
+
 
 def parse_buckets(text: str, families: tuple[str, ...] = LATENCY_FAMILIES) -> dict[str, Buckets]:
     """The ``<family>_bucket`` samples of ``text``, cumulative counts summed over every other label."""

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from load.server_histograms import Buckets, parse_buckets
+from load.server_histograms import Buckets, parse_buckets, parse_request_spans
 
 if TYPE_CHECKING:
     from load.records import RequestRecord
@@ -50,6 +50,8 @@ class Snapshot:
     kinds: dict[str, str]  # sample name -> counter | histogram | summary | gauge | untyped
     # latency histogram family -> bucket edge -> cumulative count (load/server_histograms.py)
     buckets: dict[str, Buckets] = field(default_factory=dict)
+    # (seconds, count) of the HTTP request durations of the generate endpoints (load/server_histograms.py)
+    request_spans: tuple[float, float] | None = None
 
 
 def parse_prometheus_text(text: str, prefix: str = "vllm:") -> Snapshot:
@@ -73,7 +75,7 @@ def parse_prometheus_text(text: str, prefix: str = "vllm:") -> Snapshot:
             continue
         values[name] = values.get(name, 0.0) + value
         kinds[name] = kind
-    return Snapshot(values, kinds, parse_buckets(text))
+    return Snapshot(values, kinds, parse_buckets(text), parse_request_spans(text))
 
 
 def delta(before: Snapshot, after: Snapshot) -> dict[str, float]:

@@ -14,10 +14,17 @@ and the server's HTTP work outside its timer. Hence, for the same n requests:
   the network allowance, its mean above the server's plus the allowance, or at an edge e fewer client
   TTFTs <= e + allowance than server TTFTs <= e: the client added more than the network (its own queue,
   a slow read), so its latencies are not the server's.
+- **request span**: the server's HTTP middleware times each generate request from its arrival to the end
+  of its streamed body (``http_request_duration_seconds``, exact sum and count), which the client's send to
+  end of stream contains: a client mean below the server's cannot be. The gap is only the network and the
+  HTTP parsing, so this catches a clock error of a few ms where the TTFT gap (tokenization and queueing in
+  the API server, outside vLLM's TTFT timer) is larger than the error.
 - **counts**: the server's finished requests and tokens against the client's (``server_metrics.reconcile``).
 
-The network allowance is ``network_ms`` (the round trip of ``GET /health`` measured before the level,
-``measure_round_trip``) plus ``SLACK_MS`` for the server's HTTP work outside its timer.
+The allowance for the upper bounds is ``network_ms`` (the round trip of ``GET /health`` measured before
+the level, ``measure_round_trip``) plus ``SLACK_MS``, and for TTFT also ``http_overhead_ms``: the server's
+mean HTTP duration minus its mean ``e2e_request_latency`` (exact means), the API server's own time outside
+vLLM's request timers (parsing, tokenizing, queueing for the engine), measured rather than guessed.
 """
 
 from __future__ import annotations
@@ -142,6 +149,35 @@ def ttft_checks(
     return problems, warnings
 
 
+def span_checks(
+    before: Snapshot, after: Snapshot, records: Sequence[RequestRecord], allowance_ms: float
+) -> tuple[float | None, float | None, list[str], list[str]]:
+    """(client mean span ms, server mean span ms, problems, warnings) of the generate requests' spans."""
+    if after.request_spans is None:
+        return None, None, [], []
+    # a labelled series appears with its first request: none before the level is none yet, not unknown
+    first = before.request_spans or (0.0, 0.0)
+    seconds = after.request_spans[0] - first[0]
+    count = after.request_spans[1] - first[1]
+    spans = [r.finished - r.sent for r in records if r.sent is not None and r.finished is not None]
+    if count <= 0 or not spans:
+        return None, None, [], []
+    server, client = seconds / count * 1e3, float(np.mean(spans)) * 1e3
+    if round(count) != len(spans):
+        return client, server, [], []  # not the same requests: no bound
+    if client < server:
+        return client, server, [
+            f"request span: client mean send-to-end {client:.2f} ms is below the server's mean HTTP duration "
+            f"{server:.2f} ms (http_request_duration_seconds; cannot be: the client's clock or send time is wrong)"
+        ], []  # fmt: skip
+    if client > server + allowance_ms:
+        return client, server, [], [
+            f"request span: client mean send-to-end {client:.2f} ms exceeds the server's mean HTTP duration "
+            f"{server:.2f} ms by more than the {allowance_ms:.2f} ms network allowance"
+        ]  # fmt: skip
+    return client, server, [], []
+
+
 def server_view(
     metrics: LevelMetrics,
     records: Sequence[RequestRecord],
@@ -153,25 +189,33 @@ def server_view(
     if before is None or after is None:
         return None
     ttft = latency(TTFT, before, after, metrics.ttft_ms)
+    e2el = latency(E2EL, before, after, metrics.e2el_ms)
     itl_name = ITL if ITL in after.buckets else ITL_BEFORE_0_10
     counts = server_delta(before, after)
     problems = reconcile(ClientCounts.from_records(records), counts)
-    warnings: list[str] = []
+    network = (network_ms or 0.0) + SLACK_MS
+    client_span, server_span, impossible, warnings = span_checks(before, after, records, network)
+    problems += impossible
+    overhead = server_span - e2el.mean_ms if server_span is not None and e2el and e2el.mean_ms else None
     ttft_buckets = _delta(TTFT, before, after)
     if ttft is not None and ttft_buckets is not None:
-        allowance = (network_ms or 0.0) + SLACK_MS
-        impossible, warnings = ttft_checks(ttft_buckets, samples(records).ttft_ms, allowance, ttft)
+        allowance = network + max(0.0, overhead or 0.0)
+        impossible, too_slow = ttft_checks(ttft_buckets, samples(records).ttft_ms, allowance, ttft)
         problems += impossible
+        warnings += too_slow
     elif ttft_buckets is None and TTFT in after.buckets:
         problems.append(f"{TTFT} went down between the scrapes (a restart): TTFT not reconciled")
     return ServerView(
         ttft_ms=ttft,
         itl_ms=latency(itl_name, before, after, metrics.itl_ms),
-        e2el_ms=latency(E2EL, before, after, metrics.e2el_ms),
+        e2el_ms=e2el,
         requests_finished=_int(counts.request_success),
         generation_tokens=_int(counts.generation_tokens),
         prompt_tokens=_int(counts.prompt_tokens),
         network_ms=network_ms,
+        request_span_ms=server_span,
+        client_request_span_ms=client_span,
+        http_overhead_ms=overhead,
         problems=problems,
         warnings=warnings,
     )

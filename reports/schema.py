@@ -116,6 +116,12 @@ class ServerView(_Model):
     prompt_tokens: int | None = None
     # round trip of GET /health before the level: the allowance for the network
     network_ms: float | None = None
+    # mean HTTP duration of the level's generate requests (http_request_duration_seconds: arrival to end of
+    # the streamed body), and the client's mean send to end of stream, which contains it
+    request_span_ms: float | None = None
+    client_request_span_ms: float | None = None
+    # request_span_ms - the server's mean e2e_request_latency: the API server's time outside vLLM's timers
+    http_overhead_ms: float | None = None
     # what cannot be: a client TTFT below the server's bounds, counts that disagree
     problems: list[str] = Field(default_factory=list)
     # The client's TTFT above the server's upper bound + the network allowance: time outside the server's timer

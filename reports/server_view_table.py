@@ -95,25 +95,45 @@ def _counts_table(levels: list[LevelResult], labels: list[str]) -> Table:
     for label, level in zip(labels, levels, strict=True):
         m, view = level.metrics, level.metrics.server_view
         assert view is not None
-        agree = not [p for p in view.problems if not p.startswith("TTFT")]
+        if any(p.startswith("request span") for p in view.problems):
+            check = "IMPOSSIBLE"
+        elif [p for p in view.problems if not p.startswith(("TTFT", "request span"))]:
+            check = "DISAGREE"
+        else:
+            check = "agree"
         rows.append(
             [
                 label,
                 f"{m.requests.completed} / {_n(view.requests_finished)}",
                 f"{_n(m.output_tokens)} / {_n(view.generation_tokens)}",
                 f"{_n(m.input_tokens)} / {_n(view.prompt_tokens)}",
+                f"{num(view.client_request_span_ms)} / {num(view.request_span_ms)}",
                 num(view.network_ms),
-                "agree" if agree else "DISAGREE",
+                num(view.http_overhead_ms),
+                check,
             ]
         )
     return Table(
-        "Counts: client / server",
-        ["level", "requests completed / finished", "output tokens", "prompt tokens", "network ms", "check"],
+        "Counts and request spans: client / server",
+        [
+            "level",
+            "requests completed / finished",
+            "output tokens",
+            "prompt tokens",
+            "request span ms",
+            "network ms",
+            "API server ms",
+            "check",
+        ],
         rows,
-        [False, True, True, True, True, False],
+        [False, True, True, True, True, True, True, False],
         [
             "server: increase of vllm:request_success_total, vllm:generation_tokens_total, "
-            "vllm:prompt_tokens_total over the level; network: median round trip of GET /health before it"
+            "vllm:prompt_tokens_total over the level; request span: mean of the client's send to end of stream "
+            "/ the server's http_request_duration_seconds (arrival to end of body), which it contains; "
+            "network: median round trip of GET /health before the level; API server: the server's mean HTTP "
+            "duration minus its mean vllm:e2e_request_latency_seconds (its time outside vLLM's timers, allowed "
+            "for in the TTFT upper bound)"
         ],
     )
 

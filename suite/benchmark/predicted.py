@@ -29,6 +29,7 @@ def with_prediction(result: Result) -> tuple[Result, str | None]:
         nodes=run.nodes,
         vllm_version=run.vllm_version,
         testbed=run.testbed,
+        engine=run.engine,
     )
     points = [load_point(level) for level in result.results]
     priced = [p for p in points if p is not None]

@@ -82,3 +82,9 @@ def test_a_level_the_model_cannot_price_keeps_no_prediction() -> None:
     ramp = level(8, 50, 20, 300, request_rate=1.0, request_rate_end=5.0)
     result, _ = with_prediction(base.model_copy(update={"results": [*base.results, ramp]}))
     assert [lv.predicted is not None for lv in result.results] == [True, True, False]
+
+
+def test_a_run_served_on_cpu_gets_no_gpu_prediction() -> None:
+    cpu = run(testbed=True, engine="vllm-cpu")
+    result, reason = with_prediction(cpu)
+    assert result.prediction is None and reason is not None and "on CPU" in reason
