@@ -52,9 +52,8 @@ from load.server_histograms import (
 from load.server_metrics import ClientCounts, Snapshot, reconcile, scrape, server_delta
 from reports.schema import Distribution, LevelMetrics, ServerLatency, ServerPercentile, ServerView
 
-SLACK_MS = (
-    2.0  # the server's HTTP parsing and SSE framing outside its own TTFT timer (loopback, small prompts)
-)
+# the server's HTTP parsing and SSE framing outside its own timers (loopback, small prompts)
+SLACK_MS = 2.0
 SETTLE_S = 2.0  # vLLM may count a finished request just after its last chunk has left
 POLL_S = 0.05
 
@@ -101,6 +100,12 @@ def ttft_checks(
     where they hold more than the network allowance (above its upper bounds)."""
     problems: list[str] = []
     warnings: list[str] = []
+    if total(server) != client_ttft_ms.size or client_ttft_ms.size == 0:
+        # the bounds hold request by request: with other requests on either side they bound nothing
+        return [], [
+            f"TTFT: the server timed {total(server)} first tokens, the client {client_ttft_ms.size}: not the "
+            "same requests, so the client's TTFTs are not bounded by the server's"
+        ]
     for q in (50, 90, 99):
         p: ServerPercentile | None = getattr(view, f"p{q}")
         if p is None or p.client_ms is None:
@@ -115,8 +120,6 @@ def ttft_checks(
                 f"TTFT p{q}: client {p.client_ms:.2f} ms exceeds the server's upper bound {p.upper_ms:g} ms "
                 f"+ {allowance_ms:.2f} ms network allowance: the client added its own delay"
             )
-    if total(server) != client_ttft_ms.size or client_ttft_ms.size == 0:
-        return problems, warnings  # the mean and edge-by-edge checks need the same requests on both sides
     if view.mean_ms is not None:
         client_mean = float(client_ttft_ms.mean())
         if client_mean < view.mean_ms:

@@ -186,3 +186,10 @@ def test_the_api_servers_own_time_is_measured_and_allowed_for() -> None:
     view = server_view(metrics, records, before, without, network_ms=0.2)
     assert view is not None and view.http_overhead_ms is None
     assert any(w.startswith("TTFT mean") for w in view.warnings), view.warnings
+
+
+def test_other_requests_on_the_server_bound_nothing() -> None:
+    """Another client's requests in the server's histogram: the bounds hold per request, so none is claimed."""
+    problems, warnings = _check([*SERVER, 0.3, 0.4], [s * 1e3 + 0.4 - 5 for s in SERVER])
+    assert problems == []
+    assert any("not the same requests" in w for w in warnings), warnings

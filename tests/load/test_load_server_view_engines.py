@@ -123,6 +123,7 @@ def check_engine(port: int, model: str, requests: int, monkeypatch: pytest.Monke
     assert flagged, agreement(late, where)
 
 
+@pytest.mark.slow
 def test_the_simulators_ttft_histogram_reconciles_with_the_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
