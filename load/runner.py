@@ -28,6 +28,7 @@ from load.records import RequestRecord
 from load.request import Target, new_session, request_body, send_request
 from load.schedule import arrival_offsets
 from load.server_metrics import delta, scrape
+from load.server_view import measure_round_trip, scrape_settled, server_view
 from load.workload import RequestSpec, build_requests
 from reports.schema import ClientCheck, LevelResult, LoadSpec, Result, RunMetadata
 
@@ -111,6 +112,7 @@ async def run_sweep(
                 warmup_failures = await warm_connections(
                     session, config, level.concurrency or min(level.num_requests, 64)
                 )
+            network_ms = await _round_trip(session, config)
             before = await _scrape(session, config)
             run = await run_level(
                 session,
@@ -123,13 +125,13 @@ async def run_sweep(
                 position=(n + 1, len(config.levels)),
             )
             run.warmup_failures = warmup_failures
-            after = await _scrape(session, config) if before is not None else None
+            after = await _scrape_after(session, config, before, run.records)
             server_delta = delta(before, after) if before is not None and after is not None else None
+            metrics = level_metrics(run.records, config.slo, server_delta)
+            view = server_view(metrics, run.records, before, after, network_ms)
             run.result = LevelResult(
                 load=load_spec(config, level, n),
-                metrics=level_metrics(run.records, config.slo, server_delta).model_copy(
-                    update={"client": run.client}
-                ),
+                metrics=metrics.model_copy(update={"client": run.client, "server_view": view}),
                 started_at=run.started_at,
             )
             runs.append(run)
@@ -382,6 +384,21 @@ async def _scrape(session: aiohttp.ClientSession, config: SweepConfig) -> Any:
     if not config.scrape_server_metrics:
         return None
     return await scrape(session, config.base_url, config.timeouts.probe_s)
+
+
+async def _round_trip(session: aiohttp.ClientSession, config: SweepConfig) -> float | None:
+    if not config.scrape_server_metrics:
+        return None
+    return await measure_round_trip(session, config.base_url, config.timeouts.probe_s)
+
+
+async def _scrape_after(
+    session: aiohttp.ClientSession, config: SweepConfig, before: Any, records: list[RequestRecord]
+) -> Any:
+    if before is None:
+        return None
+    completed = sum(1 for r in records if r.ok)
+    return await scrape_settled(session, config.base_url, config.timeouts.probe_s, before, completed)
 
 
 def _model_ids(models: Any) -> list[str] | None:

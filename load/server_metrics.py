@@ -30,10 +30,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
+
+from load.server_histograms import Buckets, parse_buckets, parse_request_spans
 
 if TYPE_CHECKING:
     from load.records import RequestRecord
@@ -46,6 +48,10 @@ _SUFFIXES = ("_total", "_sum", "_count", "_bucket")
 class Snapshot:
     values: dict[str, float]  # sample name -> value summed over label sets
     kinds: dict[str, str]  # sample name -> counter | histogram | summary | gauge | untyped
+    # latency histogram family -> bucket edge -> cumulative count (load/server_histograms.py)
+    buckets: dict[str, Buckets] = field(default_factory=dict)
+    # (seconds, count) of the HTTP request durations of the generate endpoints (load/server_histograms.py)
+    request_spans: tuple[float, float] | None = None
 
 
 def parse_prometheus_text(text: str, prefix: str = "vllm:") -> Snapshot:
@@ -69,7 +75,7 @@ def parse_prometheus_text(text: str, prefix: str = "vllm:") -> Snapshot:
             continue
         values[name] = values.get(name, 0.0) + value
         kinds[name] = kind
-    return Snapshot(values, kinds)
+    return Snapshot(values, kinds, parse_buckets(text), parse_request_spans(text))
 
 
 def delta(before: Snapshot, after: Snapshot) -> dict[str, float]:

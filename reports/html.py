@@ -10,9 +10,11 @@ from reports.compare import Comparison, compare
 from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
 from reports.levels import level_labels
 from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
+from reports.predicted_table import predicted_table
 from reports.provenance import allowed_note, engine_label, sim_note, tagged
 from reports.runs import display_names, gpu_count, parallelism, topology_name
 from reports.schema import SCHEMA_VERSION, Result
+from reports.server_view_table import server_view_tables
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import MISSING, num
 from reports.validity import INVALID_TAG, allowed_invalid_note
@@ -138,6 +140,8 @@ def _run_section(name: str, result: Result, anchor: str) -> str:
     recovery = recovery_table(result)
     if recovery is not None:
         parts.append(_table(recovery, "h4"))
+    predicted = predicted_table(result)
+    parts += [_table(t, "h4") for t in [predicted, *server_view_tables(result)] if t is not None]
     server = _server_metrics_table(result)
     if server is not None:
         parts.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from reports.intervals import t_interval
 from reports.metrics import METRICS
@@ -96,8 +97,11 @@ def mean_metrics(repeats: Sequence[LevelMetrics]) -> LevelMetrics:
     errors = Counter[str]()
     for m in repeats:
         errors.update(m.requests.errors_by_reason)
+    distributions: dict[str, Any] = {
+        f: mean_distribution([getattr(m, f) for m in repeats]) for f in _DIST_FIELDS
+    }
     return LevelMetrics(
-        **{f: mean_distribution([getattr(m, f) for m in repeats]) for f in _DIST_FIELDS},
+        **distributions,
         requests=RequestCounts(
             sent=sum(m.requests.sent for m in repeats),
             completed=sum(m.requests.completed for m in repeats),

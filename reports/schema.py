@@ -126,6 +126,52 @@ class Interval(_Model):
     method: str = "t"  # Student t-interval over the repeats' values (NIST e-Handbook 7.2.2.1)
 
 
+class ServerPercentile(_Model):
+    """One percentile of a server histogram beside the client's: the server's lies in (lower, upper]."""
+
+    lower_ms: float  # lower edge of the bucket(s) holding the percentile
+    upper_ms: float | None  # upper edge; None = the +Inf bucket
+    estimate_ms: float | None = None  # linear inside the bucket (Prometheus histogram_quantile)
+    client_ms: float | None = None  # the client's same percentile
+    difference_ms: float | None = None  # client - estimate
+
+
+class ServerLatency(_Model):
+    """A vLLM latency histogram over one level (bucket deltas), in milliseconds."""
+
+    metric: str  # e.g. vllm:time_to_first_token_seconds
+    count: int
+    mean_ms: float | None = None
+    p50: ServerPercentile | None = None
+    p90: ServerPercentile | None = None
+    p99: ServerPercentile | None = None
+
+
+class ServerView(_Model):
+    """The server's own view of a level (vLLM /metrics before and after it) and where it disagrees with the
+    client's (load/server_view.py says what is checked)."""
+
+    ttft_ms: ServerLatency | None = None
+    itl_ms: ServerLatency | None = None
+    e2el_ms: ServerLatency | None = None
+    requests_finished: int | None = None  # vllm:request_success_total, every finished_reason
+    generation_tokens: int | None = None
+    prompt_tokens: int | None = None
+    # round trip of GET /health before the level: the allowance for the network
+    network_ms: float | None = None
+    # mean HTTP duration of the level's generate requests (http_request_duration_seconds: arrival to end of
+    # the streamed body), and the client's mean send to end of stream, which contains it
+    request_span_ms: float | None = None
+    client_request_span_ms: float | None = None
+    # request_span_ms - the server's mean e2e_request_latency: the API server's time outside vLLM's timers
+    http_overhead_ms: float | None = None
+    # what cannot be: a client TTFT below the server's bounds, counts that disagree
+    problems: list[str] = Field(default_factory=list)
+    # The client's TTFT above the server's upper bound + the network allowance: time outside the server's timer
+    # (the client's own queue, or the server's HTTP work under load). Possible, but not the server's latency.
+    warnings: list[str] = Field(default_factory=list)
+
+
 class LevelMetrics(_Model):
     ttft_ms: Distribution
     tpot_ms: Distribution
@@ -141,6 +187,8 @@ class LevelMetrics(_Model):
     # vLLM /metrics scraped before and after the level: counter deltas and gauge values after.
     server_metrics_delta: dict[str, float] | None = None
     client: ClientCheck | None = None  # the load generator's own health; None when not measured
+    # The server's histograms and counters beside the client's figures (None: not scraped).
+    server_view: ServerView | None = None
 
 
 class TimelineSample(_Model):
@@ -156,9 +204,40 @@ class TimelineSample(_Model):
     server: dict[str, float] = Field(default_factory=dict)
 
 
+class Predicted(_Model):
+    """The engine model's prediction for one level's load (``Result.prediction`` says on what basis), in the
+    modelled hardware's time: what the run's hardware allows."""
+
+    ttft_p50_ms: float | None = None
+    tpot_p50_ms: float | None = None
+    itl_p50_ms: float | None = None
+    e2el_p50_ms: float | None = None
+    output_tokens_per_s: float | None = None
+    requests_per_s: float | None = None
+
+
+class PredictionBasis(_Model):
+    """Which model predicted, for what, and how wrong it is known to be (docs/calibration.md)."""
+
+    model_version: str  # e.g. perf-model-5e80b0acd093: a digest of the model's sources and calibration data
+    model: str
+    gpu: str
+    interconnect: str
+    assumed: list[str] = Field(default_factory=list)  # what the run did not say and was assumed
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    gpus_per_node: int
+    vllm_profile: str
+    calibration_scenario: str
+    calibration_error_median_pct: float  # |predicted / measured - 1| over the validation anchors
+    calibration_error_p90_pct: float
+    calibration_error_max_pct: float
+
+
 class LevelResult(_Model):
     load: LoadSpec
     metrics: LevelMetrics
+    predicted: Predicted | None = None  # the engine model's prediction for this load (benchmark runs)
     started_at: str | None = None  # RFC 3339, wall clock, for timelines only
     timeline: list[TimelineSample] = Field(default_factory=list)  # optional samples during the level
     # With --repeats N: each repeat's metrics in run order; ``metrics`` is then their mean (counts summed)
@@ -245,6 +324,7 @@ class Result(_Model):
     recovery: list[RecoveryMeasurement] = Field(default_factory=list)
     checks: list[CheckOutcome] = Field(default_factory=list)
     evidence: list[LogEvidence] = Field(default_factory=list)
+    prediction: PredictionBasis | None = None  # the basis of every level's ``predicted``
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

