@@ -17,8 +17,8 @@ Shapes (``--shapes``):
   long   long contexts: 32k-token prompts, 8k-token responses, 64 streams, as fast as possible
 
 Each shape runs ``--repeats`` times, the clients alternating; the table shows medians (and the range)
-of events/s, the ratio ``load run`` / minimal loop, the client's CPU seconds (including start-up) and
-the TTFT p50 ``load run`` reported. Run it on a quiet machine: other work on either core lowers
+of events/s, the ratio ``load run`` / minimal loop, each client's CPU per event (user + system, less
+its start-up: the CPU of one 1-token request) and the TTFT p50 ``load run`` reported. Run it on a quiet machine: other work on either core lowers
 every figure (the ratio, measured in the same run, moves least); the load average is printed.
 """
 
@@ -35,7 +35,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from load.bench_peer import guidellm_argv, guidellm_ttft_p50
@@ -77,10 +77,15 @@ class Measurement:
     seconds: float
     cpu_s: float
     ttft_p50_ms: float | None
+    startup_cpu_s: float = 0.0  # the same client's CPU for one 1-token request: its start-up
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return max(0.0, self.cpu_s - self.startup_cpu_s) / self.events * 1e6
 
 
 @contextmanager
@@ -111,10 +116,8 @@ def _get(url: str, method: str = "GET") -> dict[str, object]:
         return result
 
 
-def measure(
-    url: str, client: str, shape: Shape, cpu: int | None, argv: list[str], ttft: Callable[[], float | None]
-) -> Measurement:
-    _get(url + "/debug/reset", "POST")
+def _run_pinned(client: str, argv: list[str], cpu: int | None) -> float:
+    """Run one client pinned to ``cpu``; its CPU seconds (user + system)."""
     start = os.times()
     done = subprocess.run(
         argv,
@@ -127,7 +130,14 @@ def measure(
     end = os.times()
     if done.returncode != 0:
         raise RuntimeError(f"{client} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    cpu_s = (end.children_user - start.children_user) + (end.children_system - start.children_system)
+    return (end.children_user - start.children_user) + (end.children_system - start.children_system)
+
+
+def measure(
+    url: str, client: str, shape: Shape, cpu: int | None, argv: list[str], ttft: Callable[[], float | None]
+) -> Measurement:
+    _get(url + "/debug/reset", "POST")
+    cpu_s = _run_pinned(client, argv, cpu)
     stats = _get(url + "/debug/stats")
     seconds = float(stats["last_done"]) - float(stats["first_arrival"])  # type: ignore[arg-type]
     streams, events = int(stats["streams"]), int(stats["events"])  # type: ignore[call-overload]
@@ -175,13 +185,21 @@ def run_shape(
     found: list[Measurement] = []
     with server(shape, server_cpu) as url:
         commands = client_commands(url, shape, workdir, peer)
+        one = Shape(**{**shape.__dict__, "concurrency": 1, "requests": 1, "output_len": 1})
+        startup = {
+            c: _run_pinned(c, argv, client_cpu)
+            for c, (argv, _) in client_commands(url, one, workdir, peer).items()
+        }
         for repeat in range(repeats):
             for client, (argv, ttft) in commands.items():
-                m = measure(url, client, shape, client_cpu, argv, ttft)
+                m = replace(
+                    measure(url, client, shape, client_cpu, argv, ttft), startup_cpu_s=startup[client]
+                )
                 found.append(m)
                 print(
                     f"{shape.name} #{repeat + 1} {client}: {m.events_per_s:,.0f} events/s, "
-                    f"client CPU {m.cpu_s:.1f} s, load average {os.getloadavg()[0]:.2f}",
+                    f"client CPU {m.cpu_s:.1f} s ({m.cpu_us_per_event:.1f} µs per event after start-up), "
+                    f"load average {os.getloadavg()[0]:.2f}",
                     file=sys.stderr,
                 )
     return found
@@ -201,7 +219,11 @@ def table(shapes: list[Shape], found: list[Measurement], clients: list[str]) -> 
 
     head = ["shape", "offered events/s", *(f"{c} events/s" for c in clients), "ratio load run / minimal"]
     lines = [
-        "| " + " | ".join(head) + " | client CPU s (" + " / ".join(clients) + ") | load run TTFT p50 ms |"
+        "| "
+        + " | ".join(head)
+        + " | client CPU µs per event ("
+        + " / ".join(clients)
+        + ") | load run TTFT p50 ms |"
     ]
     lines.append("| --- " * (len(head) + 2) + "|")
     verdicts: list[str] = []
@@ -210,7 +232,7 @@ def table(shapes: list[Shape], found: list[Measurement], clients: list[str]) -> 
         base = median(shape, MINIMAL, lambda m: m.events_per_s)
         ratio = f"{mine / base:.2f}x" if mine and base else "-"
         offered = shape.offered_events_per_s
-        cpu = " / ".join(f"{median(shape, c, lambda m: m.cpu_s) or 0:.1f}" for c in clients)
+        cpu = " / ".join(f"{median(shape, c, lambda m: m.cpu_us_per_event) or 0:.1f}" for c in clients)
         ttft = median(shape, OURS, lambda m: m.ttft_p50_ms)
         cells = [
             f"{shape.name}: {shape.description}",

@@ -31,6 +31,11 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 BATCH_BYTES = 64 * 1024  # body bytes that wake the reader before the end (bounds memory per stream)
+# and the longest a read waits to be decoded (one timer per batch): spreads the decoding over the
+# stream rather than all of it at its end (streams that end together, as in a decode loop, would queue
+# their next requests behind it), and an error event is seen while the stream is open; one wake-up of
+# the reader per 100 ms instead of one per read.
+BATCH_SECONDS = 0.1
 
 
 class TimedResponseHandler(ResponseHandler):
@@ -54,13 +59,17 @@ class TimedResponseHandler(ResponseHandler):
                 clock._last_total = total
                 clock._times.append(now)
                 clock._totals.append(total)
-                if total - clock._taken >= BATCH_BYTES:
-                    clock.wake()
+                if clock._waiter is not None:
+                    if total - clock._taken >= BATCH_BYTES:
+                        clock.wake()
+                    elif clock._timer is None:
+                        clock._arm()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
         clock = self.clock
         if clock is not None:
+            clock._lost = True
             clock.wake()
 
 
@@ -75,7 +84,8 @@ def timed_connector(**kwargs: Any) -> aiohttp.TCPConnector:
 
 class ReadClock:
     __slots__ = (
-        "_content", "_cursor", "_forgotten", "_handler", "_last_total", "_taken", "_times", "_totals", "_waiter",
+        "_content", "_cursor", "_forgotten", "_handler", "_last_total", "_loop", "_lost", "_taken", "_taken_at",
+        "_timer", "_times", "_totals", "_waiter",
     )  # fmt: skip
 
     def __init__(self, content: Any, handler: TimedResponseHandler) -> None:
@@ -87,7 +97,11 @@ class ReadClock:
         self._cursor = 0
         self._forgotten = 0  # reads dropped from _times once decoded
         self._taken = 0  # body bytes handed to the reader so far
+        self._taken_at = perf_counter()  # when the reader last took them
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # wakes the reader BATCH_SECONDS after a read
+        self._loop = asyncio.get_running_loop()
+        self._lost = False  # the connection was lost
         # Bytes that came before this clock (with the headers): the latest read is their upper bound.
         self.note(handler.last_read or perf_counter())
         content.on_eof(self.wake)
@@ -98,8 +112,18 @@ class ReadClock:
             self._last_total = total
             self._times.append(when)
             self._totals.append(total)
-            if total - self._taken >= BATCH_BYTES:
-                self.wake()
+
+    def _due(self, now: float) -> bool:
+        """Whether the bytes waiting are a batch: enough of them, or waiting long enough."""
+        waiting = self._last_total - self._taken
+        return waiting >= BATCH_BYTES or (waiting > 0 and now - self._taken_at >= BATCH_SECONDS)
+
+    def _arm(self) -> None:
+        self._timer = self._loop.call_later(BATCH_SECONDS, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.wake()
 
     def wake(self) -> None:
         waiter = self._waiter
@@ -112,12 +136,12 @@ class ReadClock:
         """The body bytes waiting, once a batch is (or the body ended: then b""); raises as
         ``StreamReader.readany`` does when the connection failed."""
         content = self._content
-        if (
-            not content.is_eof()
-            and content.exception() is None
-            and self._last_total - self._taken < BATCH_BYTES
+        while not (
+            self._lost or content.is_eof() or content.exception() is not None or self._due(perf_counter())
         ):
-            self._waiter = waiter = asyncio.get_running_loop().create_future()
+            if self._timer is None and self._last_total > self._taken:
+                self._arm()
+            self._waiter = waiter = self._loop.create_future()
             try:
                 await waiter
             finally:
@@ -128,6 +152,7 @@ class ReadClock:
         else:
             data = await content.readany()
         self._taken += len(data)
+        self._taken_at = perf_counter()
         return data
 
     @property
@@ -164,6 +189,9 @@ class ReadClock:
     def close(self) -> None:
         if self._handler.clock is self:
             self._handler.clock = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.wake()
 
 

@@ -4,8 +4,10 @@ in batches with nothing lost."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
+import aiohttp
 import pytest
 import uvloop
 from load_testkit import MODEL, reference_server
@@ -88,3 +90,37 @@ def test_long_responses_are_read_in_batches_with_every_event_timed(loop: str, fa
         assert len(record.chunk_times) == tokens
         assert record.chunk_times == sorted(record.chunk_times)
         assert record.sent is not None and record.sent <= record.chunk_times[0]
+
+
+def test_a_read_is_handed_over_within_the_batch_time_while_the_stream_stays_open() -> None:
+    """The first token comes at once and the next 3 s later: the reader sees the first long before
+    the stream ends (so an error event is acted on while the stream is still open)."""
+    with reference_server("--ttft-ms", "1", "--itl-ms", "3000") as (url, _):
+
+        async def first_data_after() -> float:
+            async with new_session() as session:
+                body = {"model": MODEL, "prompt": "hi", "max_tokens": 2, "stream": True}
+                async with session.post(url + "/v1/completions", json=body) as response:
+                    clock = readclock.attach(response)
+                    assert clock is not None
+                    started = time.perf_counter()
+                    while b"text" not in await clock.read():
+                        pass
+                    return time.perf_counter() - started
+
+        assert asyncio.run(first_data_after()) < 1.5
+
+
+def test_a_session_without_timed_connections_still_measures_by_the_coroutine(fast: str) -> None:
+    target = Target.from_config(_config(fast, 16))
+    body = request_body(target, RequestSpec("a b c", 16, 3))
+
+    async def record() -> RequestRecord:
+        async with aiohttp.ClientSession() as session:  # aiohttp's own protocol: no read clock
+            done = RequestRecord(index=0, scheduled=0.0)
+            await send_request(session, target, body, {"Content-Type": "application/json"}, done)
+            return done
+
+    result = asyncio.run(record())
+    assert result.ok, (result.error, result.error_detail)
+    assert len(result.chunk_times) == result.output_tokens == 16
