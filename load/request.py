@@ -33,10 +33,12 @@ from load.sse import SseDecoder
 from load.workload import RequestSpec
 
 _fast_loads: Callable[[bytes], Any] | None
+_fast_dumps: Callable[[Any], bytes] | None
 try:  # an optional accelerator (3-5x faster per frame); results are identical without it
+    from orjson import dumps as _fast_dumps
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
-    _fast_loads = None
+    _fast_loads = _fast_dumps = None
 
 API_PATHS: dict[str, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 _DETAIL_LIMIT = 300
@@ -88,7 +90,9 @@ def request_body(target: Target, spec: RequestSpec) -> bytes:
     if target.ignore_eos:
         body["ignore_eos"] = True
     body.update(target.extra_body)
-    return json.dumps(body, separators=(",", ":")).encode()
+    if _fast_dumps is not None:  # compact UTF-8 JSON, as below; much faster on 32k-token prompts
+        return _fast_dumps(body)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class _Watchdog:
@@ -98,18 +102,22 @@ class _Watchdog:
     event loop's timer heap fills with cancelled timers and its periodic clean-up stalls every stream
     for milliseconds. This one timer is re-armed only when it fires and finds recent activity."""
 
-    __slots__ = ("fired", "handle", "last", "limit", "loop", "task")
+    __slots__ = ("clock", "fired", "handle", "last", "limit", "loop", "task")
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
         self.last = perf_counter()
+        self.clock: readclock.ReadClock | None = None  # its reads count as activity too
         self.fired = False
         self.loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
         self.handle = self.loop.call_later(limit, self._check)
 
     def _check(self) -> None:
-        idle = perf_counter() - self.last
+        last = self.last
+        if self.clock is not None:
+            last = max(last, self.clock.last_read or last)
+        idle = perf_counter() - last
         if idle >= self.limit:
             self.fired = True
             if self.task is not None:
@@ -133,7 +141,7 @@ async def send_request(
     record: RequestRecord,
 ) -> None:
     """Send one request and fill ``record`` in; returns normally whatever the server did."""
-    carries_token = _chat_carries_token if target.api == "chat" else _completion_carries_token
+    chat = target.api == "chat"
     decoder = SseDecoder()
     done = False
     watchdog = _Watchdog(target.read_timeout_s)
@@ -147,20 +155,24 @@ async def send_request(
                 record.fail(f"http_{response.status}", await _error_text(response), perf_counter())
                 return
             clock = readclock.attach(response)
+            watchdog.clock = clock
+            content = response.content
             try:
-                async for data in response.content.iter_any():
-                    seen = watchdog.last = perf_counter()
-                    for payload, offset in decoder.feed(data):
-                        if done:
-                            continue
-                        if payload == b"[DONE]":
-                            done = True
-                            continue
-                        at = clock.arrival(offset, seen) if clock is not None else seen
-                        reason = _take_event(payload, carries_token, record, at)
-                        if reason is not None:
-                            record.fail(reason, _clip(payload), at)
-                            return
+                while data := await (clock.read() if clock is not None else content.readany()):
+                    seen = perf_counter()
+                    if clock is None:
+                        watchdog.last = seen
+                    if done:
+                        continue  # read to the end, so the connection can be reused
+                    datas, offsets = decoder.feed_split(data)
+                    if b"[DONE]" in datas:
+                        del datas[datas.index(b"[DONE]") :]
+                        done = True
+                    times = clock.arrivals(offsets, len(datas)) if clock is not None else [seen] * len(datas)
+                    failure = _take_events(datas, times, chat, record)
+                    if failure is not None:
+                        record.fail(failure[0], _clip(failure[1]), failure[2])
+                        return
             finally:
                 if clock is not None:
                     clock.close()
@@ -168,8 +180,8 @@ async def send_request(
             tail = decoder.finish()
             if tail == b"[DONE]":
                 done = True
-            elif tail is not None and not done and (reason := _take_event(tail, carries_token, record, end)):
-                record.fail(reason, _clip(tail), end)
+            elif tail is not None and not done and (failure := _take_events([tail], [end], chat, record)):
+                record.fail(failure[0], _clip(tail), end)
                 return
             if not done:
                 record.fail("no_done", "the stream ended without data: [DONE]", end)
@@ -195,28 +207,43 @@ async def send_request(
         watchdog.close()
 
 
-def _take_event(
-    payload: bytes, carries_token: Callable[[list[Any]], bool], record: RequestRecord, now: float
-) -> str | None:
-    """Apply one event's data to the record; return a failure reason or None."""
-    try:
-        event = decode_json(payload)
-    except ValueError:
-        return "malformed_sse"
-    if not isinstance(event, dict):
-        return "malformed_sse"
-    if "error" in event or event.get("object") == "error":
-        return "server_error_event"
-    choices = event.get("choices")
-    if choices and carries_token(choices):
-        record.chunk_times.append(now)
-    usage = event.get("usage")
-    if usage:
+def _take_events(
+    datas: list[bytes], times: list[float], chat: bool, record: RequestRecord
+) -> tuple[str, bytes, float] | None:
+    """Apply events' data, each read at its time, to the record; return the first failure (reason,
+    data, time) or None. One tight loop per batch: this runs for every event of every stream."""
+    loads = _fast_loads or decode_json
+    chunk_times = record.chunk_times
+    for data, at in zip(datas, times, strict=True):
         try:
-            record.prompt_tokens = int(usage["prompt_tokens"])
-            record.output_tokens = int(usage["completion_tokens"])
-        except (KeyError, TypeError, ValueError):
-            return "malformed_sse"
+            event = loads(data)
+        except ValueError:
+            return "malformed_sse", data, at
+        if type(event) is not dict:
+            return "malformed_sse", data, at
+        if "error" in event or event.get("object") == "error":
+            return "server_error_event", data, at
+        choices = event.get("choices")
+        if choices:
+            try:
+                if chat:
+                    carries = _chat_carries_token(choices)
+                elif len(choices) == 1:  # the common case, inline
+                    choice = choices[0]
+                    carries = bool(choice.get("text")) or choice.get("finish_reason") is None
+                else:
+                    carries = _completion_carries_token(choices)
+            except (AttributeError, TypeError):  # a choice that is not an object
+                return "malformed_sse", data, at
+            if carries:
+                chunk_times.append(at)
+        usage = event.get("usage")
+        if usage:
+            try:
+                record.prompt_tokens = int(usage["prompt_tokens"])
+                record.output_tokens = int(usage["completion_tokens"])
+            except (KeyError, TypeError, ValueError):
+                return "malformed_sse", data, at
     return None
 
 
@@ -294,7 +321,7 @@ def new_session() -> aiohttp.ClientSession:
     ``read_bufsize`` of 4 MiB keeps large frames from being read in 64 KiB slices; responses are not
     decompressed and ask for identity encoding, so no proxy holds the stream back to compress it.
     """
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    connector = readclock.timed_connector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
     tracing = aiohttp.TraceConfig()
     tracing.on_request_chunk_sent.append(_on_body_sent)
     return aiohttp.ClientSession(

@@ -24,6 +24,11 @@ class SseDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         """(data, stream offset just past the event) for every event completed by this chunk."""
+        datas, offsets = self.feed_split(chunk)
+        return list(zip(datas, offsets, strict=True))
+
+    def feed_split(self, chunk: bytes) -> tuple[list[bytes], list[int]]:
+        """``feed`` as two lists, the data and the offsets: no object per event beyond its data."""
         self._fed += len(chunk)
         buffer = self._buffer + chunk if self._buffer else chunk
         held = b""
@@ -32,18 +37,25 @@ class SseDecoder:
             if buffer.endswith(b"\r"):  # may be the first half of CRLF: decide on the next read
                 buffer, held = buffer[:-1], b"\r"
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events: list[tuple[bytes, int]] = []
-        start = 0
-        base = self._buffer_start
-        exact = self._exact
-        while (end := buffer.find(b"\n\n", start)) >= 0:
-            data = _event_data(buffer[start:end])
-            start = end + 2
-            if data is not None:
-                events.append((data, base + start if exact else self._fed))
-        self._buffer = buffer[start:] + held
-        self._buffer_start = base + start
-        return events
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop() + held
+        datas: list[bytes] = []
+        offsets: list[int] = []
+        if blocks:
+            position = self._buffer_start
+            exact, fed = self._exact, self._fed
+            for block in blocks:
+                position += len(block) + 2
+                if block[:6] == b"data: " and b"\n" not in block:  # the common single-line frame
+                    datas.append(block[6:])
+                else:
+                    data = _event_data(block)
+                    if data is None:
+                        continue
+                    datas.append(data)
+                offsets.append(position if exact else fed)
+            self._buffer_start = position
+        return datas, offsets
 
     def finish(self) -> bytes | None:
         """At end of stream: the data of a last event not closed by a blank line, if any.
@@ -56,8 +68,6 @@ class SseDecoder:
 
 
 def _event_data(block: bytes) -> bytes | None:
-    if block.startswith(b"data: ") and b"\n" not in block:  # the common single-line frame
-        return block[6:]
     lines: list[bytes] = []
     for line in block.split(b"\n"):
         if not line or line.startswith(b":"):

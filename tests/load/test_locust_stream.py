@@ -12,7 +12,7 @@ import pytest
 
 from load import locust_stream as ls
 from load.records import RequestRecord
-from load.request import Target, _chat_carries_token, _completion_carries_token, _take_event, request_body
+from load.request import Target, _chat_carries_token, _completion_carries_token, _take_events, request_body
 from load.workload import WORDS, RequestSpec
 
 COMPLETION_CHOICES = [
@@ -65,19 +65,22 @@ STREAM = [
 ]
 
 
+def _take_event(payload: bytes, record: RequestRecord, at: float) -> str | None:
+    failure = _take_events([payload], [at], False, record)
+    return None if failure is None else failure[0]
+
+
 def test_events_fill_a_record_as_the_async_generator_fills_its_own() -> None:
     mine, theirs = ls.RawRecord("w", 0, 0.0), RequestRecord(index=0, scheduled=0.0)
     for n, payload in enumerate(STREAM):
         assert mine.take_event(payload, ls.completion_carries_token, float(n)) is None
-        assert _take_event(payload, _completion_carries_token, theirs, float(n)) is None
+        assert _take_event(payload, theirs, float(n)) is None
     assert mine.chunk_times == theirs.chunk_times == [0.0, 1.0, 2.0]
     assert (mine.prompt_tokens, mine.output_tokens) == (theirs.prompt_tokens, theirs.output_tokens) == (4, 3)
     for bad, reason in ((b"{not json", "malformed_sse"), (b'{"error":{"message":"x"}}', "server_error_event"),
                         (b'{"choices":[],"usage":{"prompt_tokens":1}}', "malformed_sse")):  # fmt: skip
         assert ls.RawRecord("w", 1, 0.0).take_event(bad, ls.completion_carries_token, 0.0) == reason
-        assert (
-            _take_event(bad, _completion_carries_token, RequestRecord(index=1, scheduled=0.0), 0.0) == reason
-        )
+        assert _take_event(bad, RequestRecord(index=1, scheduled=0.0), 0.0) == reason
 
 
 def test_a_stream_must_end_with_done_tokens_and_usage() -> None:
