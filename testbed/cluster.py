@@ -166,9 +166,12 @@ class Testbed:
         started = time.monotonic()
         try:
             info = self._start(bins, kubectl)
-        except BaseException:
-            self.progress(f"start failed; stopping what was started (logs kept in {self.log_dir} until down)")
-            self._stop_processes()
+        except BaseException as exc:
+            how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            stopped = ", ".join(self._stop_processes()) or "no running process"
+            self.progress(
+                f"testbed {self.name!r}: start {how}; stopped {stopped} (logs kept in {self.log_dir} until down)"
+            )
             raise
         self.progress(f"testbed {self.name!r} ready in {time.monotonic() - started:.1f} s")
         return info
