@@ -10,6 +10,10 @@ nox.options.sessions = ["tests"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = "3.11"
+# On Ctrl-C nox signals its command and, by default, SIGTERMs it 0.3 s later and SIGKILLs it 0.2 s after
+# that: too soon for a run to delete its namespace and stop its private testbed. The run gets this long to
+# clean up (it shields its teardown from a second Ctrl-C and treats SIGTERM as Ctrl-C, fixtures/interrupt.py).
+CLEANUP_S = 300.0
 
 
 def _install(session: nox.Session, *groups: str) -> None:
@@ -21,7 +25,9 @@ def _install(session: nox.Session, *groups: str) -> None:
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     """Run pytest on paths, passing the user's arguments through (options first, so they override)."""
-    session.run("python", "-m", "pytest", *paths, *session.posargs, external=False)
+    session.run(
+        "python", "-m", "pytest", *paths, *session.posargs, external=False, interrupt_timeout=CLEANUP_S
+    )
 
 
 @nox.session(python=PYTHON)
@@ -56,7 +62,7 @@ def report(session: nox.Session) -> None:
 def testbed(session: nox.Session) -> None:
     """Manage the embedded cluster: `nox -s testbed -- build|up|down|status`."""
     _install(session, "suite", "locust")  # the bridge runs in-cluster Locust pods with this environment
-    session.run("python", "-m", "testbed", *(session.posargs or ["status"]))
+    session.run("python", "-m", "testbed", *(session.posargs or ["status"]), interrupt_timeout=CLEANUP_S)
 
 
 @nox.session(python=PYTHON)

@@ -14,8 +14,9 @@ import argparse
 import sys
 from typing import NoReturn
 
+from testbed import ownership
 from testbed.bridge.podnet import PodNetworkError
-from testbed.build import BuildError, ensure_built
+from testbed.build import BuildError, ensure_built, stderr_progress
 from testbed.cluster import Testbed, TestbedError, all_testbeds
 from testbed.kubectl import KubectlNotFound
 from testbed.vllm_cpu.install import EngineInstallError
@@ -71,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     testbeds = all_testbeds() if args.all else [Testbed(args.name, engine=args.engine)]
     if args.command == "up":
         testbed = testbeds[0]
+        ownership.reap_orphans(lambda dead: Testbed(dead).down(), stderr_progress)
         try:
             info = testbed.up()
         except KeyboardInterrupt:

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from testbed import lws, nodes, paths, processes
+from testbed import lws, nodes, ownership, paths, processes
 from testbed.bridge import podnet
 from testbed.build import Binaries, Progress, ensure_built, stderr_progress
 from testbed.kubectl import find_kubectl
@@ -81,7 +81,11 @@ class Testbed:
     __test__ = False
 
     def __init__(
-        self, name: str = "default", progress: Progress = stderr_progress, engine: str | None = None
+        self,
+        name: str = "default",
+        progress: Progress = stderr_progress,
+        engine: str | None = None,
+        owner: ownership.Owner | None = None,
     ) -> None:
         if not name.replace("-", "").isalnum():
             raise ValueError(f"testbed name {name!r} must be letters, digits and dashes")
@@ -91,6 +95,7 @@ class Testbed:
         self.engine = engine  # None: whatever a running testbed has, else "sim"
         self.state_dir = paths.testbed_dir(name)
         self.progress = progress
+        self.owner = owner  # the process that stops it; a later run removes it once that process is dead
 
     # paths -----------------------------------------------------------------------------------------
     @property
@@ -161,9 +166,12 @@ class Testbed:
         started = time.monotonic()
         try:
             info = self._start(bins, kubectl)
-        except BaseException:
-            self.progress(f"start failed; stopping what was started (logs kept in {self.log_dir} until down)")
-            self._stop_processes()
+        except BaseException as exc:
+            how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            stopped = ", ".join(self._stop_processes()) or "no running process"
+            self.progress(
+                f"testbed {self.name!r}: start {how}; stopped {stopped} (logs kept in {self.log_dir} until down)"
+            )
             raise
         self.progress(f"testbed {self.name!r} ready in {time.monotonic() - started:.1f} s")
         return info
@@ -172,9 +180,13 @@ class Testbed:
         """Stop every process this testbed started and remove its state. True if there was anything."""
         if not self.state_dir.exists():
             return False
-        self._stop_processes()
+        stopped = self._stop_processes()
         self._remove_pod_network()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.progress(
+            f"testbed {self.name!r}: stopped {', '.join(stopped) or 'no running process'}; "
+            f"removed {self.state_dir}"
+        )
         return True
 
     def _remove_pod_network(self) -> None:
@@ -189,6 +201,8 @@ class Testbed:
     # start ------------------------------------------------------------------------------------------
     def _start(self, bins: Binaries, kubectl: Path) -> TestbedInfo:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.owner is not None:
+            ownership.write(self.state_dir, self.owner)
         self.log_dir.mkdir(exist_ok=True)
         kubeconfig = self._create_control_plane(bins, kubectl)
         server = _server_of(kubeconfig)
@@ -459,9 +473,13 @@ class Testbed:
                 pids[path.stem] = None
         return pids
 
-    def _stop_processes(self) -> None:
+    def _stop_processes(self) -> list[str]:
+        """Stop what runs; the processes stopped, as "name (pid N)"."""
+        stopped = []
         # Ours first (they talk to the API server), then the control plane.
         for proc in reversed(processes.load(self._pid_dir)):
+            if processes.alive(proc):
+                stopped.append(f"{proc.name} (pid {proc.pid})")
             processes.stop(proc)
         bin_dir = self._binary_dir()
         for name, pid in self._kwok_pids().items():
@@ -470,9 +488,11 @@ class Testbed:
                 and processes.pid_running(pid)
                 and _cmdline_under(pid, bin_dir, self.state_dir)
             ):
+                stopped.append(f"{name} (pid {pid})")
                 processes.signal_and_wait(
                     pid, functools.partial(processes.pid_running, pid), group=False, grace=5.0, name=name
                 )
+        return stopped
 
     def _binary_dir(self) -> Path | None:
         info = self.info()

@@ -27,7 +27,7 @@ class Tracked:
     argv: tuple[str, ...]
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (start time in clock ticks); None if there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -62,7 +62,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    ticks = _start_ticks(proc.pid)
+    ticks = start_ticks(proc.pid)
     tracked = Tracked(name, proc.pid, ticks if ticks is not None else -1, tuple(argv))
     (pid_dir / f"{name}.json").write_text(
         json.dumps({"pid": tracked.pid, "start_ticks": tracked.start_ticks, "argv": list(argv)})
@@ -83,11 +83,11 @@ def load(pid_dir: Path) -> list[Tracked]:
 
 def pid_running(pid: int) -> bool:
     """A live (not zombie) process has this pid; says nothing of whose it is."""
-    return _start_ticks(pid) is not None
+    return start_ticks(pid) is not None
 
 
 def alive(proc: Tracked) -> bool:
-    return _start_ticks(proc.pid) == proc.start_ticks
+    return start_ticks(proc.pid) == proc.start_ticks
 
 
 def stop(proc: Tracked, *, grace: float = 5.0) -> None:

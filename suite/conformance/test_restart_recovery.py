@@ -132,8 +132,8 @@ def test_a_fault_in_one_pod_recreates_the_whole_group(
     _record(run_state, rec, tally)
     record_property("figure", _figure(rec, tally))
     progress(
-        f"{fault_name}: pods replaced {rec.pods_replaced_s}s, Available {rec.available_s}s, first success "
-        f"{rec.first_success_s}s; {tally.failed}/{tally.sent} requests failed during the fault"
+        f"{fault_name}: pods replaced {_secs(rec.pods_replaced_s)}, Available {_secs(rec.available_s)}, "
+        f"first success {_secs(rec.first_success_s)}; {tally.failed}/{tally.sent} requests failed during the fault"
     )
     if rec.race_suspected:  # everything else would only restate it
         pytest.fail(verdicts.every_pod_of_the_group_was_replaced(rec)[0])
@@ -219,3 +219,7 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
             leader_replaced, what=f"{leader} replaced", timeout=settings.timeouts.recovery, progress=progress
         )
         deploy.wait_ready(kube, deployment, settings.timeout_ready, progress)
+
+
+def _secs(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f} s"

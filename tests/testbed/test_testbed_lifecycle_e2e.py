@@ -61,7 +61,7 @@ def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything
     finally:
         assert tb.down()
     assert not tb.state_dir.exists()
-    assert not any(processes._start_ticks(pid) for pid in pids), "a process outlived down"
+    assert not any(processes.start_ticks(pid) for pid in pids), "a process outlived down"
 
 
 def test_cli_status_and_usage_errors() -> None:
