@@ -6,7 +6,7 @@ rewritten in place (`\\r`) until the next lasting line replaces it; without a te
 `\\r` rewriting, and a status is written as an ordinary line at most every STATUS_EVERY_S seconds, so a log
 shows the same lines, less often. Code that reports progress takes any `Callable[[str], None]`; `update()`
 below sends a status to a Printer and ignores it for other callbacks. No pytest here: the testbed uses it
-directly, and fixtures/progress.py routes it around pytest's output capture.
+directly, and fixtures/pytest_progress.py routes it around pytest's output capture.
 """
 
 from __future__ import annotations

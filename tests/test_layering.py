@@ -1,7 +1,8 @@
 """The import rules of docs/architecture.md, checked on every module of the suite's packages.
 
 The libraries (manifests, reports, load, testbed) never import pytest, fixtures or suite; each may import only
-the packages of ours its row names; in `fixtures` only the pytest plugins (`*_plugin.py`) import pytest.
+the packages of ours its row names; in `fixtures` only the pytest plugins (`*_plugin.py`) and the helpers they hook in (`pytest_*.py`) import
+pytest.
 """
 
 from __future__ import annotations
@@ -56,15 +57,21 @@ def _allowed(name: str, allowed: tuple[str, ...]) -> bool:
     return any(name == rule or name.startswith(rule + ".") for rule in allowed)
 
 
+def _pytest_glue(module: str) -> bool:
+    """fixtures' modules that are pytest's own machinery: the plugins and the helpers they hook in."""
+    name = Path(module).name
+    return name.endswith("_plugin.py") or name.startswith("pytest_")
+
+
 def violations(package: str, module: str, source: str) -> list[str]:
     """What `module` (a file of `package`) imports against the rules, as readable lines; [] when it keeps them."""
     found = []
     for name in sorted(imported_modules(source)):
         top = name.split(".")[0]
         if top in PYTEST:
-            if package in LIBRARIES or (package == "fixtures" and not module.endswith("_plugin.py")):
+            if package in LIBRARIES or (package == "fixtures" and not _pytest_glue(module)):
                 found.append(
-                    f"{module} imports {name}: only tests, suite and fixtures' *_plugin.py may use pytest"
+                    f"{module} imports {name}: only tests, suite and fixtures' *_plugin.py and pytest_*.py may use pytest"
                 )
         elif top in OURS and top != package and not _allowed(name, ALLOWED[package]):
             if "." in name and _allowed(name.rsplit(".", 1)[0], ALLOWED[package]):
@@ -107,6 +114,7 @@ def test_the_rule_check_catches_a_library_importing_what_it_must_not(
         ("load", "load/x.py", "from reports.schema import Result"),
         ("load", "load/x.py", "from reports.repeats import fold"),
         ("fixtures", "fixtures/deployment_plugin.py", "import pytest"),
+        ("fixtures", "fixtures/pytest_progress.py", "import pytest"),
         ("testbed", "testbed/x.py", "from manifests.launch_command import parse"),
         ("suite", "suite/x.py", "import pytest\nfrom fixtures.kube import Kube"),
         (
