@@ -4,7 +4,8 @@ judged by the suite's own check functions):
 - LWS's headless Service replaced by a plain ClusterIP Service of the same name (LWS then leaves it alone);
 - a fault in group 1 that also reaches group 0 (what a controller recreating every group would do);
 - startupPolicy left at LeaderCreated where LeaderReady is checked: the worker StatefulSet before a Ready leader;
-- a rollout of two groups whose leader has no readiness probe: requests fail, and the check names the probe.
+- a rollout of two groups whose leader has no readiness probe: requests fail, and the check names the probe;
+- RecreateGroupOnPodRestart where RecreateGroupAfterStart is checked: a crash recreates a group with a Pending pod.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan, make_plan
 from fixtures.settings import Settings
 from fixtures.timeouts import Timeouts
-from suite.conformance import group_isolation, rollout_run
-from suite.conformance.checks import headless_service, multi_group, rollout, startup
+from suite.conformance import group_isolation, pending_group, rollout_run
+from suite.conformance.checks import headless_service, multi_group, restart_after_start, rollout, startup
 from suite.conformance.timeline import Timeline
 from testbed.cluster import TestbedInfo
 
@@ -156,3 +157,14 @@ def test_a_rollout_without_a_leader_readiness_probe_drops_requests_and_the_check
     problems = "\n".join(rollout.the_service_kept_serving(run))
     assert "requests through the Service failed during the rollout" in problems, problems
     assert "has no readinessProbe" in problems, problems
+
+
+def test_recreating_a_group_whose_worker_is_pending_fails_the_recreate_after_start_check(case: Any) -> None:
+    wrong = case(
+        ONE_GROUP
+    )  # restartPolicy RecreateGroupOnPodRestart, which recreates whatever the pods' phases
+    wrong.apply()
+    wrong.wait_ready()
+    run = pending_group.crash_with_a_pending_worker(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None)
+    problems = "\n".join(restart_after_start.a_group_with_a_pending_pod_is_not_recreated(run))
+    assert "with ['vllm-0-1'] Pending, LWS recreated ['vllm-0', 'vllm-0-1']" in problems, problems

@@ -114,7 +114,9 @@ def groups_are_replaced_within_the_strategy(run: RolloutRun) -> list[str]:
     return problems
 
 
-MAX_OUTAGE_S = 2.0
+MAX_OUTAGE_S = (
+    3.0  # kubectl port-forward moving to a serving leader: up to 1.4 s measured on a busy 2-core machine
+)
 
 
 def longest_outage(tally: LoadTally) -> float:
@@ -133,7 +135,7 @@ def longest_outage(tally: LoadTally) -> float:
 
 def the_service_kept_serving(run: RolloutRun) -> list[str]:
     """MUST (LWS-ROLLOUT RollingUpdate): through the rollout the leader Service keeps serving: under a steady load
-    through it, no stretch of failed requests lasts longer than MAX_OUTAGE_S (the time `kubectl port-forward`
+    through it, no stretch of failed requests lasts longer than MAX_OUTAGE_S (twice the time `kubectl port-forward`
     takes to move from a leader that goes to one that serves; requests in flight at that moment fail on any
     cluster), and with no readiness probe on the leader any failed request fails the check, naming the probe: the
     new leader is Ready, and the Service's endpoint, before vLLM listens."""
