@@ -2,4 +2,5 @@ pytest_plugins = [
     "fixtures.testbed_plugin",
     "fixtures.deployment_plugin",
     "fixtures.conformance_plugin",
+    "fixtures.variant_plugin",
 ]

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     render_p.add_argument("--image")
     render_p.add_argument("--profile", help=f"launch profile, one of: {', '.join(PROFILES)}")
     render_p.add_argument("--namespace")
-    render_p.add_argument("--replicas", type=int, default=1)
+    render_p.add_argument("--replicas", type=int, default=None)
     render_p.add_argument("--name", default="vllm", help="LWS name (default vllm)")
     render_p.add_argument("--restart-policy", default="RecreateGroupOnPodRestart")
     render_p.add_argument(

@@ -38,7 +38,7 @@ class Overrides(BaseModel):
     image: str | None = None
     namespace: str | None = None
     profile: ProfileName | None = None
-    replicas: int = Field(default=1, ge=1)
+    replicas: int | None = Field(default=None, ge=1)  # None: the topology's
     lws_name: str = "vllm"
     restart_policy: RestartPolicy = "RecreateGroupOnPodRestart"
     extra_args: tuple[str, ...] = ()
@@ -152,7 +152,7 @@ def render(
     service = copy.deepcopy(service_template)
 
     lws["metadata"]["name"] = over.lws_name
-    lws["spec"]["replicas"] = over.replicas
+    lws["spec"]["replicas"] = over.replicas or topo.replicas
     lwt = lws["spec"]["leaderWorkerTemplate"]
     lwt["size"] = topo.size
     lwt["restartPolicy"] = over.restart_policy

@@ -36,6 +36,7 @@ class Topology(BaseModel):
     default_image: str | None = None  # None: the profile's
     serve_args: tuple[str, ...] = ()  # model-specific vllm serve flags
     memory_per_pod: str = "8Gi"  # CPU topologies only
+    replicas: int = 1  # LWS groups (model replicas); each group occupies `nodes` nodes
 
     @property
     def world_size(self) -> int:
@@ -102,6 +103,17 @@ TOPOLOGIES: dict[str, Topology] = {
             nodes=2,
             default_model=MODEL_405B,
             description="two nodes, tensor parallel across the node boundary",
+        ),
+        Topology(
+            name="tp8-pp2-r2",
+            tp=8,
+            pp=2,
+            size=2,
+            gpus_per_pod=8,
+            nodes=2,
+            default_model=MODEL_405B,
+            replicas=2,
+            description="the reference in two LWS groups (replicas: 2), four nodes: group isolation, rollouts",
         ),
         Topology(
             name="cpu-tp1-pp2",

@@ -319,26 +319,7 @@ class Testbed:
 
     def _create_nodes(self) -> None:
         self.progress(f"creating {NODE_COUNT} simulated nodes with 8 nvidia.com/gpu each")
-        docs = [nodes.node_manifest(name, i) for i, name in enumerate(nodes.node_names(NODE_COUNT))]
-        self._run_kubectl(
-            "apply", "--server-side", "--field-manager=testbed", "-f", "-", stdin=yaml.safe_dump_all(docs)
-        )
-
-        def nodes_ready() -> list[str]:
-            out = json.loads(self._run_kubectl("get", "nodes", "-o", "json"))
-            ready = [
-                n["metadata"]["name"]
-                for n in out["items"]
-                if any(
-                    c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])
-                )
-                and n["status"].get("allocatable", {}).get(nodes.GPU_RESOURCE) == "8"
-            ]
-            if len(ready) < NODE_COUNT:
-                raise NotYet(f"{len(ready)}/{NODE_COUNT} nodes Ready with 8 GPUs allocatable: {ready}")
-            return ready
-
-        wait_for(nodes_ready, what="GPU nodes Ready", timeout=60, progress=self.progress)
+        nodes.ensure_nodes(self._run_kubectl, NODE_COUNT, self.progress)
 
     def _install_lws_crds(self, bins: Binaries) -> None:
         self.progress("applying the LWS CRDs (server-side)")

@@ -1,16 +1,26 @@
-"""The simulated GPU nodes: two Node objects that KWOK manages, shaped like 8-GPU H100 servers.
+"""The simulated GPU nodes: Node objects that KWOK manages, shaped like 8-GPU H100 servers.
 
 KWOK's node-initialize stage keeps a status.allocatable that is already set, so the extended resource
 `nvidia.com/gpu` survives; once allocatable is set, every resource a pod requests must be listed (pods,
 cpu, memory, ephemeral-storage), or the scheduler rejects the pod. No addresses are set: KWOK adds the
 Hostname/InternalIP and kubelet port that let the API server reach it for logs and port-forward.
-Sizes exceed the reference manifest's requests (125 cpu, 1124Gi memory, 800Gi ephemeral storage, 8 GPUs).
+The testbed starts with two; a deployment that needs more (e.g. topology tp8-pp2-r2, or a manifest with more
+replicas) gets them added before it is applied (`ensure_nodes`), one node per 8-GPU pod, as a cluster autoscaler
+would. Sizes exceed the reference manifest's requests (125 cpu, 1124Gi memory, 800Gi ephemeral storage, 8 GPUs).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from testbed.wait import NotYet, wait_for
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -72,3 +82,57 @@ def node_manifest(name: str, index: int, shape: NodeShape = NodeShape()) -> dict
             },
         },
     }
+
+
+def pods_per_node(gpus_per_pod: int, shape: NodeShape = NodeShape()) -> int:
+    return shape.gpus // gpus_per_pod if 0 < gpus_per_pod <= shape.gpus else 1
+
+
+def nodes_for(pods: int, gpus_per_pod: int, shape: NodeShape = NodeShape()) -> int:
+    """Simulated nodes a deployment of `pods` pods with `gpus_per_pod` GPUs each occupies."""
+    if gpus_per_pod <= 0:
+        return 0
+    per_node = pods_per_node(gpus_per_pod, shape)
+    return -(-pods // per_node)
+
+
+def ensure_nodes(
+    kubectl: Callable[..., str], count: int, progress: Callable[[str], None] | None = None
+) -> None:
+    """At least `count` simulated nodes, Ready with 8 GPUs allocatable: adds gpu-node-N up to `count` (the
+    existing ones are applied unchanged, so this is idempotent and safe beside another caller doing the same).
+    `kubectl(*args, stdin=...)` runs kubectl against the testbed and returns its stdout."""
+    docs = [node_manifest(name, i) for i, name in enumerate(node_names(count))]
+    kubectl("apply", "--server-side", "--field-manager=testbed", "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+    def nodes_ready() -> list[str]:
+        out = json.loads(kubectl("get", "nodes", "-o", "json"))
+        ready = [
+            n["metadata"]["name"]
+            for n in out["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+            and n["status"].get("allocatable", {}).get(GPU_RESOURCE) == "8"
+        ]
+        if len(ready) < count:
+            raise NotYet(f"{len(ready)}/{count} nodes Ready with 8 GPUs allocatable: {ready}")
+        return ready
+
+    wait_for(nodes_ready, what="GPU nodes Ready", timeout=60, progress=progress)
+
+
+def kubectl_runner(kubectl: Path, kubeconfig: Path) -> Callable[..., str]:
+    """A `kubectl(*args, stdin=None)` for ensure_nodes, against the testbed of `kubeconfig`."""
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        proc = subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    return run

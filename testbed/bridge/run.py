@@ -256,7 +256,7 @@ class Bridge:
             self._real.reconcile(self._pods)
             return
         if self._sandboxes is not None:
-            self._sandboxes.reconcile(self._pods)
+            self._sandboxes.reconcile(self._pods, frozenset(r.leader_uid for r in self._engines.values()))
         running = self._engines.get(group_id)
         if running is not None and not self._still_valid(running, group):
             log.info("stopping engine for group %s (leader %s)", group_id, running.leader_uid)
@@ -265,7 +265,10 @@ class Bridge:
             running = None
         if running is None and group.complete and group.leader is not None:
             log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
-            uid = self._sandboxes.uid_of(group.leader) if self._sandboxes is not None else None
+            uid = None
+            if self._sandboxes is not None:
+                self._sandboxes.retire(group.leader.uid)  # its stand-in, while the group was incomplete
+                uid = self._sandboxes.uid_of(group.leader)
             engine = self._launcher.start(group, self._logs, uid)
             if engine is None:
                 log.warning(

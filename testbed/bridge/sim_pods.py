@@ -4,6 +4,7 @@ does on a node: through `kubectl exec POD -- kill ...`, never by editing the pod
 The simulator serves a whole LWS group from one process, started for the leader pod (engine_process.py).
 Here every pod of a group gets what a container would give it (as root; see podnet.py for why):
 - its own user id, under which the leader's simulator runs (run.py passes `uid_of(leader)` to the launcher)
+  (until the group is complete and the simulator starts, the leader runs a stand-in too)
   and under which each worker pod runs a stand-in process (`sleep infinity`: the worker's container, whose
   own log lines the simulator writes);
 - a KWOK `Exec` rule that runs `kubectl exec` commands as that user id, so `kill -KILL -1` in the worker
@@ -54,14 +55,17 @@ class SimSandboxes:
         self._rules.apply(exec_object(pod.namespace, pod.name, uid))
         return uid
 
-    def reconcile(self, pods: dict[str, PodView]) -> None:
+    def reconcile(self, pods: dict[str, PodView], engine_leaders: frozenset[str] = frozenset()) -> None:
+        """Stand-ins for running worker pods, and for running leaders whose group has no engine yet
+        (`engine_leaders`: uids of leaders an engine runs for): on a node the leader's container runs its command
+        whether or not its workers are scheduled, so it can crash (and restart) while a worker is Pending."""
         for uid, standin in list(self._standins.items()):
             pod = pods.get(uid)
             if pod is None or pod.deleting:
                 self._stop(standin)
                 del self._standins[uid]
         for pod in pods.values():
-            if pod.is_leader or not pod.running or pod.container is None:
+            if (pod.is_leader and pod.uid in engine_leaders) or not pod.running or pod.container is None:
                 continue
             current = self._standins.get(pod.uid)
             if current is not None and (
@@ -79,6 +83,16 @@ class SimSandboxes:
                 start_new_session=True,
             )
             self._standins[pod.uid] = Standin(pod, pod.restart_count, user, proc)
+
+    def retire(self, pod_uid: str) -> None:
+        """The engine takes over a leader's container: end its stand-in, which did not die (nothing reported).
+        Only the stand-in's own process is ended: the engine about to start runs under the same user id."""
+        standin = self._standins.pop(pod_uid, None)
+        if standin is None:
+            return
+        standin.exit_reported = True
+        standin.proc.kill()
+        standin.proc.wait(timeout=10)
 
     def poll(self) -> None:
         for standin in self._standins.values():

@@ -247,8 +247,10 @@ def test_kubectl_logs_and_port_forward_reach_the_simulated_engine(kube: Kube, te
 
 
 def test_gpus_are_accounted_for(kube: Kube) -> None:
-    """Four 8-GPU pods cannot fit on two 8-GPU nodes: two stay Pending with a FailedScheduling event."""
-    kube.apply(seed_documents(size=4))
+    """Two 8-GPU pods more than the testbed has 8-GPU nodes (two, or more when an earlier test of the run needed
+    more: testbed/nodes.py ensure_nodes) cannot fit: two stay Pending with a FailedScheduling event."""
+    nodes = len(kube.get("nodes")["items"])
+    kube.apply(seed_documents(size=nodes + 2))
 
     def pending_for_gpus() -> list[str]:
         events = kube.get("events", "--field-selector", "reason=FailedScheduling")["items"]

@@ -1,0 +1,72 @@
+"""LWS core promises beyond pod roles: the headless Service behind LWS_LEADER_ADDRESS, and the LWS status
+(Available with its reason, observedGeneration). Read-only, on the run's own deployment.
+
+Each case runs check functions from suite/conformance/checks/ (headless_service.py, lws_status.py); their
+docstrings state the MUSTs."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.deployment_plugin import Deployed
+from fixtures.kube import Kube
+from fixtures.settings import Settings
+from suite.conformance.checks import headless_service, lws_status
+from testbed.wait import NotYet, WaitTimeout, wait_for
+
+pytestmark = pytest.mark.readonly
+
+
+def _fail(check: object, problems: list[str]) -> None:
+    assert not problems, f"{str(getattr(check, '__doc__', '')).strip()}\n" + "\n".join(
+        f"  - {p}" for p in problems
+    )
+
+
+@pytest.mark.feature("LWS-CORE", "HeadlessService")
+@pytest.mark.parametrize("check", headless_service.CHECKS, ids=lambda check: check.__name__)
+def test_headless_service(check, kube: Kube, deployed: Deployed, record_property) -> None:  # type: ignore[no-untyped-def]
+    view = headless_service.observe(kube, deployed.expect)
+    policy = headless_service.subdomain_policy(view.lws)
+    if policy != "Shared":
+        pytest.skip(
+            f"networkConfig.subdomainPolicy {policy}: LWS makes one headless Service per group instead"
+        )
+    problems = check(view, deployed.expect)
+    leaders = [
+        f"{deployed.expect.lws_name}-{g}.{deployed.expect.lws_name}.{deployed.namespace}"
+        for g in range(deployed.expect.replicas)
+    ]
+    record_property(
+        "figure", f"LWS_LEADER_ADDRESS {', '.join(leaders)} listed by svc/{deployed.expect.lws_name}"
+    )
+    _fail(check, problems)
+
+
+@pytest.mark.feature("LWS-CORE", "AvailableCondition")
+def test_lws_is_available_with_its_reason(kube: Kube, deployed: Deployed, record_property) -> None:  # type: ignore[no-untyped-def]
+    lws = kube.lws(deployed.namespace, deployed.expect.lws_name)
+    available = lws_status.condition(lws, "Available") or {}
+    record_property("figure", f"Available={available.get('status')} reason {available.get('reason')}")
+    _fail(lws_status.lws_is_available_with_its_reason, lws_status.lws_is_available_with_its_reason(lws))
+
+
+@pytest.mark.feature("LWS-CORE", "AvailableCondition")
+def test_observed_generation_catches_up(
+    kube: Kube, deployed: Deployed, settings: Settings, record_property
+) -> None:  # type: ignore[no-untyped-def]
+    """Waits (bounded by the API timeout) for the controller to observe the current generation, then judges."""
+
+    def caught_up() -> dict:  # type: ignore[type-arg]
+        lws = kube.lws(deployed.namespace, deployed.expect.lws_name)
+        if problems := lws_status.observed_generation_caught_up(lws):
+            raise NotYet(problems[0])
+        assert lws is not None
+        return lws
+
+    try:
+        lws = wait_for(caught_up, what="observedGeneration to catch up", timeout=settings.timeouts.api)
+    except WaitTimeout as exc:
+        _fail(lws_status.observed_generation_caught_up, [str(exc)])
+        return
+    record_property("figure", f"generation {lws['metadata'].get('generation')} observed")

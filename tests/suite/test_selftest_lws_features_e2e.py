@@ -1,0 +1,170 @@
+"""The LWS feature checks fail on deployments wrong in their way (each on the testbed, in a namespace of its own,
+judged by the suite's own check functions):
+
+- LWS's headless Service replaced by a plain ClusterIP Service of the same name (LWS then leaves it alone);
+- a fault in group 1 that also reaches group 0 (what a controller recreating every group would do);
+- startupPolicy left at LeaderCreated where LeaderReady is checked: the worker StatefulSet before a Ready leader;
+- a rollout of two groups whose leader has no readiness probe: requests fail, and the check names the probe;
+- RecreateGroupOnPodRestart where RecreateGroupAfterStart is checked: a crash recreates a group with a Pending pod.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fixtures import deploy, faults, namespace, variants
+from fixtures.kube import ClusterTarget, Kube, connect
+from fixtures.lifecycle import Deployed
+from fixtures.plan import Plan, make_plan
+from fixtures.settings import Settings
+from fixtures.timeouts import Timeouts
+from suite.conformance import group_isolation, pending_group, rollout_run
+from suite.conformance.checks import headless_service, multi_group, restart_after_start, rollout, startup
+from suite.conformance.timeline import Timeline
+from testbed.cluster import TestbedInfo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
+
+SETTINGS = Settings()
+TIMEOUTS = Timeouts()
+ONE_GROUP = make_plan(SETTINGS)
+TWO_GROUPS = make_plan(Settings(topology="tp8-pp2-r2"))
+LWS = ONE_GROUP.info.lws_name
+
+
+@pytest.fixture(scope="module")
+def kube(testbed: TestbedInfo) -> Kube:
+    return connect(ClusterTarget(testbed.kubeconfig, None, False, testbed.kubectl), TIMEOUTS.api)
+
+
+class Case:
+    """One namespace of the testbed holding one deployment of `plan` (wrong in the way the case says)."""
+
+    def __init__(self, kube: Kube, testbed: TestbedInfo, name: str, plan: Plan) -> None:
+        self.kube, self.plan = kube, plan
+        self.run_id = f"selftest{uuid.uuid4().hex[:6]}"
+        variants.make_room(testbed, variants.nodes_needed(plan), lambda _m: None)
+        self.ns = namespace.create(kube, f"selftest-{name}-{self.run_id[-6:]}", self.run_id, TIMEOUTS)
+        self.deployed = Deployed(self.ns.name, plan.expectation(self.ns.name), plan)
+
+    def apply(self, objects: list[dict[str, Any]] | None = None) -> None:
+        objects = objects if objects is not None else self.plan.objects
+        deploy.apply(self.kube, deploy.label_objects(objects, self.run_id, self.ns.name), self.ns.name)
+
+    def wait_ready(self) -> None:
+        e = self.deployed.expect
+        deploy.wait_ready(
+            self.kube, deploy.Deployment(self.ns.name, LWS, e.service_name, e.size, e.replicas), 180, None
+        )
+
+    def delete(self) -> None:
+        namespace.delete(self.kube, self.ns, TIMEOUTS)
+
+
+@pytest.fixture
+def case(kube: Kube, testbed: TestbedInfo, request: pytest.FixtureRequest) -> Iterator[Any]:
+    made: list[Case] = []
+
+    def make(plan: Plan) -> Case:
+        made.append(
+            Case(
+                kube,
+                testbed,
+                request.node.name.removeprefix("test_")[:20].rstrip("_").replace("_", "-"),
+                plan,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.delete()
+
+
+def test_a_plain_service_in_place_of_the_headless_one_fails_the_headless_service_checks(case: Any) -> None:
+    wrong = case(ONE_GROUP)
+    plain = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": LWS},
+        "spec": {
+            "selector": {"leaderworkerset.sigs.k8s.io/name": LWS, "role": "leader"},
+            "ports": [{"port": 8080}],
+        },
+    }
+    wrong.apply([plain])  # before the LWS: LWS creates its headless Service only if none of that name exists
+    wrong.apply()
+    wrong.wait_ready()
+    view = headless_service.observe(wrong.kube, wrong.deployed.expect)
+    problems = "\n".join(
+        headless_service.lws_creates_a_headless_service_publishing_not_ready_pods(view, wrong.deployed.expect)
+    )
+    for phrase in (
+        "expected 'None' (headless)",
+        "publishNotReadyAddresses None, expected true",
+        "is not controlled by LeaderWorkerSet",
+    ):
+        assert phrase in problems, problems
+
+
+def test_a_fault_in_group_1_that_reaches_group_0_fails_the_isolation_check(case: Any) -> None:
+    wrong = case(TWO_GROUPS)
+    wrong.apply()
+    wrong.wait_ready()
+    expect = wrong.deployed.expect
+
+    def both_groups() -> None:
+        faults.inject(wrong.kube, wrong.ns.name, faults.target("delete-worker", LWS, group=1))
+        faults.inject(wrong.kube, wrong.ns.name, faults.target("delete-worker", LWS, group=0))
+
+    run = group_isolation.run(wrong.kube, expect, SETTINGS, "delete-worker", both_groups, lambda _m: None)
+    problems = "\n".join(multi_group.a_fault_in_one_group_leaves_the_others_untouched(run))
+    assert "replaced pods of group 0: ['vllm-0', 'vllm-0-1']" in problems, problems
+    assert "requests to group 0's leader failed" in problems, problems
+
+
+def test_a_worker_statefulset_before_the_leader_is_ready_fails_the_leader_ready_check(case: Any) -> None:
+    wrong = case(ONE_GROUP)  # startupPolicy left at LeaderCreated; the leader's readiness probe kept
+    timeline = Timeline(wrong.kube, wrong.ns.name, LWS).start()
+    try:
+        wrong.apply()
+        wrong.wait_ready()
+    finally:
+        samples = timeline.stop()
+    problems = "\n".join(startup.workers_start_only_after_the_leader_is_ready(samples, LWS, 1))
+    assert "worker StatefulSet vllm-0 appeared at +" in problems, problems
+    assert "while vllm-0 " in problems and "not Ready" in problems, problems
+
+
+def _without_leader_probe(lws: dict[str, Any]) -> None:
+    for container in variants.template(lws, "leader")["spec"]["containers"]:
+        container.pop("readinessProbe", None)
+
+
+def test_a_rollout_without_a_leader_readiness_probe_drops_requests_and_the_check_names_the_probe(
+    case: Any,
+) -> None:
+    wrong = case(variants.variant_plan(TWO_GROUPS, _without_leader_probe, "no probe"))
+    wrong.apply()
+    wrong.wait_ready()
+    run = rollout_run.roll(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None, "INFO")
+    print(f"rollout without a leader readiness probe: {rollout.figure(run)}")
+    assert rollout.groups_are_replaced_within_the_strategy(run) == []  # LWS itself rolls as it should
+    problems = "\n".join(rollout.the_service_kept_serving(run))
+    assert "requests through the Service failed during the rollout" in problems, problems
+    assert "has no readinessProbe" in problems, problems
+
+
+def test_recreating_a_group_whose_worker_is_pending_fails_the_recreate_after_start_check(case: Any) -> None:
+    wrong = case(
+        ONE_GROUP
+    )  # restartPolicy RecreateGroupOnPodRestart, which recreates whatever the pods' phases
+    wrong.apply()
+    wrong.wait_ready()
+    run = pending_group.crash_with_a_pending_worker(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None)
+    problems = "\n".join(restart_after_start.a_group_with_a_pending_pod_is_not_recreated(run))
+    assert "with ['vllm-0-1'] Pending, LWS recreated ['vllm-0', 'vllm-0-1']" in problems, problems
