@@ -1,5 +1,7 @@
 """End to end: a client pinned to one core at a rate it cannot schedule is marked invalid and the gate
-refuses the level; a rate the same pinned client can deliver is valid and gated as usual.
+refuses the level; a rate the same pinned client can deliver is valid and gated as usual. And one load, two
+clients: with a core to itself the client delivers it (valid); sharing its core with a busy process it cannot
+(invalid, refused).
 
 The reference server runs on the other core. The invalid case needs no artificial burden: 20,000 requests/s
 asks for one send every 50 us, and a send alone costs about 250 us of the client's CPU here
@@ -13,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +83,62 @@ def test_a_pinned_client_at_a_rate_it_cannot_schedule_is_invalid_and_the_gate_re
     assert "level 20000 req/s" in capsys.readouterr().err
     assert reports_main(["gate", "--baseline", str(calm), "--candidate", str(calm)]) == 0
     assert reports_main(["compare", str(flooded), "--allow-invalid"]) == 0
+
+
+HOGS = 3  # busy processes beside the client on its core: it keeps about a quarter of the core
+
+
+@contextmanager
+def _cpu_hogs(core: int) -> Iterator[None]:
+    """Busy processes on `core`: the client shares its core with them, as with noisy neighbours on a load node.
+    A starved client batches more events per wake-up, so it needs less CPU per request than a calm one; three
+    neighbours leave it well under what the load needs, not just under."""
+    hogs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.sched_setaffinity(0, {core})
+        )
+        for _ in range(HOGS)
+    ]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def _rate_needing(url: str, tmp_path: Path, target_cpu: float) -> tuple[int, dict[str, Any]]:
+    """A request rate that keeps the pinned client's core about `target_cpu` busy, found from its own CPU per
+    request (measured, not assumed: machines differ), and the client check of the run at that rate."""
+    rate, client = 100, {}
+    for n in range(6):
+        path = tmp_path / f"probe-{n}.json"
+        assert _pinned_run(url, str(rate), path, max(200, rate * 3)).returncode == 0
+        client = _client(path)
+        cpu = client["cpu_fraction"]
+        if 0.6 <= cpu <= 0.85 and client["verdict"] == "valid":
+            break
+        rate = max(20, int(rate * target_cpu / cpu))
+    return rate, client
+
+
+def test_the_same_load_is_invalid_from_a_starved_client_and_valid_from_a_client_with_its_core(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One load, two clients: pinned to a core of its own it delivers the load (valid); sharing that core with
+    busy processes it gets a quarter of the core, less than the load needs, and the level is invalid and
+    refused by the gate."""
+    with reference_server("--ttft-ms", "20", "--itl-ms", "10", cpu=SERVER_CORE) as (url, _):
+        rate, alone = _rate_needing(url, tmp_path, target_cpu=0.75)
+        assert alone["verdict"] == "valid" and 0.6 <= alone["cpu_fraction"] <= 0.85, (rate, alone)
+        starved = tmp_path / "starved.json"
+        with _cpu_hogs(CLIENT_CORE):
+            proc = _pinned_run(url, str(rate), starved, rate * 3)
+        assert proc.returncode == 0, proc.stderr
+
+    client = _client(starved)
+    assert client["verdict"] == "invalid", (rate, alone, client)
+    assert f"!!! INVALID level 1 (rate {rate}/s)" in proc.stderr
+    enough = sorted(tmp_path.glob("probe-*.json"))[-1]  # the run at the chosen rate is the last probe
+    assert reports_main(["gate", "--baseline", str(enough), "--candidate", str(starved)]) == 2
+    assert f"starved.json level {rate} req/s" in capsys.readouterr().err
