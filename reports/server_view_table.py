@@ -12,12 +12,21 @@ _METRICS = (("TTFT", "ttft_ms"), ("ITL", "itl_ms"), ("E2EL", "e2el_ms"))
 
 
 def server_view_tables(result: Result) -> list[Table]:
-    """The side-by-side latency table and the counts table; none when no level has a server view."""
-    levels = [lv for lv in result.results if lv.metrics.server_view is not None]
-    if not levels:
+    """The side-by-side latency table and the counts table; none when no level has a server view. A level run
+    with --repeats has one row per repeat: each repeat was reconciled with the server on its own (a fold of
+    them has no server view: its counts are summed, its latencies averaged)."""
+    rows: list[tuple[LevelResult, str]] = []
+    labels = level_labels([lv.load for lv in result.results])
+    for level, label in zip(result.results, labels, strict=True):
+        repeats = level.repeats or [level.metrics]
+        for n, metrics in enumerate(repeats):
+            if metrics.server_view is not None:
+                suffix = f" (repeat {n + 1})" if len(repeats) > 1 else ""
+                rows.append((level.model_copy(update={"metrics": metrics}), label + suffix))
+    if not rows:
         return []
-    labels = level_labels([lv.load for lv in levels])
-    return [_latency_table(levels, labels), _counts_table(levels, labels)]
+    levels, row_labels = [lv for lv, _ in rows], [label for _, label in rows]
+    return [_latency_table(levels, row_labels), _counts_table(levels, row_labels)]
 
 
 def _bucket(p: ServerPercentile | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fixtures import deploy, lifecycle, namespace, run_metadata
+from fixtures import deploy, lifecycle, namespace, run_metadata, variants
 from fixtures.deployment_plugin import SETTINGS
 from fixtures.kube import ClusterUnreachable
 from fixtures.plan import make_plan
@@ -76,6 +76,8 @@ def bench_target(
     kube = request.getfixturevalue("kube")
     name = f"{namespace.generated_name(run_state.run_id, 'lws-bench')}-{topology}"[:63]
     scale = settings.sim_time_scale if settings.sim_time_scale is not None else BENCH_TIME_SCALE
+    testbed = request.getfixturevalue("testbed") if settings.embedded else None
+    variants.make_room(testbed, variants.nodes_needed(plan), progress)  # e.g. tp8-pp2-r2: 4 nodes
     try:
         deployed = lifecycle.deploy_plan(
             kube,

@@ -55,3 +55,18 @@ def test_an_impossible_ttft_and_a_count_disagreement_are_shown_with_their_reason
 
 def test_no_server_view_no_table() -> None:
     assert "Client beside server" not in render_markdown([synthetic_result(1)], ["run"])
+
+
+def test_a_level_run_with_repeats_shows_each_repeats_server_view() -> None:
+    """A fold of repeats has no server view of its own; each repeat was reconciled, so each gets its row."""
+    level = synthetic_result(1).results[0]
+    repeats = [
+        level.metrics.model_copy(update={"server_view": view(8.2, [])}),
+        level.metrics.model_copy(update={"server_view": view(2.0, ["TTFT p50: client below the lower bound"])}),
+    ]
+    folded = level.model_copy(update={"repeats": repeats})  # the fold's own metrics carry no server view
+    result = synthetic_result(1).model_copy(update={"results": [folded]})
+    text = render_markdown([result], ["run"])
+    rows = [line for line in text.splitlines() if line.startswith("| c=1 (repeat ") and "| TTFT " in line]
+    assert len(rows) == 2, text
+    assert "agrees" in rows[0] and "IMPOSSIBLE" in rows[1]
