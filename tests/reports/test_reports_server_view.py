@@ -62,7 +62,9 @@ def test_a_level_run_with_repeats_shows_each_repeats_server_view() -> None:
     level = synthetic_result(1).results[0]
     repeats = [
         level.metrics.model_copy(update={"server_view": view(8.2, [])}),
-        level.metrics.model_copy(update={"server_view": view(2.0, ["TTFT p50: client below the lower bound"])}),
+        level.metrics.model_copy(
+            update={"server_view": view(2.0, ["TTFT p50: client below the lower bound"])}
+        ),
     ]
     folded = level.model_copy(update={"repeats": repeats})  # the fold's own metrics carry no server view
     result = synthetic_result(1).model_copy(update={"results": [folded]})
