@@ -167,4 +167,7 @@ def test_recreating_a_group_whose_worker_is_pending_fails_the_recreate_after_sta
     wrong.wait_ready()
     run = pending_group.crash_with_a_pending_worker(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None)
     problems = "\n".join(restart_after_start.a_group_with_a_pending_pod_is_not_recreated(run))
-    assert "with ['vllm-0-1'] Pending, LWS recreated ['vllm-0', 'vllm-0-1']" in problems, problems
+    # The leader is always recreated; whether the still-Pending worker is seen recreated too depends on when the
+    # group's recreation is observed, so the check's line names at least the leader.
+    assert "with ['vllm-0-1'] Pending, LWS recreated ['vllm-0'" in problems, problems
+    assert "RecreateGroupAfterStart must wait until every pod has started" in problems, problems
