@@ -8,11 +8,10 @@ the testbed and on clusters alike); the group is watched for OBSERVE_S after the
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from fixtures import faults
+from fixtures import faults, lifecycle
 from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.settings import Settings
@@ -31,16 +30,7 @@ def hold_a_worker_pending(kube: Kube, deployed: Deployed, settings: Settings, pr
     leader = f"{expect.lws_name}-0"
     old = ((kube.pod(deployed.namespace, leader) or {}).get("metadata") or {}).get("labels", {}).get(REVISION)
     patch = {"spec": {"leaderWorkerTemplate": {"workerTemplate": {"spec": {"nodeSelector": NEVER}}}}}
-    kube.kubectl(
-        "patch",
-        "leaderworkerset",
-        "-n",
-        deployed.namespace,
-        expect.lws_name,
-        "--type=merge",
-        "-p",
-        json.dumps(patch),
-    )
+    lifecycle.patch_lws(kube, deployed, patch)
 
     def pending() -> list[str]:
         pods = {

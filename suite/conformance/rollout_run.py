@@ -3,7 +3,6 @@ all along (suite/conformance/timeline.py), until the rollout has settled."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,9 +81,7 @@ def roll(
         load = SteadyLoad(forward.url, expect.model or "", rate_per_s=5.0).start()
         timeline = Timeline(kube, ns, expect.lws_name).start()
         try:
-            kube.kubectl(
-                "patch", "leaderworkerset", "-n", ns, expect.lws_name, "--type=merge", "-p", json.dumps(patch)
-            )
+            lifecycle.patch_lws(kube, deployed, patch)
             revision = _wait_rolled(kube, deployed, settings, strategy, old, progress)
             if hold_s > 0:
                 _observe_for(hold_s)
@@ -117,9 +114,7 @@ def _wait_rolled(
     progress: Callable[[str], None],
 ) -> str | None:
     expect = deployed.expect
-    deployment = deploy.Deployment(
-        deployed.namespace, expect.lws_name, expect.service_name, expect.size, expect.replicas
-    )
+    deployment = deployed.deployment
 
     def rolled() -> str | None:
         now = sample(kube, deployed.namespace, expect.lws_name)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fixtures import deploy, faults
+from fixtures import deploy, faults, lifecycle
 from fixtures.deployment_plugin import Deployed, Endpoint
 from fixtures.kube import Kube
 from fixtures.recovery import Recovery, all_group_uids, group_uids, observe
@@ -149,17 +149,7 @@ def test_a_fault_in_one_pod_recreates_the_whole_group(
 
 
 def _set_restart_policy(kube: Kube, deployed: Deployed, policy: str) -> None:
-    patch = {"spec": {"leaderWorkerTemplate": {"restartPolicy": policy}}}
-    kube.kubectl(
-        "patch",
-        "leaderworkerset",
-        "-n",
-        deployed.namespace,
-        deployed.expect.lws_name,
-        "--type=merge",
-        "-p",
-        json.dumps(patch),
-    )
+    lifecycle.patch_lws(kube, deployed, {"spec": {"leaderWorkerTemplate": {"restartPolicy": policy}}})
 
 
 @pytest.mark.feature("LWS-RESTART", "RestartPolicyNone")
@@ -180,13 +170,7 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
     original policy is restored and the group recreated, so later checks see a healthy deployment."""
     deployed = exclusive_deployment
     original = deployed.expect.restart_policy or "RecreateGroupOnPodRestart"
-    deployment = deploy.Deployment(
-        deployed.namespace,
-        deployed.expect.lws_name,
-        deployed.expect.service_name,
-        deployed.expect.size,
-        deployed.expect.replicas,
-    )
+    deployment = deployed.deployment
     _set_restart_policy(kube, deployed, "None")
     try:
         deploy.wait_ready(kube, deployment, settings.timeout_ready, progress)

@@ -9,13 +9,12 @@ maxSurge 0), a partition of 1, then maxSurge 1 with maxUnavailable 0.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from fixtures import deploy, variants
+from fixtures import deploy, lifecycle, variants
 from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan
@@ -81,23 +80,10 @@ def test_a_partition_keeps_the_groups_below_it(
     try:
         _judge(run, rollout.groups_below_the_partition_are_kept)
     finally:  # release the partition (group 0 then updates too), so the next case starts from one revision
-        expect = deployed.expect
-        release = json.dumps({"spec": _strategy(maxUnavailable=1, maxSurge=0, partition=0)})
-        kube.kubectl(
-            "patch",
-            "leaderworkerset",
-            "-n",
-            deployed.namespace,
-            expect.lws_name,
-            "--type=merge",
-            "-p",
-            release,
-        )
+        lifecycle.patch_lws(kube, deployed, {"spec": _strategy(maxUnavailable=1, maxSurge=0, partition=0)})
         deploy.wait_ready(
             kube,
-            deploy.Deployment(
-                deployed.namespace, expect.lws_name, expect.service_name, expect.size, expect.replicas
-            ),
+            deployed.deployment,
             settings.timeout_ready,
             progress,
         )
