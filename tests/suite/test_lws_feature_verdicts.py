@@ -177,6 +177,10 @@ def test_recreate_group_after_start_verdicts() -> None:
         "LWS recreated ['vllm-0', 'vllm-0-1']"
         in restart_after_start.a_group_with_a_pending_pod_is_not_recreated(recreated)[0]
     )
+    only_the_pending_pod = fault(
+        "crash-leader", before, {"vllm-0": "a", "vllm-0-1": "d"}, ("vllm-0-1",), 1, 10.0
+    )
+    assert restart_after_start.a_group_with_a_pending_pod_is_not_recreated(only_the_pending_pod) == []
     kept = fault("crash-leader", before, {"vllm-0": "a", "vllm-0-1": "d"}, (), None, 3.0)
     assert (
         "['vllm-0'] kept their UIDs"
