@@ -113,6 +113,7 @@ def parse_raw_lines(lines: Iterable[tuple[str, str]]) -> RawRun:
             RequestRecord(
                 index=len(records),
                 scheduled=float(item["scheduled"]) + shift,
+                ready=at(item.get("ready")),
                 sent=at(item["sent"]),
                 chunk_times=[t + shift for t in item["chunk_times"]],
                 finished=at(item["finished"]),

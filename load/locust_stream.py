@@ -136,6 +136,7 @@ class RawRecord:
         "index",
         "output_tokens",
         "prompt_tokens",
+        "ready",
         "scheduled",
         "sent",
         "status",
@@ -146,6 +147,7 @@ class RawRecord:
         self.worker = worker
         self.index = index
         self.scheduled = scheduled
+        self.ready = scheduled  # a Locust user sends as soon as its task starts: nothing holds it for a slot
         self.sent: float | None = None
         self.chunk_times: list[float] = []
         self.finished: float | None = None
@@ -221,6 +223,7 @@ class RawRecord:
             "worker": self.worker,
             "index": self.index,
             "scheduled": self.scheduled,
+            "ready": self.ready,
             "sent": self.sent,
             "chunk_times": self.chunk_times,
             "finished": self.finished,

@@ -136,6 +136,17 @@ class Testbed:
         result += [ComponentStatus(p.name, processes.alive(p), p.pid) for p in processes.load(self._pid_dir)]
         return result
 
+    def broken(self) -> list[str]:
+        """Each component that is not running, with the end of its log; empty while all run."""
+        found = []
+        for component in self.status():
+            if component.running:
+                continue
+            log = self.log_dir / f"{component.name}.log"  # ours; the control plane's are KWOK's
+            log = log if log.exists() else self._kwok_cluster_dir / "logs" / f"{component.name}.log"
+            found.append(f"{component.name} (pid {component.pid}) is not running; {log} ends: {_tail(log)}")
+        return found
+
     def healthy(self) -> bool:
         info = self.info()
         components = self.status()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
@@ -78,6 +79,7 @@ class RunningEngine:
     worker_uids: tuple[str, ...]
     engine: Engine
     ready_marked: bool = False
+    pointed: bool = False  # its port-forward rule (and a restarted leader's not-ready mark) written
     uid: int | None = None  # the leader pod's sandbox user id (sim_pods.py), when sandboxed
     death_reported: bool = False
 
@@ -114,6 +116,7 @@ class Bridge:
         self._state_dir = state_dir
         self._pods: dict[str, PodView] = {}  # by uid
         self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
+        self._retry: set[tuple[str, str]] = set()  # groups whose last reconcile an API error cut short
         self._pointed: dict[
             tuple[str, str], tuple[str, int]
         ] = {}  # (ns, pod) -> (uid, restarts) rules written
@@ -129,19 +132,27 @@ class Bridge:
         threading.Thread(target=self._readiness_loop, name="readiness", daemon=True).start()
         self._local_pods.start()
         while not self._stop.is_set():
-            listing = self._core.list_pod_for_all_namespaces(label_selector=LWS_NAME)
-            with self._lock:
-                self._pods = {}
-                for pod in listing.items:
-                    self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
-                self._reconcile_all()
-            (self._state_dir / "ready").touch()
             try:
+                listing = self._core.list_pod_for_all_namespaces(label_selector=LWS_NAME)
+                with self._lock:
+                    self._pods = {}
+                    for pod in listing.items:
+                        self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
+                    self._reconcile_all()
+                (self._state_dir / "ready").touch()
                 self._watch(str(listing.metadata.resource_version))  # type: ignore[union-attr]
             except ApiException as exc:
-                if exc.status != 410:
-                    raise
-                log.info("watch expired (410); relisting")
+                if exc.status == 410:
+                    log.info("watch expired (410); relisting")
+                    continue
+                log.warning("pod list or watch failed (%s %s); relisting", exc.status, exc.reason)
+                self._stop.wait(1.0)  # back-off before the next list, not a synchronisation
+            except (
+                urllib3.exceptions.HTTPError,
+                OSError,
+            ) as exc:  # a watch cut off, the API server restarting
+                log.warning("pod list or watch failed (%s); relisting", exc)
+                self._stop.wait(1.0)
 
     def _watch(self, resource_version: str) -> None:
         stream = watch.Watch()
@@ -159,7 +170,7 @@ class Bridge:
             with self._lock:
                 view = self._observe(raw, deleted=event["type"] == "DELETED")
                 if view is not None:
-                    self._reconcile(view.group_id)
+                    self._reconcile_or_retry(view.group_id)
                 self._reap_dead_engines()
 
     def stop(self) -> None:
@@ -189,18 +200,27 @@ class Bridge:
         """Mark a leader ready (annotation -> KWOK stage pod-probe-ready) once its engine answers /health,
         as the kubelet's readiness probe would. Polls every 0.2 s: the engine's start-up is simulated time."""
         while not self._stop.wait(0.2):
-            if self._real is not None:
-                self._probe_real_pods()
-                continue
-            with self._lock:
-                self._reap_dead_engines()
-                if self._sandboxes is not None:
-                    self._sandboxes.poll()
-                pending = [r for r in self._engines.values() if not r.ready_marked]
-            for running in pending:
-                if running.engine.healthy():
-                    self._set_engine_ready(running.leader_namespace, running.leader_name, True)
-                    running.ready_marked = True
+            try:
+                self._readiness_tick()
+            except Exception:  # a kubelet's prober outlives one failed API call
+                log.exception("readiness tick failed; trying again")
+
+    def _readiness_tick(self) -> None:
+        with self._lock:
+            for group_id in sorted(self._retry):
+                self._reconcile_or_retry(group_id)
+        if self._real is not None:
+            self._probe_real_pods()
+            return
+        with self._lock:
+            self._reap_dead_engines()
+            if self._sandboxes is not None:
+                self._sandboxes.poll()
+            pending = [r for r in self._engines.values() if not r.ready_marked]
+        for running in pending:
+            if running.engine.healthy():
+                self._set_engine_ready(running.leader_namespace, running.leader_name, True)
+                running.ready_marked = True
 
     def _probe_real_pods(self) -> None:
         assert self._real is not None
@@ -245,7 +265,24 @@ class Bridge:
 
     def _reconcile_all(self) -> None:
         for group_id in {p.group_id for p in self._pods.values()} | set(self._engines):
+            self._reconcile_or_retry(group_id)
+
+    def _reconcile_or_retry(self, group_id: tuple[str, str]) -> None:
+        """Reconcile a group; an error (an API error, a namespace being deleted refusing new KWOK rules with
+        403) is logged and the group tried again on the next readiness tick, as a kubelet retries: never the
+        end of the bridge, whose death would leave every later group unserved."""
+        try:
             self._reconcile(group_id)
+        except ApiException as exc:
+            if group_id not in self._retry:
+                log.warning("group %s: API error %s %s; trying again", group_id, exc.status, exc.reason)
+            self._retry.add(group_id)
+        except Exception:  # one group's trouble (a process that would not start) never ends the others'
+            if group_id not in self._retry:
+                log.exception("group %s: reconcile failed; trying again", group_id)
+            self._retry.add(group_id)
+        else:
+            self._retry.discard(group_id)
 
     def _reconcile(self, group_id: tuple[str, str]) -> None:
         group = group_of(self._group_pods(group_id))
@@ -284,9 +321,12 @@ class Bridge:
                 engine,
                 uid=uid,
             )
-            if group.leader.restart_count > 0:
+            running = self._engines[group_id]
+        if running is not None and not running.pointed and group.leader is not None:
+            if running.leader_restarts > 0:
                 self._set_engine_ready(group.leader.namespace, group.leader.name, False)
-            self._point_port_forward(group.leader, engine.port)
+            self._point_port_forward(group.leader, running.engine.port)
+            running.pointed = True
 
     @staticmethod
     def _still_valid(running: RunningEngine, group: Group) -> bool:

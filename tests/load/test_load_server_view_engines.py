@@ -1,6 +1,9 @@
 """The client's TTFT against the server's own histogram, on the engine simulator and on real vLLM (CPU build):
 an honest client lands inside the server's bucket bounds plus the network, and a client whose send time is
-taken 5 ms late (so its TTFT reads 5 ms short) is flagged. Each engine runs as its own process on loopback."""
+taken late (so its TTFT reads short) is flagged: 5 ms late on the simulator, 10 ms on real vLLM, whose
+honest request-span gap moved from -1 to +3 ms with this machine's load and whose server timer runs up to
+``TAIL_MS`` past the last byte (load/server_view.py), so its bounds resolve an error of about 5 ms and no
+finer. Each engine runs as its own process on loopback."""
 
 from __future__ import annotations
 
@@ -26,7 +29,6 @@ from testbed.processes import free_port
 from testbed.wait import NotYet, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-LATE_S = 0.005
 
 
 @contextlib.contextmanager
@@ -75,15 +77,15 @@ def sweep(port: int, model: str, requests: int) -> LevelResult:
     return run_sweep_sync(config).result.results[0]
 
 
-def send_stamped_late(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A client that takes its send time 5 ms after it sent: every TTFT it reports is 5 ms short."""
+def send_stamped_late(monkeypatch: pytest.MonkeyPatch, late_s: float) -> None:
+    """A client that takes its send time ``late_s`` after it sent: every TTFT it reports is that much short."""
     real = load.runner.send_request
 
     async def late(*args: Any) -> None:
         await real(*args)
         record = args[-1]
         if record.sent is not None:
-            record.sent += LATE_S
+            record.sent += late_s
 
     monkeypatch.setattr(load.runner, "send_request", late)
 
@@ -104,7 +106,9 @@ def agreement(level: LevelResult, where: str) -> str:
     )
 
 
-def check_engine(port: int, model: str, requests: int, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+def check_engine(
+    port: int, model: str, requests: int, monkeypatch: pytest.MonkeyPatch, where: str, late_s: float
+) -> None:
     honest = sweep(port, model, requests)
     print(agreement(honest, where))
     view = honest.metrics.server_view
@@ -115,9 +119,9 @@ def check_engine(port: int, model: str, requests: int, monkeypatch: pytest.Monke
         honest, where
     )
     assert view.problems == [], agreement(honest, where)
-    send_stamped_late(monkeypatch)
+    send_stamped_late(monkeypatch, late_s)
     late = sweep(port, model, requests)
-    print(agreement(late, f"{where}, send stamped 5 ms late"))
+    print(agreement(late, f"{where}, send stamped {late_s * 1e3:g} ms late"))
     assert late.metrics.server_view is not None
     flagged = [p for p in late.metrics.server_view.problems if p.startswith(("TTFT", "request span"))]
     assert flagged, agreement(late, where)
@@ -133,7 +137,7 @@ def test_the_simulators_ttft_histogram_reconciles_with_the_client(
         "--time-scale", "1", "--startup-seconds", "0", "--quiet", "--log-file", str(tmp_path / "sim.log"),
     ]  # fmt: skip
     with engine(argv, tmp_path / "sim.out", dict(os.environ), ready_s=60):
-        check_engine(port, "facebook/opt-125m", 40, monkeypatch, "simulator")
+        check_engine(port, "facebook/opt-125m", 40, monkeypatch, "simulator", late_s=0.005)
 
 
 @pytest.mark.e2e
@@ -162,4 +166,4 @@ def test_real_vllms_ttft_histogram_reconciles_with_the_client(
         "--served-model-name", "tiny", "--max-model-len", "512", "--dtype", "float32",
     ]  # fmt: skip
     with engine(argv, tmp_path / "vllm.log", env, ready_s=420):
-        check_engine(port, "tiny", 30, monkeypatch, "real vLLM")
+        check_engine(port, "tiny", 30, monkeypatch, "real vLLM", late_s=0.010)

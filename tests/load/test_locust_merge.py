@@ -29,6 +29,14 @@ def request(worker: str, index: int, sent: float, chunks: list[float], tokens: i
     })  # fmt: skip
 
 
+def done(index: int, sent: float, chunks: list[float]) -> RequestRecord:
+    """The record the client itself would have kept for ``request(...)`` without an error."""
+    return RequestRecord(
+        index=index, scheduled=sent, ready=sent, sent=sent, chunk_times=chunks, finished=chunks[-1] + 0.001,
+        prompt_tokens=10, output_tokens=len(chunks), status=200,
+    )  # fmt: skip
+
+
 def lines(*texts: str) -> list[tuple[str, str]]:
     return [(f"t:{n}", text) for n, text in enumerate(texts, 1)]
 
@@ -51,10 +59,10 @@ def test_processes_on_one_host_keep_their_exact_monotonic_times(tmp_path: Path) 
     first = run.records[0]
     assert first.sent == pytest.approx(1.0) and first.chunk_times[0] == pytest.approx(1.2)  # since the anchor
     direct = [
-        RequestRecord(0, 101.0, 101.0, [101.2, 101.3, 101.4], 101.401, 10, 3, 200),
-        RequestRecord(1, 101.1, 101.1, [101.4, 101.6], 101.601, 10, 2, 200),
-        RequestRecord(2, 101.2, 101.2, [], 101.7, None, None, None, "connect_error"),
-        RequestRecord(3, 101.5, 101.5, [101.9, 102.0], 102.001, 10, 2, 200),
+        done(0, 101.0, [101.2, 101.3, 101.4]),
+        done(1, 101.1, [101.4, 101.6]),
+        RequestRecord(index=2, scheduled=101.2, sent=101.2, finished=101.7, error="connect_error"),
+        done(3, 101.5, [101.9, 102.0]),
     ]
     merged, expected = level_metrics(run.records), level_metrics(direct)
     assert merged.requests == expected.requests

@@ -55,11 +55,16 @@ def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything
                 raise NotYet("still healthy")
 
         wait_for(unhealthy, what="the testbed to notice its API server is gone", timeout=30)
+        broken = (
+            tb.broken()
+        )  # what the suite stops on (fixtures/testbed_plugin.py), naming the part and its log
+        assert [b.split(" ")[0] for b in broken] == ["kube-apiserver"], broken
+        assert "kube-apiserver.log ends: " in broken[0], broken
         restarted = tb.up()
         assert any("stale or half-started; cleaning it" in m for m in messages), messages
         assert _nodes(restarted) == ["node/gpu-node-0", "node/gpu-node-1"]
         pids = [c.pid for c in tb.status() if c.pid is not None]
-        assert pids and all(c.running for c in tb.status())
+        assert pids and all(c.running for c in tb.status()) and tb.broken() == []
     finally:
         assert tb.down()
     assert not tb.state_dir.exists()
