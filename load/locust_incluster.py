@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from load.locust_kubectl import ClusterError, Kubectl, NotYet, PortForward, poll
+from load.locust_kubectl import ClusterError, Kubectl
 from load.locust_manifests import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
 from load.locust_merge import RawRun, parse_raw_lines
 from load.locust_options import LocustRunConfig
+from plumbing.port_forward import PortForward, PortForwardError
+from plumbing.wait import NotYet, wait_for
 
 SHIPPED_FILES = ("locustfile.py", "locust_stream.py")
 STARTUP_ALLOWANCE_S = 300.0  # scheduling, image pull, workers connecting
@@ -87,15 +89,16 @@ def run_in_cluster(
         f"target {cluster.in_cluster_url}"
     )
     try:
-        poll(
+        wait_for(
             lambda: _master_running(kubectl, namespace, name),
             what=f"pod {name}-master to run",
             timeout=STARTUP_ALLOWANCE_S,
+            interval=0.5,
         )
-        forward = PortForward(kubectl, namespace, f"svc/{name}-master", WEB_PORT, timeout=60)
+        forward = PortForward(kubectl.argv(), namespace, f"svc/{name}-master", WEB_PORT, ready_timeout=60)
         try:
             seen: list[str] = []
-            poll(
+            wait_for(
                 lambda: _status(forward, kubectl, namespace, name),
                 what=f"the web UI of {name}-master to answer",
                 timeout=UI_TIMEOUT_S,
@@ -104,7 +107,7 @@ def run_in_cluster(
             if config.web:
                 say(f"Locust web UI: {forward.url()} (through kubectl port-forward, while the run lasts)")
             budget = STARTUP_ALLOWANCE_S + config.run_time_s + config.stop_timeout_s + COLLECT_TIMEOUT_S
-            status = poll(
+            status = wait_for(
                 lambda: _finished(forward, kubectl, namespace, name, seen, say),
                 what=f"the Locust run {name} to finish",
                 timeout=budget,
@@ -148,7 +151,7 @@ def _master_running(kubectl: Kubectl, namespace: str, name: str) -> None:
 def _status(forward: PortForward, kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     try:
         return dict(json.loads(_get(forward.url() + "/lws-suite/status", timeout=10)))
-    except (OSError, ValueError, ClusterError) as exc:
+    except (OSError, ValueError, PortForwardError) as exc:
         _master_running(kubectl, namespace, name)  # raises if the master is gone
         raise NotYet(f"the master's /lws-suite/status does not answer ({exc})") from None
 

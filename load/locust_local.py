@@ -10,7 +10,6 @@ Master and workers talk over 127.0.0.1 only; the web UI, if asked for, listens o
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from load.locust_options import LocustRunConfig
+from plumbing.ports import free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 STARTUP_ALLOWANCE_S = 120.0  # Locust's start-up and the workers' connecting, beyond the run itself
@@ -34,12 +34,6 @@ class LocalRun:
     interrupted: bool = False
     logs: list[Path] = field(default_factory=list)
     timed_out: bool = False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def master_argv(
@@ -92,8 +86,8 @@ def run_local(
 ) -> LocalRun:
     """Run Locust here until it is done; raw records end up in ``raw_dir``."""
     raw_dir.mkdir(parents=True, exist_ok=True)
-    master_port = _free_port() if config.workers else None
-    web_port = _free_port() if config.web else None
+    master_port = free_port() if config.workers else None
+    web_port = free_port() if config.web else None
     # The caller's directory: relative paths in --locust-arg (--html, --csv) land where the user expects.
     master = subprocess.Popen(
         master_argv(config, host, model, raw_dir, master_port=master_port, web_port=web_port),

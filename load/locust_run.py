@@ -24,14 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from load.config import ConfigError
-from load.locust_kubectl import ClusterError, Kubectl, find_kubectl, port_forward
+from load.locust_kubectl import ClusterError, Kubectl
 from load.locust_local import LocalRun, run_local
 from load.locust_merge import RawRecordsError, RawRun, locust_result, read_raw_files, slo_breaches
 from load.locust_options import PROG, LocustRunConfig, build_parser, config_from_args
+from plumbing.kubectl import KubectlNotFound, find_kubectl
+from plumbing.port_forward import PortForwardError, port_forward
+from plumbing.wait import WaitTimeout
 from reports.schema import LoadSpec, Result, RunMetadata
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PROBE_TIMEOUT_S = 10.0
+FORWARD_TIMEOUT_S = 30.0  # kubectl port-forward saying it forwards, tried again until then
 
 
 class Unreachable(RuntimeError):
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(config)
     except ConfigError as exc:
         return _fail(EXIT_USAGE, str(exc))
-    except (Unreachable, ClusterError) as exc:
+    except (Unreachable, ClusterError, PortForwardError, WaitTimeout) as exc:
         return _fail(EXIT_UNREACHABLE, str(exc))
     except RawRecordsError as exc:
         return _fail(EXIT_FAILED, f"the raw records cannot be read: {exc}")
@@ -101,18 +105,26 @@ def _execute(config: LocustRunConfig, raw_dir: Path) -> tuple[str, str | None, R
         return model, version, _local_records(raw_dir), local, config.endpoint
     cluster = config.cluster
     assert cluster is not None
-    kubectl = Kubectl(find_kubectl(cluster.kubectl), cluster.kubeconfig, cluster.context)
+    try:
+        binary = find_kubectl(cluster.kubectl)
+    except KubectlNotFound as exc:
+        raise ClusterError(f"{exc} or give --kubectl PATH") from None
+    kubectl = Kubectl(str(binary), cluster.kubeconfig, cluster.context)
     if kubectl.get("service", cluster.service, cluster.namespace) is None:
         raise ClusterError(f"no Service {cluster.service} in namespace {cluster.namespace} (give --service)")
     target = f"svc/{cluster.service}"
     if config.in_cluster:
         from load.locust_incluster import run_in_cluster  # only this mode needs the manifests
 
-        with port_forward(kubectl, cluster.namespace, target, cluster.service_port) as url:
+        with port_forward(
+            kubectl.argv(), cluster.namespace, target, cluster.service_port, timeout=FORWARD_TIMEOUT_S
+        ) as url:
             model, version = probe(url, config.model)
         run = run_in_cluster(config, kubectl, model, raw_dir, _say)
         return model, version, run.raw, None, cluster.in_cluster_url
-    with port_forward(kubectl, cluster.namespace, target, cluster.service_port) as url:
+    with port_forward(
+        kubectl.argv(), cluster.namespace, target, cluster.service_port, timeout=FORWARD_TIMEOUT_S
+    ) as url:
         _say(f"kubectl port-forward {target} -n {cluster.namespace}: {url}")
         model, version = probe(url, config.model)
         local = run_local(config, url, model, raw_dir, _say)

@@ -14,13 +14,13 @@ import argparse
 import sys
 from typing import NoReturn
 
+from plumbing.kubectl import KubectlNotFound
+from plumbing.wait import WaitTimeout
 from testbed import ownership
 from testbed.bridge.podnet import PodNetworkError
 from testbed.build import BuildError, ensure_built, stderr_progress
 from testbed.cluster import Testbed, TestbedError, all_testbeds
-from testbed.kubectl import KubectlNotFound
 from testbed.vllm_cpu.install import EngineInstallError
-from testbed.wait import WaitTimeout
 
 
 class _Parser(argparse.ArgumentParser):

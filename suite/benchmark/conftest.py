@@ -15,9 +15,9 @@ from fixtures import deploy, lifecycle, namespace, run_metadata, variants
 from fixtures.deployment_plugin import SETTINGS
 from fixtures.kube import ClusterUnreachable
 from fixtures.plan import make_plan
-from fixtures.port_forward import PortForwardError
 from fixtures.run_state import RunState
 from fixtures.settings import Settings, UsageError
+from plumbing.port_forward import PortForwardError
 
 # On the testbed, the simulated GPUs run 5x faster than modelled: slow enough that the simulator's own
 # overhead stays small next to the modelled step times, fast enough for a sweep of three topologies in minutes.

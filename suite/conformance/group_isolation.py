@@ -11,12 +11,12 @@ from typing import Any
 
 from fixtures import deploy
 from fixtures.kube import Kube
-from fixtures.pod_forward import pod_forward
 from fixtures.recovery import group_pod_names
 from fixtures.settings import Settings
 from fixtures.snapshot import Expectation
+from plumbing.port_forward import port_forward
+from plumbing.wait import NotYet, wait_for
 from suite.conformance.steady_load import LoadTally, SteadyLoad
-from testbed.wait import NotYet, wait_for
 
 PodState = dict[str, tuple[str, int]]  # pod name -> (uid, container restarts)
 
@@ -67,7 +67,9 @@ def run(
     watched_before = group_state(kube, expect, watched)
     faulted_before = group_state(kube, expect, faulted)
     leader = f"{expect.lws_name}-{watched}"
-    with pod_forward(kube, expect.namespace, leader, expect.port, settings.timeouts.port_forward) as url:
+    # the leader pod, not the Service: this forward dies with that leader, which is what the check wants to see
+    kubectl, timeout = kube.target.kubectl_argv(), settings.timeouts.port_forward
+    with port_forward(kubectl, expect.namespace, f"pod/{leader}", expect.port, timeout=timeout) as url:
         load = SteadyLoad(url, expect.model or "", rate_per_s=5.0).start()
         started = time.monotonic()
         progress(f"{fault} in group {faulted}; steady load on {leader}")

@@ -15,10 +15,10 @@ from fixtures import faults, lifecycle
 from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.settings import Settings
+from plumbing.wait import NotYet, wait_for
 from suite.conformance.checks.restart_after_start import GroupFault
 from suite.conformance.group_isolation import group_state
 from suite.conformance.timeline import REVISION
-from testbed.wait import NotYet, wait_for
 
 OBSERVE_S = 10.0
 NEVER = {"lws-vllm-suite.io/no-such-node": "true"}

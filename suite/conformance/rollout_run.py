@@ -12,10 +12,10 @@ from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.settings import Settings
 from fixtures.variants import template
+from plumbing.wait import NotYet, wait_for
 from suite.conformance.checks.rollout import RolloutRun, Strategy
 from suite.conformance.steady_load import SteadyLoad
 from suite.conformance.timeline import Timeline, sample
-from testbed.wait import NotYet, wait_for
 
 ROLLOUT_ENV = "VLLM_LOGGING_LEVEL"  # a real vLLM setting; changing it changes the template, hence a rollout
 

@@ -11,8 +11,8 @@ import pytest
 from fixtures.deployment_plugin import Deployed
 from fixtures.kube import Kube
 from fixtures.settings import Settings
+from plumbing.wait import NotYet, WaitTimeout, wait_for
 from suite.conformance.checks import headless_service, lws_status
-from testbed.wait import NotYet, WaitTimeout, wait_for
 
 pytestmark = pytest.mark.readonly
 

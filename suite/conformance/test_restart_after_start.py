@@ -18,9 +18,9 @@ from fixtures.lifecycle import Deployed
 from fixtures.recovery import group_uids
 from fixtures.settings import Settings
 from fixtures.variant_plugin import DeployVariant
+from plumbing.wait import NotYet, wait_for
 from suite.conformance import pending_group
 from suite.conformance.checks import restart_after_start as checks
-from testbed.wait import NotYet, wait_for
 
 pytestmark = pytest.mark.disruptive
 

@@ -19,10 +19,10 @@ from fixtures.kube import Kube
 from fixtures.recovery import Recovery, all_group_uids, group_uids, observe
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
+from plumbing.wait import NotYet, wait_for
 from reports.schema import RecoveryMeasurement
 from suite.conformance.checks import recovery as verdicts
 from suite.conformance.steady_load import SteadyLoad
-from testbed.wait import NotYet, wait_for
 
 pytestmark = pytest.mark.disruptive
 

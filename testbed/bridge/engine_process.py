@@ -14,11 +14,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from plumbing.ports import free_port
 from testbed.bridge.podnet import sandbox_prefix
 from testbed.bridge.pods import TIME_SCALE, Group
 from testbed.bridge.run import LogFiles
 from testbed.engine.launch import LaunchSpec, parse_launch
-from testbed.processes import free_port
 
 # node addresses for the engine's log prefixes when a pod has none yet
 LEADER_IP_FALLBACK = "10.0.0.1"

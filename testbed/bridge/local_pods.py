@@ -53,9 +53,10 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from manifests.launch_command import expand_kubelet_vars
+from plumbing.ports import free_port
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
 from testbed.engine.logsink import cri_timestamp
-from testbed.processes import free_port, signal_and_wait
+from testbed.processes import signal_and_wait
 
 RUN_LOCALLY = "testbed.lws-vllm-suite.io/run-locally"
 PORT_ENV = "testbed.lws-vllm-suite.io/port-env"

@@ -37,13 +37,14 @@ from typing import Protocol
 from kubernetes import client
 
 from manifests.launch_command import expand_kubelet_vars
+from plumbing.ports import free_port
 from testbed.bridge.container_status import report_death
 from testbed.bridge.engine_process import answers_health
 from testbed.bridge.kwok_rules import KwokRules, exec_object, port_forward_object
 from testbed.bridge.local_pods import start_logged
 from testbed.bridge.podnet import Addresses, PodNetwork, kill_all_of, pod_home, sandbox_prefix
 from testbed.bridge.pods import PodView
-from testbed.processes import free_port, signal_and_wait
+from testbed.processes import signal_and_wait
 from testbed.vllm_cpu.install import CpuEngine
 
 log = logging.getLogger("bridge.real-pods")

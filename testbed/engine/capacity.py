@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from testbed.wait import NotYet, wait_for
+from plumbing.wait import NotYet, still_running, wait_for
 
 MODEL = "facebook/opt-125m"
 
@@ -108,10 +108,7 @@ def _wait_ready(status: Path, proc: subprocess.Popen[bytes], timeout: float) -> 
             st = {}
         if st.get("state") == "ready":
             return int(st["port"])
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the engine exited with code {proc.returncode} before it was ready; status: {st}"
-            )
+        still_running(proc, "the engine", lambda: f"before it was ready; status: {st}")
         raise NotYet(f"status {st or 'not written yet'}")
 
     return wait_for(ready, what="the engine to be ready", timeout=timeout, interval=0.05)

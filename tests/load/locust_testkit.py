@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from testbed.wait import NotYet, wait_for
+from plumbing.wait import NotYet, still_running, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct"  # one H100 at TP 1: the simulator's default GPU
@@ -44,10 +44,7 @@ def engine(tmp: Path, *extra: str, time_scale: float = 1.0) -> Iterator[str]:
             seen = {}
         if seen.get("state") == "ready":
             return int(seen["port"])
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"the engine exited {proc.returncode}: {seen}; {proc.stderr.read() if proc.stderr else ''}"
-            )
+        still_running(proc, "the engine", lambda: f"{seen}; {stderr_text(proc)}")
         raise NotYet(f"engine status {seen or 'not written yet'}")
 
     try:
@@ -60,6 +57,10 @@ def engine(tmp: Path, *extra: str, time_scale: float = 1.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def stderr_text(proc: subprocess.Popen[bytes]) -> str:
+    return proc.stderr.read().decode(errors="replace") if proc.stderr else ""
 
 
 def run_module(module: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,9 @@ import load.runner
 from load.config import Level, RandomWorkload, SweepConfig
 from load.runner import run_sweep_sync
 from load.server_view import SLACK_MS
+from plumbing.ports import free_port
+from plumbing.wait import http_ok, still_running, wait_for
 from reports.schema import LevelResult
-from testbed.processes import free_port
-from testbed.wait import NotYet, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,17 +39,8 @@ def engine(argv: list[str], log: Path, env: dict[str, str], ready_s: float) -> I
         )
 
     def ready() -> None:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"{argv[0]} exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError) as exc:
-            raise NotYet(str(exc)) from None
-        raise NotYet("not 200")
+        still_running(proc, argv[0], lambda: log.read_text(errors="replace")[-2000:])
+        http_ok(f"http://127.0.0.1:{port}/health")
 
     try:
         wait_for(ready, what=f"{argv[0]} on port {port}", timeout=ready_s, interval=0.5)

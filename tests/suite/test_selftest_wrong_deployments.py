@@ -20,17 +20,17 @@ import pytest
 from fixtures import deploy, namespace
 from fixtures.kube import ClusterTarget, Kube, KubectlError, connect
 from fixtures.plan import make_plan
-from fixtures.port_forward import ServicePortForward
 from fixtures.redact import redact_text
+from fixtures.service_forward import ServicePortForward
 from fixtures.settings import Settings
 from fixtures.snapshot import Expectation, Snapshot, take
 from fixtures.timeouts import Timeouts
 from manifests.load import load_variant
 from manifests.render import render
+from plumbing.wait import NotYet, wait_for
 from suite.conformance.checks import pod_roles, service_routing
 from suite.conformance.checks.log_evidence import Evidence, gather
 from testbed.cluster import TestbedInfo
-from testbed.wait import NotYet, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
 

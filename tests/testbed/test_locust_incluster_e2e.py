@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from manifests import Overrides, render
+from plumbing.wait import NotYet, wait_for
 from reports.schema import read_result
 from testbed.cluster import TestbedInfo
-from testbed.wait import NotYet, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
 

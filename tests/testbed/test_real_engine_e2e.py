@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from manifests.render import Overrides, render
+from plumbing.ports import free_port
+from plumbing.wait import NotYet, wait_for
 from testbed.bridge import podnet
 from testbed.cluster import Testbed, TestbedInfo
-from testbed.processes import free_port
 from testbed.vllm_cpu.install import installed
-from testbed.wait import NotYet, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("real-engine")]
 READY_S = 600

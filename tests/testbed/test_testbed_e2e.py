@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from plumbing.ports import free_port
+from plumbing.wait import NotYet, wait_for
 from suite.conformance.checks.log_evidence import gather
 from testbed.cluster import TestbedInfo
-from testbed.processes import free_port
-from testbed.wait import NotYet, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
 

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
+from plumbing.wait import NotYet, wait_for
 from testbed import processes
 from testbed.cluster import Testbed, TestbedInfo
-from testbed.wait import NotYet, wait_for
 
 pytestmark = pytest.mark.e2e
 

