@@ -279,6 +279,8 @@ def worker_line(worker: str, role: str, index: int | None) -> str:
     )
 
 
+# clip and describe: copies of load/request.py _clip and _describe (a failure's detail reads the same from
+# both generators), for the same reason as above: a stock Locust image, standard library only.
 def clip(data: bytes) -> str:
     text = data[:DETAIL_LIMIT].decode("utf-8", "replace")
     return text + ("..." if len(data) > DETAIL_LIMIT else "")

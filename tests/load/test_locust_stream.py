@@ -12,7 +12,7 @@ import pytest
 
 from load import locust_stream as ls
 from load.records import RequestRecord
-from load.request import Target, request_body
+from load.request import Target, _clip, _describe, request_body
 from load.sse import SseDecoder
 from load.sse_events import chat_carries_token, completion_carries_token, take_events
 from load.workload import WORDS, RequestSpec
@@ -181,6 +181,18 @@ def test_the_locust_line_reader_frames_a_stream_as_the_generators_decoder() -> N
     by_reads = [d for d, _ in lines.feed(stream)]
     assert by_lines == by_reads == [b'{"a":\n1}', b'{"b":2}', b"[DONE]"]
     assert decoder.finish() == lines.finish() == b"tail"
+
+
+@pytest.mark.parametrize("data", [b"", b"short", "\u00e9".encode() * 200, b"x" * 300, b"\xff" * 301])
+def test_a_failures_detail_is_clipped_as_the_generator_clips_it(data: bytes) -> None:
+    assert ls.clip(data) == _clip(data)
+    assert len(ls.clip(data)) <= 303
+
+
+@pytest.mark.parametrize("exc", [TimeoutError(), ConnectionResetError(104, "reset"), OSError("no route")])
+def test_a_failures_exception_is_described_as_the_generator_describes_it(exc: BaseException) -> None:
+    assert ls.describe(exc) == _describe(exc)
+    assert ls.describe(exc).startswith(type(exc).__name__)
 
 
 def test_a_stream_must_end_with_done_tokens_and_usage() -> None:
