@@ -5,12 +5,13 @@ files, and a stock ``locustio/locust`` image has neither numpy nor this suite). 
 as the top-level module ``locust_stream`` (Locust puts the locustfile's directory on ``sys.path``); the
 suite's own code imports it as ``load.locust_stream``.
 
-The measurement follows load/request.py exactly (the self-tests compare the two on the same chunks):
-``sent`` is taken just before the request is handed to the HTTP client, a chunk's time is when the read
-that completed its event returned, output tokens are the server's ``usage.completion_tokens``, and every
-way a request can go wrong ends as a reason on the record (the reasons are load/README's:
-``http_<status>``, ``timeout``, ``connect_error``, ``connection_reset``, ``client_error``,
-``malformed_sse``, ``server_error_event``, ``no_done``, ``no_tokens``, ``no_usage``, ``interrupted``).
+The measurement follows load/request.py and load/sse_events.py exactly (the self-tests compare the two
+on the same chunks): ``sent`` is taken just before the request is handed to the HTTP client, a chunk's
+time is when the read that completed its event returned, output tokens are the server's
+``usage.completion_tokens``, and every way a request can go wrong ends as a reason on the record (the
+reasons are load/README's: ``http_<status>``, ``timeout``, ``connect_error``, ``connection_reset``,
+``client_error``, ``malformed_sse``, ``server_error_event``, ``no_done``, ``no_tokens``, ``no_usage``,
+``interrupted``).
 
 Raw records are JSON lines (format ``RECORD_FORMAT``), two kinds:
 - ``{"type": "worker", "worker": ID, "perf": P, "wall": W, ...}``: one per process that ran users; P and W
@@ -70,6 +71,10 @@ def request_body(model: str, api: str, text: str, output_len: int, ignore_eos: b
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+# A copy of load/sse_events.py (completion_carries_token, chat_carries_token and, in RawRecord.take_event,
+# take_events): this file ships next to the locustfile into a stock locustio/locust image, so it may use the
+# standard library only and cannot import load/. tests/load/test_locust_stream.py feeds both the same events
+# and asserts they agree; change both together.
 def completion_carries_token(choices: list[Any]) -> bool:
     """A completions choice with text, or still open (vLLM streams a token with no text yet as "")."""
     return any(choice.get("text") or choice.get("finish_reason") is None for choice in choices)
@@ -99,7 +104,11 @@ def carries_token_for(api: str) -> Callable[[list[Any]], bool]:
 class SseLines:
     """``text/event-stream`` fed one line at a time (as geventhttpclient's ``readline`` returns them):
     ``feed`` returns the event's data when a blank line completes it. LF and CRLF line endings; comment
-    lines and fields other than ``data`` are skipped; several ``data`` lines are joined with LF."""
+    lines and fields other than ``data`` are skipped; several ``data`` lines are joined with LF.
+
+    The framing rules of load/sse.py ``SseDecoder`` (which is fed whole socket reads), written again
+    for a line reader in the standard library only (this file runs in a stock Locust image); a self-test
+    feeds both the same stream."""
 
     __slots__ = ("_data",)
 
@@ -168,7 +177,10 @@ class RawRecord:
             self.finished = at
 
     def take_event(self, payload: bytes, carries_token: Callable[[list[Any]], bool], at: float) -> str | None:
-        """Apply one event's data (not ``[DONE]``); return a failure reason or None (as load/request.py)."""
+        """Apply one event's data (not ``[DONE]``); return a failure reason or None.
+
+        A standard-library copy of load/sse_events.py ``take_events`` for one event (this file runs in a
+        stock Locust image: see the comment above completion_carries_token); keep the two in step."""
         try:
             event = json.loads(payload)
         except ValueError:
@@ -178,8 +190,13 @@ class RawRecord:
         if "error" in event or event.get("object") == "error":
             return "server_error_event"
         choices = event.get("choices")
-        if choices and carries_token(choices):
-            self.chunk_times.append(at)
+        if choices:
+            try:
+                carries = carries_token(choices)
+            except (AttributeError, TypeError):  # choices that are not a list of objects
+                return "malformed_sse"
+            if carries:
+                self.chunk_times.append(at)
         usage = event.get("usage")
         if usage:
             try:
@@ -262,6 +279,8 @@ def worker_line(worker: str, role: str, index: int | None) -> str:
     )
 
 
+# clip and describe: copies of load/request.py _clip and _describe (a failure's detail reads the same from
+# both generators), for the same reason as above: a stock Locust image, standard library only.
 def clip(data: bytes) -> str:
     text = data[:DETAIL_LIMIT].decode("utf-8", "replace")
     return text + ("..." if len(data) > DETAIL_LIMIT else "")

@@ -7,18 +7,14 @@ request's bytes are written to the socket (aiohttp's request-chunk-sent trace; t
 server's ``usage`` (``stream_options.include_usage``), never from counting chunks. Every way a request
 can go wrong ends as a reason on the record; nothing but a bug raises.
 
-Token-carrying chunk: completions, a choice whose ``text`` is non-empty or whose ``finish_reason`` is
-still null (vLLM streams a token that decodes to no text yet as an empty-text chunk); a closing choice
-with empty text and a finish reason carries none. Chat, a delta with non-empty ``content``,
-``reasoning_content``, ``reasoning`` or ``tool_calls``, or an empty ``content`` delta mid-stream that is
-not the role prelude; the role-only prelude carries none.
+What each event's data means (token-carrying chunks, usage, error events) is load/sse_events.py's
+``take_events``, the generator's one interpretation of an event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import json.scanner
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -30,15 +26,14 @@ from load import readclock
 from load.config import Api, SweepConfig
 from load.records import RequestRecord
 from load.sse import SseDecoder
+from load.sse_events import take_events
 from load.workload import RequestSpec
 
-_fast_loads: Callable[[bytes], Any] | None
 _fast_dumps: Callable[[Any], bytes] | None
-try:  # an optional accelerator (3-5x faster per frame); results are identical without it
+try:  # an optional accelerator; results are identical without it
     from orjson import dumps as _fast_dumps
-    from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
-    _fast_loads = _fast_dumps = None
+    _fast_dumps = None
 
 API_PATHS: dict[str, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 _DETAIL_LIMIT = 300
@@ -169,7 +164,7 @@ async def send_request(
                         del datas[datas.index(b"[DONE]") :]
                         done = True
                     times = clock.arrivals(offsets, len(datas)) if clock is not None else [seen] * len(datas)
-                    failure = _take_events(datas, times, chat, record)
+                    failure = take_events(datas, times, chat, record)
                     if failure is not None:
                         record.fail(failure[0], _clip(failure[1]), failure[2])
                         return
@@ -180,7 +175,7 @@ async def send_request(
             tail = decoder.finish()
             if tail == b"[DONE]":
                 done = True
-            elif tail is not None and not done and (failure := _take_events([tail], [end], chat, record)):
+            elif tail is not None and not done and (failure := take_events([tail], [end], chat, record)):
                 record.fail(failure[0], _clip(tail), end)
                 return
             if not done:
@@ -205,84 +200,6 @@ async def send_request(
         record.fail("client_error", _describe(exc), perf_counter())
     finally:
         watchdog.close()
-
-
-def _take_events(
-    datas: list[bytes], times: list[float], chat: bool, record: RequestRecord
-) -> tuple[str, bytes, float] | None:
-    """Apply events' data, each read at its time, to the record; return the first failure (reason,
-    data, time) or None. One tight loop per batch: this runs for every event of every stream."""
-    loads = _fast_loads or decode_json
-    chunk_times = record.chunk_times
-    for data, at in zip(datas, times, strict=True):
-        try:
-            event = loads(data)
-        except ValueError:
-            return "malformed_sse", data, at
-        if type(event) is not dict:
-            return "malformed_sse", data, at
-        if "error" in event or event.get("object") == "error":
-            return "server_error_event", data, at
-        choices = event.get("choices")
-        if choices:
-            try:
-                if chat:
-                    carries = _chat_carries_token(choices)
-                elif len(choices) == 1:  # the common case, inline
-                    choice = choices[0]
-                    carries = bool(choice.get("text")) or choice.get("finish_reason") is None
-                else:
-                    carries = _completion_carries_token(choices)
-            except (AttributeError, TypeError):  # a choice that is not an object
-                return "malformed_sse", data, at
-            if carries:
-                chunk_times.append(at)
-        usage = event.get("usage")
-        if usage:
-            try:
-                record.prompt_tokens = int(usage["prompt_tokens"])
-                record.output_tokens = int(usage["completion_tokens"])
-            except (KeyError, TypeError, ValueError):
-                return "malformed_sse", data, at
-    return None
-
-
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: the C scanner
-
-
-def decode_json(data: bytes) -> Any:
-    """One JSON document from bytes; ValueError if it is not exactly that.
-
-    The C scanner called directly is about twice as fast as ``json.loads`` on small frames."""
-    if _fast_loads is not None:
-        return _fast_loads(data)
-    text = data.decode().strip()  # UnicodeDecodeError is a ValueError
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    if end != len(text):
-        raise ValueError("data after the JSON document")
-    return value
-
-
-def _completion_carries_token(choices: list[Any]) -> bool:
-    return any(choice.get("text") or choice.get("finish_reason") is None for choice in choices)
-
-
-def _chat_carries_token(choices: list[Any]) -> bool:
-    for choice in choices:
-        delta = choice.get("delta") or {}
-        if (
-            delta.get("content")
-            or delta.get("reasoning_content")
-            or delta.get("reasoning")
-            or delta.get("tool_calls")
-        ):
-            return True
-        if "content" in delta and "role" not in delta and choice.get("finish_reason") is None:
-            return True
-    return False
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:

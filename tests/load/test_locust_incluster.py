@@ -1,5 +1,5 @@
 """In-cluster Locust without a cluster: the manifests (load/locust_manifests.py) and how the testbed's bridge reads
-them to run the pods as local processes (testbed/bridge/local_pods.py). The end-to-end run on the testbed
+them to run the pods as local processes (testbed/bridge/local_pod_spec.py). The end-to-end run on the testbed
 is tests/testbed/test_locust_incluster_e2e.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from load.locust_manifests import PORT_ENV, RUN_LOCALLY, LocustSpec, render
-from testbed.bridge.local_pods import (
+from testbed.bridge.local_pod_spec import (
     CannotRunLocally,
     local_pod,
     parse_port_env,

@@ -12,7 +12,9 @@ import pytest
 
 from load import locust_stream as ls
 from load.records import RequestRecord
-from load.request import Target, _chat_carries_token, _completion_carries_token, _take_events, request_body
+from load.request import Target, _clip, _describe, request_body
+from load.sse import SseDecoder
+from load.sse_events import chat_carries_token, completion_carries_token, take_events
 from load.workload import WORDS, RequestSpec
 
 COMPLETION_CHOICES = [
@@ -41,12 +43,12 @@ def test_prompts_use_the_async_generators_words() -> None:
 
 @pytest.mark.parametrize("choices", COMPLETION_CHOICES)
 def test_completion_chunks_carry_tokens_as_in_the_async_generator(choices: list) -> None:
-    assert ls.completion_carries_token(choices) == _completion_carries_token(choices)
+    assert ls.completion_carries_token(choices) == completion_carries_token(choices)
 
 
 @pytest.mark.parametrize("choices", CHAT_CHOICES)
 def test_chat_chunks_carry_tokens_as_in_the_async_generator(choices: list) -> None:
-    assert ls.chat_carries_token(choices) == _chat_carries_token(choices)
+    assert ls.chat_carries_token(choices) == chat_carries_token(choices)
 
 
 @pytest.mark.parametrize("api", ["completions", "chat"])
@@ -66,7 +68,7 @@ STREAM = [
 
 
 def _take_event(payload: bytes, record: RequestRecord, at: float) -> str | None:
-    failure = _take_events([payload], [at], False, record)
+    failure = take_events([payload], [at], False, record)
     return None if failure is None else failure[0]
 
 
@@ -81,6 +83,116 @@ def test_events_fill_a_record_as_the_async_generator_fills_its_own() -> None:
                         (b'{"choices":[],"usage":{"prompt_tokens":1}}', "malformed_sse")):  # fmt: skip
         assert ls.RawRecord("w", 1, 0.0).take_event(bad, ls.completion_carries_token, 0.0) == reason
         assert _take_event(bad, RequestRecord(index=1, scheduled=0.0), 0.0) == reason
+
+
+# One event of each shape a server sends or might send, the API it is read under, and what it must do:
+# (failure reason, whether it carries a token, (prompt_tokens, output_tokens)). vLLM's shapes:
+# vllm/entrypoints/openai/protocol.py (CompletionStreamResponse, ChatCompletionStreamResponse, ErrorResponse).
+NO_USAGE = (None, None)
+EVENTS = [
+    ("completion chunk", b'{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":'
+     b'[{"index":0,"text":"Hi","logprobs":null,"finish_reason":null,"stop_reason":null}]}',
+     "completions", (None, True, NO_USAGE)),
+    ("completion token with no text yet", b'{"choices":[{"index":0,"text":"","finish_reason":null}]}',
+     "completions", (None, True, NO_USAGE)),
+    ("completion closing choice", b'{"choices":[{"index":0,"text":"","finish_reason":"length"}]}',
+     "completions", (None, False, NO_USAGE)),
+    ("two completion choices", b'{"choices":[{"text":"","finish_reason":"stop"},{"text":"x","finish_reason":null}]}',
+     "completions", (None, True, NO_USAGE)),
+    ("usage chunk", b'{"id":"cmpl-1","object":"text_completion","choices":[],'
+     b'"usage":{"prompt_tokens":5,"total_tokens":12,"completion_tokens":7}}', "completions", (None, False, (5, 7))),
+    ("token and usage in one chunk", b'{"choices":[{"text":"a","finish_reason":"length"}],'
+     b'"usage":{"prompt_tokens":2,"completion_tokens":1}}', "completions", (None, True, (2, 1))),
+    ("null usage", b'{"choices":[{"text":"a","finish_reason":null}],"usage":null}', "completions", (None, True, NO_USAGE)),
+    ("chat role prelude", b'{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":'
+     b'[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}',
+     "chat", (None, False, NO_USAGE)),
+    ("chat content", b'{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}',
+     "chat", (None, True, NO_USAGE)),
+    ("chat empty content mid-stream", b'{"choices":[{"index":0,"delta":{"content":""},"finish_reason":null}]}',
+     "chat", (None, True, NO_USAGE)),
+    ("chat reasoning", b'{"choices":[{"index":0,"delta":{"reasoning_content":"hm"},"finish_reason":null}]}',
+     "chat", (None, True, NO_USAGE)),
+    ("chat reasoning (newer field)", b'{"choices":[{"index":0,"delta":{"reasoning":"hm"},"finish_reason":null}]}',
+     "chat", (None, True, NO_USAGE)),
+    ("chat tool call", b'{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"t"}]},"finish_reason":null}]}',
+     "chat", (None, True, NO_USAGE)),
+    ("chat close", b'{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', "chat", (None, False, NO_USAGE)),
+    ("chat completion chunk read as completions", b'{"choices":[{"index":0,"delta":{"content":"Hi"},'
+     b'"finish_reason":"stop"}]}', "completions", (None, False, NO_USAGE)),
+    ("completion chunk read as chat", b'{"choices":[{"index":0,"text":"Hi","finish_reason":null}]}',
+     "chat", (None, False, NO_USAGE)),
+    ("chat usage", b'{"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}',
+     "chat", (None, False, (3, 4))),
+    ("error event", b'{"error":{"object":"error","message":"boom","type":"BadRequestError","code":400}}',
+     "completions", ("server_error_event", False, NO_USAGE)),
+    ("object=error", b'{"object":"error","message":"boom","type":"InternalServerError","param":null,"code":500}',
+     "chat", ("server_error_event", False, NO_USAGE)),
+    ("malformed JSON", b'{"choices":[', "completions", ("malformed_sse", False, NO_USAGE)),
+    ("not JSON at all", b"hello", "chat", ("malformed_sse", False, NO_USAGE)),
+    ("not UTF-8", b'{"a":"\xff"}', "completions", ("malformed_sse", False, NO_USAGE)),
+    ("JSON list", b"[1, 2]", "completions", ("malformed_sse", False, NO_USAGE)),
+    ("JSON string", b'"text"', "chat", ("malformed_sse", False, NO_USAGE)),
+    ("JSON null", b"null", "completions", ("malformed_sse", False, NO_USAGE)),
+    ("choice not an object", b'{"choices":[1]}', "completions", ("malformed_sse", False, NO_USAGE)),
+    ("chat choice not an object", b'{"choices":["x"]}', "chat", ("malformed_sse", False, NO_USAGE)),
+    ("choices an object", b'{"choices":{"0":{"text":"a"}}}', "completions", ("malformed_sse", False, NO_USAGE)),
+    ("usage without completion_tokens", b'{"choices":[],"usage":{"prompt_tokens":1}}',
+     "completions", ("malformed_sse", False, (1, None))),
+    ("usage not a number", b'{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":"many"}}',
+     "chat", ("malformed_sse", False, (1, None))),
+    ("usage a list", b'{"choices":[],"usage":[1]}', "completions", ("malformed_sse", False, NO_USAGE)),
+]  # fmt: skip
+
+
+def _both(payload: bytes, api: str) -> tuple[tuple, tuple]:
+    """What the Locust copy and the generator's take_events each make of one event read at t=1."""
+    mine, theirs = ls.RawRecord("w", 0, 0.0), RequestRecord(index=0, scheduled=0.0)
+    reason = mine.take_event(payload, ls.carries_token_for(api), 1.0)
+    failure = take_events([payload], [1.0], api == "chat", theirs)
+    assert failure is None or failure[1:] == (payload, 1.0)
+    return (
+        (reason, mine.chunk_times == [1.0], (mine.prompt_tokens, mine.output_tokens)),
+        (failure and failure[0], theirs.chunk_times == [1.0], (theirs.prompt_tokens, theirs.output_tokens)),
+    )
+
+
+@pytest.mark.parametrize(("payload", "api", "expected"), [e[1:] for e in EVENTS], ids=[e[0] for e in EVENTS])
+def test_the_locust_copy_reads_every_event_as_the_generator_does(
+    payload: bytes, api: str, expected: tuple
+) -> None:
+    locust, generator = _both(payload, api)
+    assert generator == expected
+    assert locust == generator
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_the_two_agree_on_every_event_under_either_api(api: str) -> None:
+    for name, payload, _, _ in EVENTS:
+        locust, generator = _both(payload, api)
+        assert locust == generator, name
+
+
+def test_the_locust_line_reader_frames_a_stream_as_the_generators_decoder() -> None:
+    stream = (b': keep-alive\r\n\r\ndata: {"a":\ndata: 1}\n\nevent: x\r\nid: 3\r\ndata:{"b":2}\r\n\r\n'
+              b"data: [DONE]\n\ndata: tail")  # fmt: skip
+    decoder, lines = ls.SseLines(), SseDecoder()
+    by_lines = [d for line in stream.splitlines(keepends=True) if (d := decoder.feed(line)) is not None]
+    by_reads = [d for d, _ in lines.feed(stream)]
+    assert by_lines == by_reads == [b'{"a":\n1}', b'{"b":2}', b"[DONE]"]
+    assert decoder.finish() == lines.finish() == b"tail"
+
+
+@pytest.mark.parametrize("data", [b"", b"short", "\u00e9".encode() * 200, b"x" * 300, b"\xff" * 301])
+def test_a_failures_detail_is_clipped_as_the_generator_clips_it(data: bytes) -> None:
+    assert ls.clip(data) == _clip(data)
+    assert len(ls.clip(data)) <= 303
+
+
+@pytest.mark.parametrize("exc", [TimeoutError(), ConnectionResetError(104, "reset"), OSError("no route")])
+def test_a_failures_exception_is_described_as_the_generator_describes_it(exc: BaseException) -> None:
+    assert ls.describe(exc) == _describe(exc)
+    assert ls.describe(exc).startswith(type(exc).__name__)
 
 
 def test_a_stream_must_end_with_done_tokens_and_usage() -> None:
