@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from load.argtypes import positive_int, positive_number, slo_thresholds
 from load.config import (
     APIS,
+    SLO_KEYS,
     ConfigError,
     RandomWorkload,
     SharedPrefixWorkload,
@@ -36,6 +36,7 @@ from load.runner import EndpointUnreachable, ModelNotServed
 from load.summary import print_summary
 from load.vllm_format import json_safe, level_file_name, vllm_bench_json
 from load.workload import WorkloadError
+from plumbing.argtypes import key_numbers, positive_int, positive_number
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 2, 3
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -287,7 +288,7 @@ def _ramp(text: str) -> tuple[float, float]:
 
 
 def _slo(text: str) -> dict[str, float]:
-    return slo_thresholds(text, positive_number)
+    return key_numbers(text, SLO_KEYS, positive_number, "ms")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The import rules of docs/architecture.md, checked on every module of the suite's packages.
 
-The libraries (manifests, reports, load, testbed) never import pytest, fixtures or suite; each may import only
+The libraries (plumbing, manifests, reports, load, testbed) never import pytest, fixtures or suite; each may import only
 the packages of ours its row names; in `fixtures` only the pytest plugins (`*_plugin.py`) and the helpers they hook in (`pytest_*.py`) import
 pytest.
 """
@@ -13,19 +13,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("manifests", "reports", "load", "testbed", "fixtures", "suite", "tests")
+OURS = ("plumbing", "manifests", "reports", "load", "testbed", "fixtures", "suite", "tests")
 PYTEST = ("pytest", "_pytest")
 
 # package -> the modules of ours it may import (a package name allows all of it, a dotted name only that module)
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "manifests": (),
-    "reports": (),
-    "load": ("reports.schema", "reports.repeats"),
-    "testbed": ("manifests",),
-    "fixtures": ("manifests", "testbed", "reports", "load"),
-    "suite": ("manifests", "testbed", "reports", "load", "fixtures"),
+    "plumbing": (),
+    "manifests": ("plumbing",),
+    "reports": ("plumbing",),
+    "load": ("plumbing", "reports.schema", "reports.repeats"),
+    "testbed": ("plumbing", "manifests"),
+    "fixtures": ("plumbing", "manifests", "testbed", "reports", "load"),
+    "suite": ("plumbing", "manifests", "testbed", "reports", "load", "fixtures"),
 }
-LIBRARIES = ("manifests", "reports", "load", "testbed")
+LIBRARIES = ("plumbing", "manifests", "reports", "load", "testbed")
 
 
 def _type_checking_only(tree: ast.Module) -> set[int]:
@@ -100,6 +101,8 @@ def test_every_module_keeps_the_import_rules_of_the_architecture_page() -> None:
         ("load", "load/x.py", "from reports.gate import gate"),
         ("fixtures", "fixtures/deploy.py", "import pytest"),
         ("testbed", "testbed/x.py", "from fixtures import settings"),
+        ("plumbing", "plumbing/x.py", "from load.config import SLO_KEYS"),
+        ("plumbing", "plumbing/x.py", "import pytest"),
     ],
 )
 def test_the_rule_check_catches_a_library_importing_what_it_must_not(
@@ -116,6 +119,8 @@ def test_the_rule_check_catches_a_library_importing_what_it_must_not(
         ("fixtures", "fixtures/deployment_plugin.py", "import pytest"),
         ("fixtures", "fixtures/pytest_progress.py", "import pytest"),
         ("testbed", "testbed/x.py", "from manifests.launch_command import parse"),
+        ("testbed", "testbed/x.py", "from plumbing.argtypes import positive_int"),
+        ("load", "load/x.py", "from plumbing import argtypes"),
         ("suite", "suite/x.py", "import pytest\nfrom fixtures.kube import Kube"),
         (
             "fixtures",
