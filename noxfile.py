@@ -86,4 +86,4 @@ def lint(session: nox.Session) -> None:
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "fixtures", "manifests", "load", "reports", "testbed", "plumbing")
+    session.run("mypy", "plumbing", "fixtures", "manifests", "load", "reports", "testbed")
