@@ -11,6 +11,7 @@ pull aiohttp in by importing this package). The API lives in its modules:
 - ``load.records``: ``RequestRecord``; ``load.vllm_format``: vLLM bench serve JSON
 - ``load.client_check``: ``client_check``, ``LoopMonitor``: did the client keep up (each level's verdict)
 - ``load.repeat_run``: ``run_repeats`` (``--repeats N``), folded with ``reports.repeats``
-- ``python -m load run ...`` (``load.cli``); ``python -m load.reference_server``;
-  ``python -m load.bench_capacity``. README.md documents all of it.
+- ``python -m load run ...`` (``load.cli``). README.md documents all of it.
+- ``load.bench``: the generator's own instruments, not part of it: ``python -m load.bench.reference_server``
+  (a streaming server with exactly known timing) and ``python -m load.bench.capacity``.
 """

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from load.argtypes import positive_int, positive_number, slo_thresholds
 from load.config import (
     APIS,
+    SLO_KEYS,
     ConfigError,
     RandomWorkload,
     SharedPrefixWorkload,
@@ -36,6 +36,7 @@ from load.runner import EndpointUnreachable, ModelNotServed
 from load.summary import print_summary
 from load.vllm_format import json_safe, level_file_name, vllm_bench_json
 from load.workload import WorkloadError
+from plumbing.argtypes import key_numbers, positive_int, positive_number
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 2, 3
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -58,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--endpoint", required=True, help="base URL, e.g. http://127.0.0.1:8000")
     target.add_argument("--model", required=True, help="served model name")
     target.add_argument("--api", choices=APIS, default="completions", help="default: completions")
-    work = run.add_argument_group("workload")
+    _add_workload_flags(run.add_argument_group("workload"))
+    _add_level_flags(run.add_argument_group("load levels (every concurrency x every rate, in order)"))
+    _add_output_flags(run)
+    return parser
+
+
+def _add_workload_flags(work: argparse._ArgumentGroup) -> None:
     work.add_argument(
         "--dataset",
         default="random",
@@ -81,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument(
         "--no-ignore-eos", action="store_true", help="do not send ignore_eos (it is sent by default)"
     )
-    load = run.add_argument_group("load levels (every concurrency x every rate, in order)")
+
+
+def _add_level_flags(load: argparse._ArgumentGroup) -> None:
     load.add_argument("--num-requests", type=positive_int, required=True, help="requests per level")
     load.add_argument(
         "--concurrency", type=_int_list, help="C[,C...]: requests in flight (a cap when a rate is given)"
@@ -108,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="run the whole sweep N times; the result folds them with a 95%% t-interval per metric (default 1)",
     )
+
+
+def _add_output_flags(run: argparse.ArgumentParser) -> None:
+    """Where the result goes, timeouts, and what the run does besides the levels."""
     run.add_argument("--out", type=Path, required=True, help="result file (JSON, the suite's schema)")
     run.add_argument(
         "--format",
@@ -132,7 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-warmup", action="store_true", help="do not open the connections before each level")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
@@ -287,7 +299,7 @@ def _ramp(text: str) -> tuple[float, float]:
 
 
 def _slo(text: str) -> dict[str, float]:
-    return slo_thresholds(text, positive_number)
+    return key_numbers(text, SLO_KEYS, positive_number, "ms")
 
 
 if __name__ == "__main__":

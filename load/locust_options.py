@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from load.argtypes import (
+from load.config import APIS, SLO_KEYS, Api, ConfigError
+from plumbing.argtypes import (
+    key_numbers,
     nonneg_finite_number,
     nonneg_int,
     positive_finite_number,
     positive_int,
-    slo_thresholds,
 )
-from load.config import APIS, Api, ConfigError
 
 PROG = "python -m load.locust_run"
 EXIT_USAGE = 2
@@ -327,4 +327,4 @@ def _run_time(text: str) -> int:
 
 
 def _slo(text: str) -> dict[str, float]:
-    return slo_thresholds(text, positive_finite_number)
+    return key_numbers(text, SLO_KEYS, positive_finite_number, "ms")

@@ -118,6 +118,7 @@ def test_the_rule_check_catches_a_library_importing_what_it_must_not(
     [
         ("load", "load/x.py", "from reports.schema import Result"),
         ("load", "load/x.py", "from reports.repeats import fold"),
+        ("testbed", "testbed/x.py", "from plumbing.argtypes import positive_int"),
         ("fixtures", "fixtures/deployment_plugin.py", "import pytest"),
         ("fixtures", "fixtures/pytest_progress.py", "import pytest"),
         ("testbed", "testbed/x.py", "from manifests.launch_command import parse"),

@@ -14,10 +14,11 @@ Bad input raises `UsageError` (one line; `__main__` prints it and exits 2).
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from plumbing import argtypes
 
 
 class UsageError(Exception):
@@ -119,43 +120,6 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    v = _nonneg_float(text)
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text}")
-    return v
-
-
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a TCP port number, got {text!r}") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, got {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m testbed.engine",
@@ -163,21 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     p.add_argument("model_tag", nargs="?", help="the model, as `vllm serve MODEL`")
-    v = p.add_argument_group("vllm serve flags the simulator models")
+    _add_vllm_flags(p.add_argument_group("vllm serve flags the simulator models"))
+    _add_simulator_flags(p.add_argument_group("simulator flags"))
+    return p
+
+
+def _add_vllm_flags(v: argparse._ArgumentGroup) -> None:
     v.add_argument("--model")
     v.add_argument("--served-model-name", nargs="+")
-    v.add_argument("--port", type=_port, default=8000)
-    v.add_argument("--tensor-parallel-size", "-tp", type=_positive_int, default=1)
-    v.add_argument("--pipeline-parallel-size", "-pp", type=_positive_int, default=1)
+    v.add_argument("--port", type=argtypes.port, default=8000)
+    v.add_argument("--tensor-parallel-size", "-tp", type=argtypes.positive_int, default=1)
+    v.add_argument("--pipeline-parallel-size", "-pp", type=argtypes.positive_int, default=1)
     v.add_argument("--distributed-executor-backend", choices=("ray", "mp", "uni", "external_launcher"))
     v.add_argument(
-        "--nnodes", type=_positive_int, default=1, help="multiprocessing multi-node: nodes in the group"
+        "--nnodes",
+        type=argtypes.positive_int,
+        default=1,
+        help="multiprocessing multi-node: nodes in the group",
     )
-    v.add_argument("--max-model-len", type=_positive_int)
-    v.add_argument("--max-num-seqs", type=_positive_int, default=256)
-    v.add_argument("--max-num-batched-tokens", type=_positive_int)
-    v.add_argument("--gpu-memory-utilization", type=_fraction, default=0.9)
-    v.add_argument("--block-size", type=_positive_int, default=16)
+    v.add_argument("--max-model-len", type=argtypes.positive_int)
+    v.add_argument("--max-num-seqs", type=argtypes.positive_int, default=256)
+    v.add_argument("--max-num-batched-tokens", type=argtypes.positive_int)
+    v.add_argument("--gpu-memory-utilization", type=argtypes.fraction, default=0.9)
+    v.add_argument("--block-size", type=argtypes.positive_int, default=16)
     v.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None)
     v.add_argument("--quantization", "-q")
     v.add_argument("--seed", type=int, default=0)
@@ -188,15 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument(f"--{name}", help=argparse.SUPPRESS)
     for name in _ACCEPTED_SWITCHES:
         v.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
-    s = p.add_argument_group("simulator flags")
+
+
+def _add_simulator_flags(s: argparse._ArgumentGroup) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     s.add_argument(
         "--advertised-host", default="0.0.0.0", help="host shown in vLLM's start-up lines (the pod's view)"
     )
-    s.add_argument("--advertised-port", type=_port, help="port shown in the start-up lines (default: --port)")
+    s.add_argument(
+        "--advertised-port", type=argtypes.port, help="port shown in the start-up lines (default: --port)"
+    )
     s.add_argument(
         "--time-scale",
-        type=_nonneg_float,
+        type=argtypes.nonneg_finite_number,
         default=1.0,
         help="simulated seconds -> wall seconds; 0 = no pacing",
     )
@@ -210,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", help="the pod's image; its tag picks the vLLM version")
     s.add_argument("--log-format", choices=("auto", "legacy", "current"), default="auto")
     s.add_argument(
-        "--nodes", type=_positive_int, help="nodes present in the group (default: enough for the world size)"
+        "--nodes",
+        type=argtypes.positive_int,
+        help="nodes present in the group (default: enough for the world size)",
     )
-    s.add_argument("--gpus-per-node", type=_positive_int, default=8)
+    s.add_argument("--gpus-per-node", type=argtypes.positive_int, default=8)
     s.add_argument("--log-file", type=Path, help="also write the leader's log here, CRI format")
     s.add_argument(
         "--worker-log-file",
@@ -225,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-ip", action="append", default=[], help="node addresses for the log prefixes, leader first"
     )
     s.add_argument(
-        "--ray-cluster-size", type=_positive_int, help="--ray_cluster_size of the multi-node script"
+        "--ray-cluster-size", type=argtypes.positive_int, help="--ray_cluster_size of the multi-node script"
     )
     s.add_argument(
         "--launch-script", help="the script the pod runs before vllm serve (path as in the command)"
@@ -237,14 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="';' or '&&' after the script",
     )
     s.add_argument(
-        "--startup-seconds", type=_nonneg_float, default=30.0, help="simulated start-up before the API serves"
+        "--startup-seconds",
+        type=argtypes.nonneg_finite_number,
+        default=30.0,
+        help="simulated start-up before the API serves",
     )
     s.add_argument(
         "--status-file", type=Path, help="JSON status (starting/ready/failed/stopped) written on each change"
     )
     s.add_argument("--enable-test-hooks", action="store_true", help="serve POST /_sim/crash")
     s.add_argument(
-        "--fail-after-requests", type=_positive_int, help="the engine dies on this request (fault injection)"
+        "--fail-after-requests",
+        type=argtypes.positive_int,
+        help="the engine dies on this request (fault injection)",
     )
     s.add_argument(
         "--ray-dedup-logs",
@@ -252,7 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="collapse identical Ray worker lines as Ray does by default",
     )
     s.add_argument("--quiet", action="store_true", help="do not echo the leader log on stdout")
-    return p
 
 
 def parse_args(argv: Sequence[str]) -> EngineOptions:
@@ -269,30 +251,6 @@ def parse_args(argv: Sequence[str]) -> EngineOptions:
         raise UsageError(
             f"unexpected argument(s) {' '.join(stray)}; the model is given once, before the flags"
         )
-    ips = tuple(args.node_ip)
-    non_default: dict[str, object] = {"model": model}
-    defaults = {a.dest: a.default for a in parser._actions}
-    for dest in (
-        "port",
-        "tensor_parallel_size",
-        "pipeline_parallel_size",
-        "distributed_executor_backend",
-        "max_model_len",
-        "max_num_seqs",
-        "max_num_batched_tokens",
-        "gpu_memory_utilization",
-        "enable_chunked_prefill",
-        "quantization",
-        "served_model_name",
-        "dtype",
-        "nnodes",
-        "master_addr",
-    ):
-        value = getattr(args, dest)
-        if value != defaults.get(dest):
-            non_default[dest] = args.advertised_port if dest == "port" and args.advertised_port else value
-    if args.advertised_port and "port" not in non_default and args.advertised_port != 8000:
-        non_default["port"] = args.advertised_port
     return EngineOptions(
         model=model,
         served_model_names=tuple(args.served_model_name or [model]),
@@ -325,7 +283,7 @@ def parse_args(argv: Sequence[str]) -> EngineOptions:
         gpus_per_node=args.gpus_per_node,
         log_file=args.log_file,
         worker_log_files=tuple(args.worker_log_file),
-        node_ips=ips,
+        node_ips=tuple(args.node_ip),
         ray_cluster_size=args.ray_cluster_size,
         launch_script=args.launch_script,
         script_then=args.script_then,
@@ -335,6 +293,36 @@ def parse_args(argv: Sequence[str]) -> EngineOptions:
         fail_after_requests=args.fail_after_requests,
         ray_dedup_logs=args.ray_dedup_logs,
         quiet=args.quiet,
-        non_default_args=non_default,
+        non_default_args=_non_default_args(parser, args, model),
         ignored_flags=ignored,
     )
+
+
+def _non_default_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, model: str
+) -> dict[str, object]:
+    """The modelled flags given other than their defaults, as vLLM logs them (`non-default args: {...}`)."""
+    non_default: dict[str, object] = {"model": model}
+    defaults = {a.dest: a.default for a in parser._actions}
+    for dest in (
+        "port",
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "distributed_executor_backend",
+        "max_model_len",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "gpu_memory_utilization",
+        "enable_chunked_prefill",
+        "quantization",
+        "served_model_name",
+        "dtype",
+        "nnodes",
+        "master_addr",
+    ):
+        value = getattr(args, dest)
+        if value != defaults.get(dest):
+            non_default[dest] = args.advertised_port if dest == "port" and args.advertised_port else value
+    if args.advertised_port and "port" not in non_default and args.advertised_port != 8000:
+        non_default["port"] = args.advertised_port
+    return non_default

@@ -26,11 +26,11 @@ def python_env() -> dict[str, str]:
 
 @contextmanager
 def reference_server(*args: str, cpu: int | None = None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start ``python -m load.reference_server`` on 127.0.0.1 and yield (base URL, process).
+    """Start ``python -m load.bench.reference_server`` on 127.0.0.1 and yield (base URL, process).
 
     Ready when it prints its address: reading that line is the synchronisation, no sleeping."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "load.reference_server", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "load.bench.reference_server", "--host", "127.0.0.1", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""guidellm as a peer in ``load.bench_capacity`` (``--peer-python``), measured by the same server counters.
+"""guidellm as a peer in ``load.bench.capacity`` (``--peer-python``), measured by the same server counters.
 
 The peer lives in its own venv (``python -m venv /tmp/peer && /tmp/peer/bin/pip install guidellm``).
 Its synthetic prompts need a tokenizer and nothing may be downloaded here, so a small byte-level BPE

@@ -1,6 +1,6 @@
-"""The yardstick of ``load.bench_capacity``: the least an aiohttp client can do per streamed event.
+"""The yardstick of ``load.bench.capacity``: the least an aiohttp client can do per streamed event.
 
-    python -m load.bench_minimal --url http://127.0.0.1:PORT --concurrency 64 --requests 1000 \\
+    python -m load.bench.minimal --url http://127.0.0.1:PORT --concurrency 64 --requests 1000 \\
         --input-len 16 --output-len 256
 
 One session with ``TCPConnector(limit=0)``, a closed loop of ``--concurrency`` tasks, each reading its
@@ -67,7 +67,7 @@ async def run(url: str, concurrency: int, requests: int, input_len: int, output_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m load.bench_minimal", description=__doc__.split("\n\n")[0]
+        prog="python -m load.bench.minimal", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--url", required=True)
     parser.add_argument("--concurrency", type=int, required=True)

@@ -1,10 +1,10 @@
 """Whether one core of ``load run``'s client keeps up, measured against the minimal aiohttp loop.
 
-    python -m load.bench_capacity [--repeats 3] [--shapes fast,paced,long] [--quick]
-                                  [--peer-python /tmp/peer/bin/python]
+    python -m load.bench.capacity [--repeats 3] [--shapes fast,paced,long] [--quick]
+                                   [--peer-python /tmp/peer/bin/python]
 
-The reference server (``load.reference_server``) runs on one core; each client in turn runs as a
-subprocess pinned to another core: the minimal aiohttp loop (``load.bench_minimal``, what any
+The reference server (``load.bench.reference_server``) runs on one core; each client in turn runs as
+a subprocess pinned to another core: the minimal aiohttp loop (``load.bench.minimal``, what any
 aiohttp client pays at least), ``python -m load run``, and optionally guidellm. Throughput is read
 from the server's own counters (SSE events written, from the first request's arrival to the last
 stream's end), so every client is measured by the same stick, whatever it reports about itself.
@@ -38,10 +38,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from load.bench_peer import guidellm_argv, guidellm_ttft_p50
+from load.bench.peer import guidellm_argv, guidellm_ttft_p50
 
 MODEL = "reference-model"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MINIMAL, OURS, PEER = "minimal aiohttp loop", "load run", "guidellm"
 PACED_TARGET_RATIO, PACED_TARGET_EVENTS = 0.95, 49_000  # issue 14: keep up with a decode loop
 
@@ -92,7 +92,7 @@ class Measurement:
 def server(shape: Shape, cpu: int | None) -> Iterator[str]:
     pace = ["--ttft-ms", str(shape.itl_ms), "--itl-ms", str(shape.itl_ms)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "load.reference_server", "--port", "0", *pace],
+        [sys.executable, "-m", "load.bench.reference_server", "--port", "0", *pace],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -161,7 +161,7 @@ def client_commands(
 
     commands: dict[str, tuple[list[str], Callable[[], float | None]]] = {
         MINIMAL: (
-            [sys.executable, "-m", "load.bench_minimal", "--url", url, "--concurrency", str(shape.concurrency),
+            [sys.executable, "-m", "load.bench.minimal", "--url", url, "--concurrency", str(shape.concurrency),
              "--requests", str(shape.requests), *sizes],
             lambda: None,
         ),
@@ -255,7 +255,7 @@ def table(shapes: list[Shape], found: list[Measurement], clients: list[str]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m load.bench_capacity",
+        prog="python -m load.bench.capacity",
         description=__doc__.split("\n\n")[0],
         epilog="medians of --repeats runs per shape, clients alternating; events/s from the server's counters",
     )
