@@ -48,7 +48,7 @@ def benchmark(session: nox.Session) -> None:
 def locust(session: nox.Session) -> None:
     """Drive the endpoint with Locust users (headless by default; --workers W for master + workers)."""
     _install(session, "suite", "locust")
-    session.run("python", "-m", "load.locust_run", *session.posargs)
+    session.run("python", "-m", "load.locust", *session.posargs)
 
 
 @nox.session(python=PYTHON)

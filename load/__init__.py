@@ -12,6 +12,8 @@ pull aiohttp in by importing this package). The API lives in its modules:
 - ``load.client_check``: ``client_check``, ``LoopMonitor``: did the client keep up (each level's verdict)
 - ``load.repeat_run``: ``run_repeats`` (``--repeats N``), folded with ``reports.repeats``
 - ``python -m load run ...`` (``load.cli``). README.md documents all of it.
+- ``load.locust``: Locust as a second generator, ``python -m load.locust`` (docs/locust.md); its
+  locustfile runs only in Locust's own processes
 - ``load.bench``: the generator's own instruments, not part of it: ``python -m load.bench.reference_server``
   (a streaming server with exactly known timing) and ``python -m load.bench.capacity``.
 """

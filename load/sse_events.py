@@ -15,7 +15,7 @@ records its time:
   empty ``content`` delta mid-stream that is not the role prelude; the role-only prelude carries none
   (vLLM issue #3759).
 
-The in-cluster Locust user keeps a standard-library copy of this (load/locust_stream.py
+The in-cluster Locust user keeps a standard-library copy of this (load/locust/locust_stream.py
 ``RawRecord.take_event``); tests/load/test_locust_stream.py feeds both the same events.
 """
 

@@ -101,7 +101,7 @@ def test_every_module_keeps_the_import_rules_of_the_architecture_page() -> None:
         ("plumbing", "plumbing/x.py", "import pytest"),
         ("plumbing", "plumbing/x.py", "from testbed.versions import KUBECTL_MINOR"),
         ("plumbing", "plumbing/x.py", "from fixtures.kube import Kube"),
-        ("plumbing", "plumbing/x.py", "from load.locust_kubectl import Kubectl"),
+        ("plumbing", "plumbing/x.py", "from load.locust.kubectl import Kubectl"),
         ("load", "load/x.py", "from reports.gate import gate"),
         ("fixtures", "fixtures/deploy.py", "import pytest"),
         ("testbed", "testbed/x.py", "from fixtures import settings"),

@@ -2,7 +2,7 @@
 as a local process.
 
 The testbed has no container runtime: KWOK only pretends pods run. For a pod that carries the label (the
-in-cluster Locust master and workers, load/locust_manifests.py), the bridge does what a kubelet would, on
+in-cluster Locust master and workers, load/locust/manifests.py), the bridge does what a kubelet would, on
 127.0.0.1 and nowhere else. What a pod asks to run (command, env, volumes, ports, Service names made local)
 is read by testbed/bridge/local_pod_spec.py; this module watches the pods and does it:
 

@@ -72,7 +72,7 @@ def run_module(module: str, *args: str, timeout: float = 180) -> subprocess.Comp
 
 
 def locust_run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return run_module("load.locust_run", *args, timeout=timeout)
+    return run_module("load.locust", *args, timeout=timeout)
 
 
 def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:

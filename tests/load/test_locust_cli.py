@@ -1,4 +1,4 @@
-"""``python -m load.locust_run`` as users meet it: one-line errors with exit codes 2 and 3, the in-cluster
+"""``python -m load.locust`` as users meet it: one-line errors with exit codes 2 and 3, the in-cluster
 manifests on request, exit code 1 on an SLO breach, and a result in the suite's schema."""
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ def test_within_the_slo_the_exit_code_is_0(tmp_path: Path, endpoint: str) -> Non
 
 @pytest.mark.slow
 def test_the_locustfile_run_by_locust_itself_exits_1_on_an_slo_breach(tmp_path: Path, endpoint: str) -> None:
-    """``locust -f load/locustfile.py``: the quitting listener judges Locust's own (rounded) percentiles."""
-    common = ["-f", "load/locustfile.py", "--headless", "--only-summary", "-u", "2", "-r", "100", "-t", "2",
+    """``locust -f load/locust/locustfile.py``: the quitting listener judges Locust's own (rounded)
+    percentiles."""
+    common = ["-f", "load/locust/locustfile.py", "--headless", "--only-summary", "-u", "2", "-r", "100", "-t", "2",
               "--host", endpoint, "--model", MODEL, "--input-len", "16", "--output-len", "8"]  # fmt: skip
     breached = run_module("locust", *common, "--slo-ttft-ms", "0.01", timeout=60)
     assert breached.returncode == 1, breached.stderr

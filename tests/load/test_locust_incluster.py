@@ -1,6 +1,6 @@
-"""In-cluster Locust without a cluster: the manifests (load/locust_manifests.py) and how the testbed's bridge reads
-them to run the pods as local processes (testbed/bridge/local_pod_spec.py). The end-to-end run on the testbed
-is tests/testbed/test_locust_incluster_e2e.py."""
+"""In-cluster Locust without a cluster: the manifests (load/locust/manifests.py) and how the testbed's bridge
+reads them to run the pods as local processes (testbed/bridge/local_pod_spec.py). The end-to-end run on the
+testbed is tests/testbed/test_locust_incluster_e2e.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from load.locust_manifests import PORT_ENV, RUN_LOCALLY, LocustSpec, render
+from load.locust.manifests import PORT_ENV, RUN_LOCALLY, LocustSpec, render
 from testbed.bridge.local_pod_spec import (
     CannotRunLocally,
     local_pod,
@@ -90,7 +90,7 @@ def test_the_locustfile_must_be_shipped() -> None:
 
 def test_the_locust_manifests_import_nothing_else_of_ours() -> None:
     """load may import only reports (docs/architecture.md); the manifests module needs nothing of ours at all."""
-    source = REPO / "load" / "locust_manifests.py"
+    source = REPO / "load" / "locust" / "manifests.py"
     for node in ast.walk(ast.parse(source.read_text())):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom) and node.module:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from load.locust_merge import RawRecordsError, parse_raw_lines, read_raw_files, slo_breaches
+from load.locust.merge import RawRecordsError, parse_raw_lines, read_raw_files, slo_breaches
 from load.metrics import level_metrics
 from load.records import RequestRecord
 

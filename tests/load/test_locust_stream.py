@@ -1,6 +1,6 @@
 """The Locust user measures exactly as the async generator does: same prompts' words, same request body,
-same idea of a token-carrying chunk, same failure reasons. (load/locust_stream.py is what the locustfile
-uses; importing it does not import Locust.)"""
+same idea of a token-carrying chunk, same failure reasons. (load/locust/locust_stream.py is what the
+locustfile uses; importing it does not import Locust.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import random
 import aiohttp
 import pytest
 
-from load import locust_stream as ls
+from load.locust import locust_stream as ls
 from load.records import RequestRecord
 from load.request import Target, _clip, _describe, request_body
 from load.sse import SseDecoder

@@ -1,5 +1,5 @@
 """What the bridge runs for a run-locally pod (testbed/bridge/local_pod_spec.py), read from the in-cluster
-Locust manifests as load/locust_manifests.py renders them. No API server: the lookups are stand-ins."""
+Locust manifests as load/locust/manifests.py renders them. No API server: the lookups are stand-ins."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from load.locust_manifests import LocustSpec, render
+from load.locust.manifests import LocustSpec, render
 from testbed.bridge.local_pod_spec import (
     LOOPBACK,
     CannotRunLocally,

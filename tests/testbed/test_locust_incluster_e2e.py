@@ -1,5 +1,5 @@
 """In-cluster Locust on the embedded testbed: the reference topology is deployed in a fresh namespace, then
-``python -m load.locust_run --in-cluster`` runs a Locust master and two workers as pods against
+``python -m load.locust --in-cluster`` runs a Locust master and two workers as pods against
 ``http://vllm-leader.<ns>.svc:8080``. The testbed's bridge runs those pods as local processes pointed at
 the group's simulated engine (testbed/bridge/local_pods.py); the run's records come back through the
 master's web port (a KWOK port-forward to the master process) and are written in the suite's schema.
@@ -87,7 +87,7 @@ def test_in_cluster_locust_runs_on_the_testbed_and_writes_a_result(
     deploy_reference(namespace)
     out, raw_dir = tmp_path / "result.json", tmp_path / "raw"
     proc = subprocess.run(
-        [sys.executable, "-m", "load.locust_run", "--kubeconfig", str(testbed.kubeconfig),
+        [sys.executable, "-m", "load.locust", "--kubeconfig", str(testbed.kubeconfig),
          "--kubectl", str(testbed.kubectl), "--namespace", namespace.name, "--in-cluster", "--workers", "2",
          "--users", "4", "--spawn-rate", "100", "--run-time", "4", "--input-len", "64", "--output-len", "32",
          "--stop-timeout", "30", "--out", str(out), "--raw-dir", str(raw_dir)],

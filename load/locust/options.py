@@ -1,4 +1,4 @@
-"""``python -m load.locust_run`` options: the parser and the typed, validated run configuration.
+"""``python -m load.locust`` options: the parser and the typed, validated run configuration.
 
 Everything is checked before any process starts or any cluster is touched; a ``ConfigError`` is one line
 (exit code 2). docs/locust.md documents the options.
@@ -23,7 +23,7 @@ from plumbing.argtypes import (
     positive_int,
 )
 
-PROG = "python -m load.locust_run"
+PROG = "python -m load.locust"
 EXIT_USAGE = 2
 DEFAULT_SERVICE, DEFAULT_SERVICE_PORT = "vllm-leader", 8080
 _RUN_TIME = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
@@ -76,7 +76,7 @@ class LocustRunConfig:
     raw_dir: Path | None = None  # keep the raw JSON lines here; None: a temporary directory
     label: str | None = None
     locust_args: tuple[str, ...] = ()
-    image: str | None = None  # in-cluster: the Locust image (default load.locust_manifests.LOCUST_IMAGE)
+    image: str | None = None  # in-cluster: the Locust image (default load.locust.manifests.LOCUST_IMAGE)
     keep: bool = False  # in-cluster: leave the Locust objects after the run
     render_only: bool = False  # in-cluster: print the manifests and stop
 
@@ -135,7 +135,7 @@ class LocustRunConfig:
         return self.endpoint if self.endpoint is not None else self.cluster.describe()  # type: ignore[union-attr]
 
     def locustfile_args(self, model: str) -> list[str]:
-        """The locustfile's own options (load/locustfile.py), for the master or the single process."""
+        """The locustfile's own options (load/locust/locustfile.py), for the master or the single process."""
         args = [
             "--model", model, "--api", self.api,
             "--input-len", str(self.input_len), "--output-len", str(self.output_len),
@@ -161,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drive a vLLM (OpenAI-compatible) endpoint with Locust streaming users and write the result "
         "in the suite's schema (docs/locust.md).",
     )
+    for add_group in (
+        _target_options,
+        _in_cluster_options,
+        _load_options,
+        _workload_options,
+        _output_options,
+    ):
+        add_group(p)
+    return p
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
     target = p.add_argument_group("target: --endpoint URL, or a Service in a cluster (kubectl port-forward)")
     target.add_argument("--endpoint", help="base URL of a running server, e.g. http://127.0.0.1:8000")
     target.add_argument("--namespace", help="namespace of the vLLM Service (cluster mode)")
@@ -176,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: kubectl's own default)")
     target.add_argument("--context", help="kubeconfig context")
     target.add_argument("--kubectl", help="kubectl binary (default: next to this Python, else on PATH)")
+
+
+def _in_cluster_options(p: argparse.ArgumentParser) -> None:
     incluster = p.add_argument_group("in-cluster: Locust master and workers as pods in the cluster")
     incluster.add_argument(
         "--in-cluster",
@@ -189,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     incluster.add_argument(
         "--render-only", action="store_true", help="print the in-cluster manifests and exit"
     )
+
+
+def _load_options(p: argparse.ArgumentParser) -> None:
     load = p.add_argument_group("load")
     load.add_argument(
         "--users", type=positive_int, required=True, help="concurrent users (each one request at a time)"
@@ -225,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="pass an option to Locust (repeat; --locust-arg=--html=report.html)",
     )
+
+
+def _workload_options(p: argparse.ArgumentParser) -> None:
     work = p.add_argument_group("workload")
     work.add_argument("--model", help="served model name (default: the one model the endpoint serves)")
     work.add_argument("--api", choices=APIS, default="completions", help="default: completions")
@@ -254,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument(
         "--timeout-connect", type=positive_finite_number, default=10.0, help="connect timeout, s (10)"
     )
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     out.add_argument(
         "--out", type=Path, help="result file (JSON, the suite's schema); required but with --render-only"
@@ -262,7 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw-dir", type=Path, help="keep the raw per-request JSON lines (and Locust's logs) here"
     )
     out.add_argument("--label", help="free-form label stored in the result")
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> LocustRunConfig:

@@ -1,5 +1,5 @@
 """Locust on this machine: one process, or a master and W workers, each ``python -m locust -f
-load/locustfile.py`` in its own process (importing locust monkey-patches a process with gevent).
+load/locust/locustfile.py`` in its own process (importing locust monkey-patches a process with gevent).
 
 The single process or the master shares our stdout and stderr (Locust's console output); workers log to
 ``worker-<n>.log`` in the raw directory. Every process that runs users writes its raw records to the raw
@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from load.locust_options import LocustRunConfig
+from load.locust.options import LocustRunConfig
 from plumbing.ports import free_port
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+# -P: no current directory on sys.path, so `-m locust` is Locust even when run from load/ (where the
+# directory locust/ is this package).
+LOCUST = (sys.executable, "-P", "-m", "locust")
 STARTUP_ALLOWANCE_S = 120.0  # Locust's start-up and the workers' connecting, beyond the run itself
 EXPECT_WORKERS_MAX_WAIT_S = 60
 
@@ -45,7 +48,7 @@ def master_argv(
     master_port: int | None,
     web_port: int | None,
 ) -> list[str]:
-    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+    argv = [*LOCUST, "-f", str(LOCUSTFILE),
             "--users", str(config.users), "--spawn-rate", f"{config.spawn_rate:g}", "--run-time", config.run_time,
             "--stop-timeout", f"{config.stop_timeout_s:g}", "--host", host, "--raw-dir", str(raw_dir.resolve()),
             *config.locustfile_args(model)]  # fmt: skip
@@ -77,7 +80,7 @@ def master_argv(
 
 
 def worker_argv(master_port: int) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+    return [*LOCUST, "-f", str(LOCUSTFILE), "--worker",
             "--master-host", "127.0.0.1", "--master-port", str(master_port)]  # fmt: skip
 
 

@@ -1,9 +1,9 @@
-"""``python -m load.locust_run`` (``nox -s locust -- ...``): Locust streaming users against vLLM, and the
+"""``python -m load.locust`` (``nox -s locust -- ...``): Locust streaming users against vLLM, and the
 result in the suite's schema, computed from every request's raw timings with load/metrics.py.
 
 Targets (docs/locust.md): ``--endpoint URL``; or ``--namespace NS`` [``--service``, ``--service-port``,
 ``--kubeconfig``, ``--context``]: a ``kubectl port-forward`` to the vLLM Service, Locust on this machine;
-or that plus ``--in-cluster``: Locust's master and workers as pods in the cluster (load/locust_incluster.py).
+or that plus ``--in-cluster``: Locust's master and workers as pods in the cluster (load/locust/incluster.py).
 Locust itself only ever runs in child processes: importing it monkey-patches a process with gevent.
 
 Exit codes: 0 the run finished within the SLOs given (failed requests are data in the result); 1 an SLO
@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from load.config import ConfigError
-from load.locust_kubectl import ClusterError, Kubectl
-from load.locust_local import LocalRun, run_local
-from load.locust_merge import RawRecordsError, RawRun, locust_result, read_raw_files, slo_breaches
-from load.locust_options import PROG, LocustRunConfig, build_parser, config_from_args
+from load.locust.kubectl import ClusterError, Kubectl
+from load.locust.local import LocalRun, run_local
+from load.locust.merge import RawRecordsError, RawRun, locust_result, read_raw_files, slo_breaches
+from load.locust.options import PROG, LocustRunConfig, build_parser, config_from_args
 from plumbing.kubectl import KubectlNotFound, find_kubectl
 from plumbing.port_forward import PortForwardError, port_forward
 from plumbing.wait import WaitTimeout
@@ -114,7 +114,7 @@ def _execute(config: LocustRunConfig, raw_dir: Path) -> tuple[str, str | None, R
         raise ClusterError(f"no Service {cluster.service} in namespace {cluster.namespace} (give --service)")
     target = f"svc/{cluster.service}"
     if config.in_cluster:
-        from load.locust_incluster import run_in_cluster  # only this mode needs the manifests
+        from load.locust.incluster import run_in_cluster  # only this mode needs the manifests
 
         with port_forward(
             kubectl.argv(), cluster.namespace, target, cluster.service_port, timeout=FORWARD_TIMEOUT_S
@@ -177,8 +177,8 @@ def _model_ids(models: dict) -> list[str] | None:  # type: ignore[type-arg]
 
 
 def _render_only(config: LocustRunConfig) -> int:
-    from load.locust_incluster import locust_spec, new_name
-    from load.locust_manifests import render
+    from load.locust.incluster import locust_spec, new_name
+    from load.locust.manifests import render
 
     if config.model is None:
         raise ConfigError("--render-only needs --model (nothing is asked of the cluster)")
@@ -228,7 +228,3 @@ def _say(message: str) -> None:
 def _fail(code: int, message: str) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

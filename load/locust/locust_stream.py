@@ -3,7 +3,9 @@
 Standard library only, because it ships next to the locustfile (the in-cluster ConfigMap holds both
 files, and a stock ``locustio/locust`` image has neither numpy nor this suite). The locustfile imports it
 as the top-level module ``locust_stream`` (Locust puts the locustfile's directory on ``sys.path``); the
-suite's own code imports it as ``load.locust_stream``.
+suite's own code imports it as ``load.locust.locust_stream``. Hence the file name, which repeats its
+package's: in the ConfigMap and on Locust's ``sys.path`` it stands alone, beside ``locustfile.py``, and a
+bare ``stream`` would say nothing there.
 
 The measurement follows load/request.py and load/sse_events.py exactly (the self-tests compare the two
 on the same chunks): ``sent`` is taken just before the request is handed to the HTTP client, a chunk's

@@ -1,14 +1,14 @@
 """In-cluster Locust: the master and workers run as pods next to vLLM and send load to the Service's DNS
 name; the suite starts them, waits for the run, copies the raw records back, and deletes them.
 
-1. Render load/locust_manifests.py (ConfigMap with load/locustfile.py and load/locust_stream.py, master Pod and
-   Service, worker Deployment) under a fresh name ``locust-<6 hex>`` and ``kubectl apply`` them.
+1. Render load/locust/manifests.py (ConfigMap with load/locust/locustfile.py and load/locust/locust_stream.py,
+   master Pod and Service, worker Deployment) under a fresh name ``locust-<6 hex>`` and ``kubectl apply`` them.
 2. Wait for the master pod to run, then ``kubectl port-forward svc/<name>-master :8089`` (control only:
    the load goes from the worker pods to ``http://<service>.<namespace>.svc:<port>``), restarted if it
    drops (kubectl gives up when a connection fails, e.g. before the UI listens).
 3. Poll the master's ``/lws-suite/status`` until its test has stopped and every connected worker has sent
    its last batch of records (workers send them to the master as Locust messages).
-4. Read ``/lws-suite/records`` (JSON lines, load/locust_stream.py), save it and the master's
+4. Read ``/lws-suite/records`` (JSON lines, load/locust/locust_stream.py), save it and the master's
    ``kubectl logs`` in the raw directory, and delete the objects (unless ``keep``).
 
 Why HTTP through a port-forward rather than ``kubectl logs`` or ``kubectl cp``: a kubelet rotates
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from load.locust_kubectl import ClusterError, Kubectl
-from load.locust_manifests import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
-from load.locust_merge import RawRun, parse_raw_lines
-from load.locust_options import LocustRunConfig
+from load.locust.kubectl import ClusterError, Kubectl
+from load.locust.manifests import LOCUST_IMAGE, WEB_PORT, LocustSpec, render
+from load.locust.merge import RawRun, parse_raw_lines
+from load.locust.options import LocustRunConfig
 from plumbing.port_forward import PortForward, PortForwardError
 from plumbing.wait import NotYet, wait_for
 

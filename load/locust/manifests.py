@@ -3,8 +3,8 @@
 The workers send load to the vLLM Service by its DNS name (``http://vllm-leader.<ns>.svc:8080``), so no
 port-forward sits in the load path. The master runs Locust's web UI with ``--autostart``: the test starts
 once ``workers`` workers have connected, stops after ``run_time``, and the master stays up (UI and the
-results route ``/lws-suite/records`` of load/locustfile.py) until the objects are deleted. The UI listens
-on the pod's loopback only; reach it with ``kubectl port-forward svc/<name>-master 8089``.
+results route ``/lws-suite/records`` of load/locust/locustfile.py) until the objects are deleted. The UI
+listens on the pod's loopback only; reach it with ``kubectl port-forward svc/<name>-master 8089``.
 
 - Master: a bare Pod with ``restartPolicy: Never``, so a crashed master fails instead of silently
   starting a second test. It binds Locust's master port on the pod IP (downward API).

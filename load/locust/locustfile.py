@@ -1,9 +1,11 @@
 """Locust users that stream from a vLLM (OpenAI-compatible) server and keep the real numbers.
 
-Run it only as its own process (``locust -f load/locustfile.py ...``, or ``python -m load.locust_run``):
+Run it only as its own process (``locust -f load/locust/locustfile.py ...``, or ``python -m load.locust``):
 importing locust monkey-patches the process with gevent. It needs Locust and ``locust_stream.py`` (next to
 this file; Locust puts this file's directory on ``sys.path``), nothing else, so it also runs in a stock
-``locustio/locust`` image.
+``locustio/locust`` image. That is why it imports ``locust_stream`` as a top-level module, not as
+``load.locust.locust_stream``: in the image (the in-cluster ConfigMap mounts just these two files) there
+is no ``load`` package.
 
 What Locust shows (its statistics round response times to about two significant digits, so they are a
 live view, not the result):
@@ -16,11 +18,11 @@ Locust's own response time for a streamed request would be time-to-headers; it i
 
 The real numbers: every process that runs users writes each request as a JSON line (send time, every
 token-carrying chunk's time, end, usage, failure reason; format in locust_stream.py) to
-``--raw-dir``/<host>-<pid>.jsonl; ``python -m load.locust_run`` merges those files into the suite's
+``--raw-dir``/<host>-<pid>.jsonl; ``python -m load.locust`` merges those files into the suite's
 result schema with load/metrics.py. With ``--records-to-master`` the workers also send their records to
 the master (a Locust custom message), which appends them to ``--raw-dir``/collected.jsonl and, with its
 web UI up, serves them at ``/lws-suite/records`` (state at ``/lws-suite/status``): how in-cluster runs
-are collected (load/locust_incluster.py).
+are collected (load/locust/incluster.py).
 
 Exit code: in a ``quitting`` listener the master (or the single process) sets 1 when a percentile
 (``--slo-percentile``, default 99) of TTFT, TPOT or E2E latency, by Locust's rounded statistics, is above
