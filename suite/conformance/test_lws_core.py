@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.cluster_views import LwsView
 from fixtures.deployment_plugin import Deployed
 from fixtures.kube import Kube
 from fixtures.settings import Settings
@@ -45,9 +46,12 @@ def test_headless_service(check, kube: Kube, deployed: Deployed, record_property
 
 @pytest.mark.feature("LWS-CORE", "AvailableCondition")
 def test_lws_is_available_with_its_reason(kube: Kube, deployed: Deployed, record_property) -> None:  # type: ignore[no-untyped-def]
-    lws = kube.lws(deployed.namespace, deployed.expect.lws_name)
-    available = lws_status.condition(lws, "Available") or {}
-    record_property("figure", f"Available={available.get('status')} reason {available.get('reason')}")
+    lws = LwsView.maybe(kube.lws(deployed.namespace, deployed.expect.lws_name))
+    available = lws.condition("Available") if lws is not None else None
+    record_property(
+        "figure",
+        f"Available={available.status if available else None} reason {available.reason if available else None}",
+    )
     _fail(lws_status.lws_is_available_with_its_reason, lws_status.lws_is_available_with_its_reason(lws))
 
 
@@ -57,8 +61,8 @@ def test_observed_generation_catches_up(
 ) -> None:  # type: ignore[no-untyped-def]
     """Waits (bounded by the API timeout) for the controller to observe the current generation, then judges."""
 
-    def caught_up() -> dict:  # type: ignore[type-arg]
-        lws = kube.lws(deployed.namespace, deployed.expect.lws_name)
+    def caught_up() -> LwsView:
+        lws = LwsView.maybe(kube.lws(deployed.namespace, deployed.expect.lws_name))
         if problems := lws_status.observed_generation_caught_up(lws):
             raise NotYet(problems[0])
         assert lws is not None
@@ -69,4 +73,4 @@ def test_observed_generation_catches_up(
     except WaitTimeout as exc:
         _fail(lws_status.observed_generation_caught_up, [str(exc)])
         return
-    record_property("figure", f"generation {lws['metadata'].get('generation')} observed")
+    record_property("figure", f"generation {lws.generation} observed")

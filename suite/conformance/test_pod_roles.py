@@ -37,7 +37,7 @@ FEATURES = {
     ],
 )
 def test_pod_roles(check, snapshot: Snapshot, deployed: Deployed, record_property) -> None:  # type: ignore[no-untyped-def]
-    nodes = {pod["spec"].get("nodeName") for pod in snapshot.pods} - {None}
+    nodes = {pod.node for pod in snapshot.pods} - {None}
     record_property("figure", f"{len(snapshot.pods)} pods on {len(nodes)} nodes")
     problems = check(snapshot, deployed.expect)
     assert not problems, f"{check.__doc__.strip()}\n" + "\n".join(f"  - {p}" for p in problems)

@@ -23,12 +23,7 @@ def _report(check, problems: list[str]) -> str:  # type: ignore[no-untyped-def]
 def test_service_endpoints_hold_exactly_the_ready_leaders(
     snapshot: Snapshot, deployed: Deployed, record_property: Any
 ) -> None:
-    endpoints = [
-        e
-        for s in snapshot.endpoint_slices
-        for e in s.get("endpoints") or []
-        if (e.get("conditions") or {}).get("ready", True)
-    ]
+    endpoints = [e for s in snapshot.endpoint_slices for e in s.endpoints if e.ready]
     record_property("figure", f"{len(endpoints)} ready endpoint(s) for {deployed.expect.replicas} leader(s)")
     problems = routing.service_endpoints_hold_exactly_the_ready_leaders(snapshot, deployed.expect)
     assert not problems, _report(routing.service_endpoints_hold_exactly_the_ready_leaders, problems)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fixtures import faults, variants
+from fixtures.cluster_views import EndpointSliceView
 from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan
@@ -40,8 +41,9 @@ def test_the_service_spreads_over_both_leaders(
         pytest.fail(
             "the manifest has no Service in front of the leaders; add one (see manifests/reference/lws.yaml)"
         )
+    slices = kube.endpoint_slices(two_groups.namespace, expect.service_name)
     problems = multi_group.service_spreads_over_every_leader(
-        kube.endpoint_slices(two_groups.namespace, expect.service_name), expect
+        [EndpointSliceView.from_json(s) for s in slices], expect
     )
     record_property("figure", f"svc/{expect.service_name} over {expect.replicas} leaders")
     assert not problems, f"{multi_group.service_spreads_over_every_leader.__doc__}\n" + "\n".join(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fixtures.cluster_views import EndpointSliceView, LwsView
 from fixtures.snapshot import Expectation
 from load.records import RequestRecord
 from suite.conformance.checks import lws_status, multi_group, restart_after_start, rollout, startup
@@ -15,15 +16,17 @@ from suite.conformance.timeline import PodBrief, Sample
 EXPECT = Expectation("vllm", "ns", 2, 2, 8, 2, 8, "m", 8080, "vllm-leader", {"role": "leader"}, None)
 
 
-def lws(generation: int = 2, observed: int = 2, **conditions: tuple[str, str]) -> dict[str, Any]:
+def lws(generation: int = 2, observed: int = 2, **conditions: tuple[str, str]) -> LwsView:
     conds = [
         {"type": k, "status": s, "reason": r, "observedGeneration": observed}
         for k, (s, r) in conditions.items()
     ]
-    return {
-        "metadata": {"generation": generation},
-        "status": {"observedGeneration": observed, "conditions": conds},
-    }
+    return LwsView.from_json(
+        {
+            "metadata": {"generation": generation},
+            "status": {"observedGeneration": observed, "conditions": conds},
+        }
+    )
 
 
 def test_available_needs_its_reason_and_the_current_generation() -> None:
@@ -153,8 +156,9 @@ def test_a_surge_never_used_or_left_behind_fails() -> None:
 
 
 def test_the_service_must_list_every_leader() -> None:
-    def slices(*names: str) -> list[dict[str, Any]]:
-        return [{"endpoints": [{"targetRef": {"name": n}, "conditions": {"ready": True}} for n in names]}]
+    def slices(*names: str) -> list[EndpointSliceView]:
+        endpoints = [{"targetRef": {"name": n}, "conditions": {"ready": True}} for n in names]
+        return [EndpointSliceView.from_json({"endpoints": endpoints})]
 
     assert multi_group.service_spreads_over_every_leader(slices("vllm-0", "vllm-1"), EXPECT) == []
     assert (

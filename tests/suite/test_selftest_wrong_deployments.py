@@ -175,7 +175,7 @@ class WrongDeployment:
 
         def whole() -> Snapshot:
             snap = self.snapshot()
-            names = {p["metadata"]["name"] for p in snap.pods if not p["metadata"].get("deletionTimestamp")}
+            names = {p.name for p in snap.pods if not p.deleting}
             if not {LEADER, WORKER} <= names:
                 raise NotYet(f"group 0 is being recreated; pods now: {sorted(names)}")
             return snap

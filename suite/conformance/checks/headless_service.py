@@ -11,52 +11,45 @@ every pod of the group (pkg/utils/pod/pod_utils.go AddLWSVariables: `<lws>-<grou
 Publishing not-ready addresses matters: the workers resolve the leader while it is still starting (Ray, torch
 distributed), long before its readiness probe passes.
 
-Pure functions of a HeadlessView, so the same code judges a cluster, the testbed and the self-tests.
+Pure functions of a HeadlessView (typed views, fixtures/cluster_views.py), so the same code judges a cluster, the testbed and the self-tests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from fixtures.cluster_views import EndpointSliceView, LwsView, PodView, ServiceView
 from fixtures.kube import Kube
 from fixtures.snapshot import Expectation
 from manifests.manifest import NAME_LABEL
 
-GROUP_INDEX = "leaderworkerset.sigs.k8s.io/group-index"
-WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
-
 
 @dataclass(frozen=True)
 class HeadlessView:
-    lws: dict[str, Any] | None
-    service: dict[str, Any] | None
-    endpoint_slices: list[dict[str, Any]]
-    pods: list[dict[str, Any]]
+    lws: LwsView | None
+    service: ServiceView | None  # the Service named after the LWS
+    endpoint_slices: tuple[EndpointSliceView, ...]
+    pods: tuple[PodView, ...]
 
 
-def subdomain_policy(lws: dict[str, Any] | None) -> str:
-    return str(
-        (((lws or {}).get("spec") or {}).get("networkConfig") or {}).get("subdomainPolicy") or "Shared"
-    )
+def subdomain_policy(lws: LwsView | None) -> str:
+    return lws.subdomain_policy if lws is not None else "Shared"
 
 
 def observe(kube: Kube, expect: Expectation) -> HeadlessView:
     ns, name = expect.namespace, expect.lws_name
-    pods = [p for p in kube.pods(ns, f"{NAME_LABEL}={name}") if not p["metadata"].get("deletionTimestamp")]
+    pods = (PodView.from_json(p) for p in kube.pods(ns, f"{NAME_LABEL}={name}"))
+    service = kube.get_object("v1", "services", name, ns)
     return HeadlessView(
-        kube.lws(ns, name),
-        kube.get_object("v1", "services", name, ns),
-        kube.endpoint_slices(ns, name),
-        pods,
+        LwsView.maybe(kube.lws(ns, name)),
+        ServiceView.from_json(service) if service is not None else None,
+        tuple(EndpointSliceView.from_json(s) for s in kube.endpoint_slices(ns, name)),
+        tuple(p for p in pods if not p.deleting),
     )
 
 
-def _leaders(view: HeadlessView) -> list[dict[str, Any]]:
-    return sorted(
-        (p for p in view.pods if (p["metadata"].get("labels") or {}).get(WORKER_INDEX) == "0"),
-        key=lambda p: p["metadata"]["name"],
-    )
+def _leaders(view: HeadlessView) -> list[PodView]:
+    return sorted((p for p in view.pods if p.worker_index == "0"), key=lambda p: p.name)
 
 
 def lws_creates_a_headless_service_publishing_not_ready_pods(
@@ -71,21 +64,21 @@ def lws_creates_a_headless_service_publishing_not_ready_pods(
         return [
             f"no Service {name} in {expect.namespace}: LWS creates its headless Service named after the LWS"
         ]
-    spec = svc.get("spec") or {}
     problems = []
-    if spec.get("clusterIP") != "None":
-        problems.append(f"Service {name} has clusterIP {spec.get('clusterIP')!r}, expected 'None' (headless)")
-    if spec.get("publishNotReadyAddresses") is not True:
+    if svc.cluster_ip != "None":
+        problems.append(f"Service {name} has clusterIP {svc.cluster_ip!r}, expected 'None' (headless)")
+    if svc.publish_not_ready is not True:
         problems.append(
-            f"Service {name} has publishNotReadyAddresses {spec.get('publishNotReadyAddresses')!r}, expected true: "
+            f"Service {name} has publishNotReadyAddresses {svc.publish_not_ready!r}, expected true: "
             f"workers must resolve a leader that is not Ready yet"
         )
-    if (spec.get("selector") or {}) != {NAME_LABEL: name}:
-        problems.append(f"Service {name} selects {spec.get('selector')}, expected {{{NAME_LABEL}: {name}}}")
-    owners = [o for o in svc["metadata"].get("ownerReferences") or [] if o.get("kind") == "LeaderWorkerSet"]
-    if not any(o.get("name") == name and o.get("controller") for o in owners):
+    if svc.selector != {NAME_LABEL: name}:
+        problems.append(f"Service {name} selects {dict(svc.selector)}, expected {{{NAME_LABEL}: {name}}}")
+    owners = [o for o in svc.owners if o.kind == "LeaderWorkerSet"]
+    if not any(o.name == name and o.controller for o in owners):
         problems.append(
-            f"Service {name} is not controlled by LeaderWorkerSet {name} (ownerReferences: {owners})"
+            f"Service {name} is not controlled by LeaderWorkerSet {name} "
+            f"(ownerReferences: {[(o.kind, o.name) for o in owners]})"
         )
     return problems
 
@@ -97,48 +90,32 @@ def leader_address_resolves_through_the_headless_service(
     headless Service's EndpointSlices list it under that hostname (ready or not); and every pod's
     LWS_LEADER_ADDRESS is <hostname>.<subdomain>.<namespace>, the DNS name that the endpoint makes resolve."""
     name, ns = expect.lws_name, expect.namespace
-    endpoints = {
-        (ep.get("targetRef") or {}).get("name"): ep
-        for slc in view.endpoint_slices
-        for ep in slc.get("endpoints") or []
-    }
+    endpoints = {ep.target: ep for slc in view.endpoint_slices for ep in slc.endpoints}
     problems = []
     leaders = _leaders(view)
     if len(leaders) != expect.replicas:
         problems.append(f"{len(leaders)} leader pod(s), expected {expect.replicas}")
     for pod in leaders:
-        pod_name = pod["metadata"]["name"]
-        group = (pod["metadata"].get("labels") or {}).get(GROUP_INDEX)
-        spec = pod.get("spec") or {}
-        if spec.get("hostname") != f"{name}-{group}" or spec.get("subdomain") != name:
+        pod_name, group = pod.name, pod.group_index
+        if pod.hostname != f"{name}-{group}" or pod.subdomain != name:
             problems.append(
-                f"{pod_name} has hostname {spec.get('hostname')!r} and subdomain {spec.get('subdomain')!r}, "
+                f"{pod_name} has hostname {pod.hostname!r} and subdomain {pod.subdomain!r}, "
                 f"expected {name}-{group!s} and {name}"
             )
         ep = endpoints.get(pod_name)
         if ep is None:
             problems.append(f"the EndpointSlices of Service {name} do not list leader {pod_name}")
-        elif ep.get("hostname") != f"{name}-{group}":
+        elif ep.hostname != f"{name}-{group}":
             problems.append(
-                f"the endpoint of {pod_name} has hostname {ep.get('hostname')!r}, expected {name}-{group}: "
+                f"the endpoint of {pod_name} has hostname {ep.hostname!r}, expected {name}-{group}: "
                 f"{name}-{group}.{name}.{ns} does not resolve"
             )
         want = f"{name}-{group}.{name}.{ns}"
-        for member in (p for p in view.pods if (p["metadata"].get("labels") or {}).get(GROUP_INDEX) == group):
-            found = _env(member, "LWS_LEADER_ADDRESS")
+        for member in (p for p in view.pods if p.group_index == group):
+            found = member.env("LWS_LEADER_ADDRESS")
             if found != want:
-                problems.append(
-                    f"{member['metadata']['name']} has LWS_LEADER_ADDRESS {found!r}, expected {want}"
-                )
+                problems.append(f"{member.name} has LWS_LEADER_ADDRESS {found!r}, expected {want}")
     return problems
-
-
-def _env(pod: dict[str, Any], key: str) -> str | None:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for env in container.get("env") or []:
-            if env.get("name") == key:
-                return env.get("value")
-    return None
 
 
 CHECKS = [

@@ -8,8 +8,9 @@ StatefulSet replaces only that ordinal, so no other group is deleted, restarted 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+from fixtures.cluster_views import EndpointSliceView
 from fixtures.snapshot import Expectation
 from suite.conformance.group_isolation import IsolationRun
 
@@ -46,15 +47,10 @@ def a_fault_in_one_group_leaves_the_others_untouched(run: IsolationRun) -> list[
     return problems
 
 
-def service_spreads_over_every_leader(slices: list[dict[str, Any]], expect: Expectation) -> list[str]:
+def service_spreads_over_every_leader(slices: Sequence[EndpointSliceView], expect: Expectation) -> list[str]:
     """MUST (LWS-CORE MultiGroupServiceSpread): with several groups, the leader Service's EndpointSlices list
     every group's leader as a ready endpoint, so load spreads over all model replicas."""
-    ready = sorted(
-        (ep.get("targetRef") or {}).get("name", "?")
-        for slc in slices
-        for ep in slc.get("endpoints") or []
-        if (ep.get("conditions") or {}).get("ready", True)
-    )
+    ready = sorted(ep.target or "?" for slc in slices for ep in slc.endpoints if ep.ready)
     want = [f"{expect.lws_name}-{g}" for g in range(expect.replicas)]
     missing = [name for name in want if name not in ready]
     if missing:

@@ -5,25 +5,10 @@ pkg/controllers/*; research/lws_vllm.md §2). Each function returns the problems
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from fixtures.cluster_views import GPU
+from fixtures.cluster_views import LWS_LABEL as P
 from fixtures.snapshot import Expectation, Snapshot
-
-P = "leaderworkerset.sigs.k8s.io/"
-GPU = "nvidia.com/gpu"
-
-
-def _labels(pod: dict[str, Any]) -> dict[str, str]:
-    return pod["metadata"].get("labels") or {}
-
-
-def _annotations(pod: dict[str, Any]) -> dict[str, str]:
-    return pod["metadata"].get("annotations") or {}
-
-
-def _env(pod: dict[str, Any]) -> list[tuple[str, str | None]]:
-    container = pod["spec"]["containers"][0]
-    return [(e["name"], e.get("value")) for e in container.get("env") or []]
 
 
 def expected_pod_names(expect: Expectation) -> dict[str, tuple[int, int]]:
@@ -39,7 +24,7 @@ def expected_pod_names(expect: Expectation) -> dict[str, tuple[int, int]]:
 def pods_are_named_by_group_and_worker_index(snap: Snapshot, expect: Expectation) -> list[str]:
     """MUST: one leader `<lws>-<group>` and size-1 workers `<lws>-<group>-<index>` per replica, nothing else."""
     want = set(expected_pod_names(expect))
-    have = {p["metadata"]["name"] for p in snap.pods}
+    have = {p.name for p in snap.pods}
     problems = []
     if missing := sorted(want - have):
         problems.append(f"missing pods {missing} (expected {expect.replicas} group(s) of size {expect.size})")
@@ -56,7 +41,7 @@ def leader_and_worker_labels_identify_their_group(snap: Snapshot, expect: Expect
     index = expected_pod_names(expect)
     keys: dict[int, set[str]] = {}
     for pod in snap.pods:
-        name, labels = pod["metadata"]["name"], _labels(pod)
+        name, labels = pod.name, pod.labels
         if name not in index:
             continue
         group, worker = index[name]
@@ -90,7 +75,7 @@ def size_and_leader_name_annotations_are_set(snap: Snapshot, expect: Expectation
     carry no leader-name (a leader with one is refused by the controller, lws#391)."""
     problems = []
     for pod in snap.pods:
-        name, ann = pod["metadata"]["name"], _annotations(pod)
+        name, ann = pod.name, pod.annotations
         index = expected_pod_names(expect).get(name)
         if index is None:
             continue
@@ -113,17 +98,17 @@ def lws_environment_is_injected_first_with_exact_values(snap: Snapshot, expect: 
     LWS_WORKER_INDEX=<index> lead the container's env, in that order, so user env can refer to them."""
     problems = []
     for pod in snap.pods:
-        name = pod["metadata"]["name"]
+        name = pod.name
         index = expected_pod_names(expect).get(name)
         if index is None:
             continue
-        subdomain = pod["spec"].get("subdomain") or expect.lws_name
+        subdomain = pod.subdomain or expect.lws_name
         want = [
             ("LWS_LEADER_ADDRESS", f"{expect.lws_name}-{index[0]}.{subdomain}.{expect.namespace}"),
             ("LWS_GROUP_SIZE", str(expect.size)),
             ("LWS_WORKER_INDEX", str(index[1])),
         ]
-        env = _env(pod)
+        env = [(e.name, e.value) for e in pod.containers[0].env]
         have = dict(env)
         for key, value in want:
             if have.get(key) != value:
@@ -138,9 +123,9 @@ def leader_and_workers_run_on_different_nodes(snap: Snapshot, expect: Expectatio
     problems = []
     by_group: dict[int, dict[str, str | None]] = {}
     for pod in snap.pods:
-        index = expected_pod_names(expect).get(pod["metadata"]["name"])
+        index = expected_pod_names(expect).get(pod.name)
         if index is not None:
-            by_group.setdefault(index[0], {})[pod["metadata"]["name"]] = pod["spec"].get("nodeName")
+            by_group.setdefault(index[0], {})[pod.name] = pod.node
     for group, placement in sorted(by_group.items()):
         nodes = [n for n in placement.values() if n]
         if len(nodes) != len(set(nodes)):
@@ -154,20 +139,14 @@ def pods_request_and_limit_their_gpus(snap: Snapshot, expect: Expectation) -> li
     problems = []
     want: str | None = str(expect.gpus_per_pod) if expect.gpus_per_pod > 0 else None
     for pod in snap.pods:
-        name = pod["metadata"]["name"]
-        resources = pod["spec"]["containers"][0].get("resources") or {}
-        limit = (resources.get("limits") or {}).get(GPU)
-        request = (resources.get("requests") or {}).get(GPU, limit)  # requests default to limits
+        name, container = pod.name, pod.containers[0]
+        limit, request = container.gpu_limit, container.gpu_request
         if limit != want or request != want:
             expected = want if want is not None else "none (a CPU topology)"
             problems.append(f"{name}: {GPU} request {request!r} / limit {limit!r}, expected {expected}")
-        node = snap.nodes.get(pod["spec"].get("nodeName") or "")
-        if node is not None:
-            allocatable = int((node["status"].get("allocatable") or {}).get(GPU, "0"))
-            if allocatable < expect.gpus_per_pod:
-                problems.append(
-                    f"{name}: node {node['metadata']['name']} has {allocatable} {GPU} allocatable"
-                )
+        node = snap.nodes.get(pod.node or "")
+        if node is not None and node.allocatable_gpus < expect.gpus_per_pod:
+            problems.append(f"{name}: node {node.name} has {node.allocatable_gpus} {GPU} allocatable")
     return problems
 
 
@@ -175,15 +154,12 @@ def worker_statefulsets_are_owned_by_their_leader_pod(snap: Snapshot, expect: Ex
     """MUST: the worker StatefulSet `<lws>-<group>` has the leader pod as its controller owner (so deleting
     the leader takes the workers with it), and the leader StatefulSet `<lws>` is owned by the LWS."""
     problems = []
-    sts = {s["metadata"]["name"]: s for s in snap.statefulsets}
-    lws_uid = (snap.lws or {}).get("metadata", {}).get("uid")
+    sts = {s.name: s for s in snap.statefulsets}
+    lws_uid = snap.lws.uid if snap.lws is not None else None
     leader_sts = sts.get(expect.lws_name)
     if leader_sts is None:
         problems.append(f"leader StatefulSet {expect.lws_name} not found")
-    elif not any(
-        o.get("uid") == lws_uid and o.get("controller")
-        for o in leader_sts["metadata"].get("ownerReferences") or []
-    ):
+    elif not any(o.uid == lws_uid and o.controller for o in leader_sts.owners):
         problems.append(f"leader StatefulSet {expect.lws_name} is not controlled by LWS {expect.lws_name}")
     if expect.size < 2:
         return problems
@@ -193,19 +169,15 @@ def worker_statefulsets_are_owned_by_their_leader_pod(snap: Snapshot, expect: Ex
         if worker_sts is None or leader is None:
             problems.append(f"group {group}: worker StatefulSet {name} or leader pod {name} not found")
             continue
-        owners = worker_sts["metadata"].get("ownerReferences") or []
-        if not any(
-            o.get("kind") == "Pod" and o.get("uid") == leader["metadata"]["uid"] and o.get("controller")
-            for o in owners
-        ):
+        owners = worker_sts.owners
+        if not any(o.kind == "Pod" and o.uid == leader.uid and o.controller for o in owners):
             problems.append(
                 f"worker StatefulSet {name} is not controlled by leader pod {name} "
-                f"(owners: {[(o.get('kind'), o.get('name')) for o in owners]})"
+                f"(owners: {[(o.kind, o.name) for o in owners]})"
             )
-        if worker_sts["spec"].get("replicas") != expect.size - 1:
+        if worker_sts.replicas != expect.size - 1:
             problems.append(
-                f"worker StatefulSet {name} has {worker_sts['spec'].get('replicas')} replicas, "
-                f"expected {expect.size - 1}"
+                f"worker StatefulSet {name} has {worker_sts.replicas} replicas, expected {expect.size - 1}"
             )
     return problems
 
@@ -214,13 +186,12 @@ def lws_reports_available_with_all_replicas_ready(snap: Snapshot, expect: Expect
     """MUST: the LWS condition Available=True (reason AllGroupsReady) and readyReplicas == replicas."""
     if snap.lws is None:
         return [f"LWS {expect.lws_name} not found"]
-    status = snap.lws.get("status") or {}
-    available = [c for c in status.get("conditions") or [] if c.get("type") == "Available"]
+    available = snap.lws.condition("Available")
     problems = []
-    if not available or available[0].get("status") != "True":
-        problems.append(f"LWS condition Available is {available[0] if available else 'missing'}")
-    if status.get("readyReplicas", 0) != expect.replicas:
-        problems.append(f"LWS readyReplicas={status.get('readyReplicas', 0)}, expected {expect.replicas}")
+    if available is None or available.status != "True":
+        problems.append(f"LWS condition Available is {dict(available.raw) if available else 'missing'}")
+    if snap.lws.ready_replicas != expect.replicas:
+        problems.append(f"LWS readyReplicas={snap.lws.ready_replicas}, expected {expect.replicas}")
     return problems
 
 

@@ -20,20 +20,19 @@ def service_endpoints_hold_exactly_the_ready_leaders(snap: Snapshot, expect: Exp
     if snap.service is None:
         return [f"Service {expect.service_name} not found in {expect.namespace}"]
     leaders = {f"{expect.lws_name}-{g}" for g in range(expect.replicas)}
-    ips = {p["metadata"]["name"]: p["status"].get("podIP") for p in snap.pods}
-    listed = {}
-    ports = set()
+    ips = {p.name: p.ip for p in snap.pods}
+    listed: dict[str, list[str]] = {}
+    ports: set[int | None] = set()
     for slc in snap.endpoint_slices:
-        ports |= {p.get("port") for p in slc.get("ports") or []}
-        for ep in slc.get("endpoints") or []:
-            if (ep.get("conditions") or {}).get("ready", True):
-                name = (ep.get("targetRef") or {}).get("name", "?")
-                listed[name] = ep.get("addresses") or []
+        ports |= set(slc.ports)
+        for ep in slc.endpoints:
+            if ep.ready:
+                listed[ep.target or "?"] = list(ep.addresses)
     problems = []
     if workers := sorted(set(listed) - leaders):
         problems.append(
             f"Service {expect.service_name} routes to non-leader pods {workers}; its selector "
-            f"{snap.service['spec'].get('selector')} must select leaders only (e.g. role: leader)"
+            f"{dict(snap.service.selector)} must select leaders only (e.g. role: leader)"
         )
     if missing := sorted(leaders - set(listed)):
         problems.append(f"Service {expect.service_name} has no ready endpoint for leader(s) {missing}")
