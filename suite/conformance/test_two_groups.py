@@ -21,9 +21,9 @@ from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan
 from fixtures.settings import Settings
 from fixtures.variant_plugin import DeployVariant
+from plumbing.wait import NotYet, WaitTimeout, wait_for
 from suite.conformance import group_isolation
 from suite.conformance.checks import multi_group
-from plumbing.wait import NotYet, WaitTimeout, wait_for
 
 pytestmark = pytest.mark.disruptive
 
