@@ -198,7 +198,12 @@ def _workload(args: argparse.Namespace) -> Workload:
     if kind == "random":
         return RandomWorkload(input_len=args.input_len, output_len=args.output_len)
     prefix_len = args.prefix_len if args.prefix_len is not None else args.input_len // 2
-    return SharedPrefixWorkload(args.input_len, args.output_len, prefix_len, args.num_prefixes)
+    return SharedPrefixWorkload(
+        input_len=args.input_len,
+        output_len=args.output_len,
+        prefix_len=prefix_len,
+        num_prefixes=args.num_prefixes,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """The typed configuration of a run: where to send, what to send, and the load levels.
 
-Everything is validated when constructed; a ``ConfigError`` says what was expected and what was seen,
-so the CLI can print it as one line (exit code 2) and a test can assert on it.
+Pydantic models, frozen and strict (a value of the wrong type is refused, not converted; unknown fields
+too), built with keyword arguments. Everything is validated when constructed: a bad value raises
+``ConfigError`` with one line saying what was expected and what was seen, so the CLI can print it (exit code
+2) and a test can assert on it.
 """
 
 from __future__ import annotations
@@ -9,10 +11,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from plumbing.validation_errors import one_line
 
 Api = Literal["completions", "chat"]
 APIS: tuple[Api, ...] = ("completions", "chat")
@@ -23,8 +37,31 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the setting, the value and what is allowed."""
 
 
-@dataclass(frozen=True)
-class Level:
+def _whole_number(value: object, info: ValidationInfo) -> object:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{info.field_name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number)]
+OptionalCount = Annotated[int | None, BeforeValidator(_whole_number)]
+
+
+class _Checked(BaseModel):
+    """Frozen, strict, no unknown fields; a value a validator refuses is a ConfigError of one line."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    if not TYPE_CHECKING:  # only at run time: type checkers keep each model's typed keyword signature
+
+        def __init__(self, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise ConfigError(one_line(exc)) from None
+
+
+class Level(_Checked):
     """One load level.
 
     Closed loop: ``request_rate=None`` and ``concurrency=C`` keeps C requests in flight.
@@ -34,35 +71,34 @@ class Level:
     linear ramp of the rate from ``request_rate`` to ``request_rate_end``.
     """
 
-    num_requests: int
-    concurrency: int | None = None
+    num_requests: Count
+    concurrency: OptionalCount = None
     request_rate: float | None = None
     burstiness: float = 1.0
     request_rate_end: float | None = None
 
-    def __post_init__(self) -> None:
-        _positive_int("num_requests", self.num_requests)
-        if self.concurrency is not None:
-            _positive_int("concurrency", self.concurrency)
+    @model_validator(mode="after")
+    def _a_schedule_that_can_run(self) -> Level:
         if self.request_rate is None:
             if self.concurrency is None:
-                raise ConfigError("a level needs a concurrency, a request rate, or both")
+                raise ValueError("a level needs a concurrency, a request rate, or both")
             if self.request_rate_end is not None:
-                raise ConfigError("request_rate_end (a ramp) needs a starting request_rate")
+                raise ValueError("request_rate_end (a ramp) needs a starting request_rate")
         elif not (math.isfinite(self.request_rate) and self.request_rate >= 0):
-            raise ConfigError(f"request_rate must be a finite number >= 0 req/s, got {self.request_rate}")
+            raise ValueError(f"request_rate must be a finite number >= 0 req/s, got {self.request_rate}")
         elif self.request_rate == 0 and not self.request_rate_end:
-            raise ConfigError("request_rate 0 only makes sense as the start of a ramp (request_rate_end > 0)")
+            raise ValueError("request_rate 0 only makes sense as the start of a ramp (request_rate_end > 0)")
         if self.request_rate_end is not None and not (
             math.isfinite(self.request_rate_end) and self.request_rate_end > 0
         ):
-            raise ConfigError(
+            raise ValueError(
                 f"request_rate_end must be a finite number > 0 req/s, got {self.request_rate_end}"
             )
         if not (self.burstiness > 0):
-            raise ConfigError(
+            raise ValueError(
                 f"burstiness must be > 0 (1 = Poisson, inf = evenly spaced), got {self.burstiness}"
             )
+        return self
 
     @property
     def open_loop(self) -> bool:
@@ -79,53 +115,41 @@ class Level:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class RandomWorkload:
+class RandomWorkload(_Checked):
     """Random-word prompts of ``input_len`` words (about one token each) and ``output_len`` tokens."""
 
-    input_len: int
-    output_len: int
-    name: str = field(default="random", init=False)
-
-    def __post_init__(self) -> None:
-        _positive_int("input_len", self.input_len)
-        _positive_int("output_len", self.output_len)
+    input_len: Count
+    output_len: Count
+    name: Literal["random"] = "random"
 
 
-@dataclass(frozen=True)
-class SharedPrefixWorkload:
+class SharedPrefixWorkload(_Checked):
     """``num_prefixes`` random prefixes of ``prefix_len`` words, each prompt one prefix plus a random
     suffix up to ``input_len`` words: exercises the server's prefix cache."""
 
-    input_len: int
-    output_len: int
+    input_len: Count
+    output_len: Count
     prefix_len: int
-    num_prefixes: int = 4
-    name: str = field(default="shared-prefix", init=False)
+    num_prefixes: Count = 4
+    name: Literal["shared-prefix"] = "shared-prefix"
 
-    def __post_init__(self) -> None:
-        _positive_int("input_len", self.input_len)
-        _positive_int("output_len", self.output_len)
-        _positive_int("num_prefixes", self.num_prefixes)
+    @model_validator(mode="after")
+    def _prefix_shorter_than_the_prompt(self) -> SharedPrefixWorkload:
         if not (0 < self.prefix_len < self.input_len):
-            raise ConfigError(
+            raise ValueError(
                 f"prefix_len must be between 1 and input_len - 1 ({self.input_len - 1}), got {self.prefix_len}"
             )
+        return self
 
 
-@dataclass(frozen=True)
-class ShareGptWorkload:
+class ShareGptWorkload(_Checked):
     """Conversations from a ShareGPT-format JSON file; the first human turn is the prompt. The output
     length is ``output_len`` if given, else estimated from the recorded reply (about 4 characters a
     token, as no tokenizer is loaded)."""
 
-    path: Path
-    output_len: int | None = None
-    name: str = field(default="sharegpt", init=False)
-
-    def __post_init__(self) -> None:
-        if self.output_len is not None:
-            _positive_int("output_len", self.output_len)
+    path: Path = Field(strict=False)  # a str is taken too
+    output_len: OptionalCount = None
+    name: Literal["sharegpt"] = "sharegpt"
 
     @property
     def input_len(self) -> int | None:
@@ -135,8 +159,7 @@ class ShareGptWorkload:
 Workload = RandomWorkload | SharedPrefixWorkload | ShareGptWorkload
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(_Checked):
     """All client timeouts, in seconds. ``read_s`` is the longest silence between two reads of one
     response (so it also bounds the wait for the first token); ``request_s`` bounds a whole request."""
 
@@ -145,55 +168,78 @@ class Timeouts:
     request_s: float = 6 * 3600.0
     probe_s: float = 10.0  # each call of the pre-flight check, the warm-up and the /metrics scrape
 
-    def __post_init__(self) -> None:
-        for name in ("connect_s", "read_s", "request_s", "probe_s"):
-            value = getattr(self, name)
-            if not (value > 0):
-                raise ConfigError(f"timeout {name} must be > 0 seconds, got {value}")
+    @field_validator("connect_s", "read_s", "request_s", "probe_s")
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if not (value > 0):
+            raise ValueError(f"timeout {info.field_name} must be > 0 seconds, got {value}")
+        return value
 
 
-@dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(_Checked):
     """A run: one endpoint and model, one workload, one or more load levels run in order."""
 
     endpoint: str
     model: str
     workload: Workload
-    levels: tuple[Level, ...]
+    levels: tuple[Level, ...] = Field(strict=False)  # a list is taken too
     api: Api = "completions"
-    slo: Mapping[str, float] = field(default_factory=dict)  # keys from SLO_KEYS, values in ms
+    slo: Mapping[str, float] = Field(default_factory=dict)  # keys from SLO_KEYS, values in ms
     seed: int = 0
     ignore_eos: bool = True
-    timeouts: Timeouts = field(default_factory=Timeouts)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
     scrape_server_metrics: bool = True  # GET /metrics before and after each level
     warm_connections: bool = True  # open the level's connections before its clock starts
     label: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    extra_body: Mapping[str, Any] = field(default_factory=dict)  # merged into every request body
+    headers: Mapping[str, str] = Field(default_factory=dict)
+    extra_body: Mapping[str, Any] = Field(default_factory=dict)  # merged into every request body
     repeat: int = 0  # which repeat of the sweep this is (--repeats): seeds its prompts and arrivals
 
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.endpoint)
+    @field_validator("endpoint")
+    @classmethod
+    def _base_url(cls, endpoint: str) -> str:
+        parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"endpoint must be an http(s) URL such as http://127.0.0.1:8000, got {self.endpoint!r}"
+            raise ValueError(
+                f"endpoint must be an http(s) URL such as http://127.0.0.1:8000, got {endpoint!r}"
             )
         if parts.path not in ("", "/"):
-            raise ConfigError(
+            raise ValueError(
                 f"endpoint must be the server's base URL without a path (the API path comes from --api), "
-                f"got {self.endpoint!r}"
+                f"got {endpoint!r}"
             )
-        if not self.model:
-            raise ConfigError("model must be the served model name, got an empty string")
-        if self.api not in APIS:
-            raise ConfigError(f"api must be one of {', '.join(APIS)}, got {self.api!r}")
-        if not self.levels:
-            raise ConfigError("a sweep needs at least one level")
-        for key, value in self.slo.items():
+        return endpoint
+
+    @field_validator("model")
+    @classmethod
+    def _named(cls, model: str) -> str:
+        if not model:
+            raise ValueError("model must be the served model name, got an empty string")
+        return model
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _known_api(cls, api: object) -> object:
+        if api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")
+        return api
+
+    @field_validator("levels")
+    @classmethod
+    def _some_levels(cls, levels: tuple[Level, ...]) -> tuple[Level, ...]:
+        if not levels:
+            raise ValueError("a sweep needs at least one level")
+        return levels
+
+    @field_validator("slo")
+    @classmethod
+    def _known_slos(cls, slo: Mapping[str, float]) -> Mapping[str, float]:
+        for key, value in slo.items():
             if key not in SLO_KEYS:
-                raise ConfigError(f"unknown SLO {key!r}; known: {', '.join(SLO_KEYS)}")
+                raise ValueError(f"unknown SLO {key!r}; known: {', '.join(SLO_KEYS)}")
             if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"SLO {key} must be a positive number of milliseconds, got {value}")
+                raise ValueError(f"SLO {key} must be a positive number of milliseconds, got {value}")
+        return slo
 
     @property
     def base_url(self) -> str:
@@ -218,8 +264,3 @@ def levels_from_lists(
         )
         for c, r in itertools.product(concurrencies, request_rates)
     )
-
-
-def _positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")

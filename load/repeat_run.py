@@ -34,7 +34,7 @@ async def run_repeats(
     runs: list[SweepRun] = []
     for r in range(repeats):
         sink = progress if repeats == 1 or progress is None else _tagged(progress, r, repeats)
-        run = await run_sweep(dataclasses.replace(config, repeat=r), progress=sink, stop=stop)
+        run = await run_sweep(config.model_copy(update={"repeat": r}), progress=sink, stop=stop)
         runs.append(run)
         if run.interrupted or (stop is not None and stop.is_set()):
             return RepeatedRun(fold(runs), runs, True)

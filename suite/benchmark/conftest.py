@@ -4,7 +4,6 @@ usually fit one), so run the benchmark without pytest-xdist."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +59,7 @@ def bench_target(
         plan = make_plan(
             settings
             if settings.manifest or settings.endpoint
-            else dataclasses.replace(settings, topology=topology)
+            else settings.model_copy(update={"topology": topology})
         )
     except UsageError as exc:
         pytest.exit(f"usage error: {exc}", returncode=2)

@@ -47,7 +47,7 @@ def send(
         endpoint=url,
         model=MODEL,
         api=api,
-        workload=RandomWorkload(1, output_len),
+        workload=RandomWorkload(input_len=1, output_len=output_len),
         levels=(Level(num_requests=len(prompts), concurrency=len(prompts)),),
         timeouts=Timeouts(read_s=read_s),
     )

@@ -65,7 +65,7 @@ def _config(url: str, output_len: int) -> SweepConfig:
     return SweepConfig(
         endpoint=url,
         model=MODEL,
-        workload=RandomWorkload(8, output_len),
+        workload=RandomWorkload(input_len=8, output_len=output_len),
         levels=(Level(num_requests=1, concurrency=1),),
     )
 

@@ -4,7 +4,6 @@ counts the file as three runs."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -66,8 +65,8 @@ def test_each_repeat_sends_new_prompts_and_the_first_the_same_as_a_single_run() 
         levels=(Level(num_requests=5, concurrency=1),),
     )
     first = level_requests(config, 0)
-    again = level_requests(dataclasses.replace(config, repeat=0), 0)
-    second = level_requests(dataclasses.replace(config, repeat=1), 0)
+    again = level_requests(config.model_copy(update={"repeat": 0}), 0)
+    second = level_requests(config.model_copy(update={"repeat": 1}), 0)
     assert [r.prompt for r in first] == [r.prompt for r in again]
     assert not {r.prompt for r in first} & {r.prompt for r in second}  # no prefix-cache hits across repeats
 

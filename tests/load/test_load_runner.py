@@ -28,7 +28,7 @@ def config(url: str, *levels: Level, workload: Workload | None = None, **kw: obj
     return SweepConfig(
         endpoint=url,
         model=MODEL,
-        workload=workload or RandomWorkload(8, 4),
+        workload=workload or RandomWorkload(input_len=8, output_len=4),
         levels=levels,
         **kw,  # type: ignore[arg-type]
     )
@@ -98,7 +98,7 @@ def test_chat_shared_prefix_and_sharegpt_workloads_run_end_to_end(server: str, t
             "chat",
             "shared-prefix",
         ),
-        (ShareGptWorkload(sharegpt), "completions", "sharegpt:sg.json"),
+        (ShareGptWorkload(path=sharegpt), "completions", "sharegpt:sg.json"),
     ]:
         run = run_sweep_sync(config(server, level, workload=workload, api=api))
         result = run.result.results[0]

@@ -63,10 +63,10 @@ def test_sharegpt_takes_the_first_turn_and_estimates_output_from_the_reply(tmp_p
     path = write_sharegpt(
         tmp_path / "sg.json", [("What is the capital of France?", "Paris is. " * 10), ("hi", "hey")]
     )
-    specs = build_requests(ShareGptWorkload(path), 3, rng())
+    specs = build_requests(ShareGptWorkload(path=path), 3, rng())
     assert {s.prompt for s in specs} == {"What is the capital of France?"}  # "hi" is filtered as too short
     assert specs[0].output_len == 25  # 100 characters at 4 per token
-    fixed = build_requests(ShareGptWorkload(path, output_len=7), 2, rng())
+    fixed = build_requests(ShareGptWorkload(path=path, output_len=7), 2, rng())
     assert all(s.output_len == 7 for s in fixed)
 
 
@@ -88,4 +88,4 @@ def test_a_bad_sharegpt_file_is_a_clear_error(tmp_path: Path, content: str | Non
     if content is not None:
         path.write_text(content)
     with pytest.raises(WorkloadError, match=message):
-        build_requests(ShareGptWorkload(path), 1, rng())
+        build_requests(ShareGptWorkload(path=path), 1, rng())
