@@ -1,28 +1,19 @@
-"""The OpenAI-compatible request bodies vLLM accepts, checked the way vLLM checks them, and its error shape.
+"""The OpenAI-compatible request bodies vLLM accepts, read and type-checked the way vLLM reads them.
 
 Only what changes the simulation is used (prompt, lengths, EOS handling, streaming and usage options,
-seed); the sampling knobs (temperature, top_p, ...) are checked as vLLM's SamplingParams checks them and
-otherwise ignored, as they do not change timing.
-Error messages are vLLM's (vllm/sampling_params.py, vllm/renderers/params.py,
-vllm/entrypoints/serve/exception_handling); the JSON shape depends on the version:
-`{"error": {message, type, param, code}}` from ~0.10, before that `{"object": "error", message, ...}`.
-The order of the checks is vLLM's: the body's types (pydantic), the prompt against the context, then the
-sampling parameters with max_tokens as it will run.
-By version (`profiles.py`): up to 0.31 a prompt plus max_tokens over the context is refused; from 0.32
-max_tokens is cut to the context left and only max_tokens > max_model_len is refused, a request error
-names its parameter (`param`, message suffix `(parameter=..., value=...)`), a body of the wrong type is
-refused the way pydantic words it (`"type": "Bad Request"`, `param` `body.<field>`), and temperature is
-at most 2.
+seed); the sampling knobs (temperature, top_p, ...) are read as numbers here, checked as vLLM's
+SamplingParams checks them in `request_limits.py`, and otherwise ignored, as they do not change timing.
+The body's types are checked first (pydantic, in vLLM); a refusal is a `RequestError`
+(`request_errors.py`), worded by version as `profiles.py` says.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.engine.profiles import Profile
+from testbed.engine.request_errors import RequestError, body_error, invalid
 from testbed.engine.tokens import chat_token_count, prompt_token_count
 
 SAMPLING_FIELDS = (
@@ -34,77 +25,6 @@ SAMPLING_FIELDS = (
     "frequency_penalty",
     "repetition_penalty",
 )
-
-
-class RequestError(Exception):
-    """A request vLLM would refuse: HTTP status, OpenAI error type, and vLLM's message."""
-
-    def __init__(
-        self, message: str, *, status: int = 400, err_type: str = "BadRequestError", param: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.err_type = err_type
-        self.param = param
-
-
-def error_body(profile: Profile, err: RequestError) -> dict[str, Any]:
-    info = {"message": err.message, "type": err.err_type, "param": err.param, "code": err.status}
-    if profile.has("nested_error_json"):
-        return {"error": info}
-    return {"object": "error", **info}
-
-
-def invalid(
-    profile: Profile,
-    message: str,
-    param: str | None = None,
-    value: Any = None,
-    *,
-    legacy_param: str | None = None,
-) -> RequestError:
-    """vLLM's VLLMValidationError: from 0.32 it names the parameter (and the value) it refuses. Older
-    profiles keep the simulator's earlier answer: the message alone, `legacy_param` (default `param`)."""
-    if not profile.has("validation_error_param"):
-        return RequestError(message, param=legacy_param or param)
-    extras = [f"parameter={param}"] if param is not None else []
-    if value is not None:
-        extras.append(f"value={value}")
-    return RequestError(f"{message} ({', '.join(extras)})" if extras else message, param=param)
-
-
-def _pydantic_input(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple | dict):
-        return f"<{type(value).__name__} of {len(value)} items>"
-    return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
-
-
-def body_error(
-    profile: Profile, name: str, value: Any, kind: str, msg: str, legacy: str, loc: str | None = None
-) -> RequestError:
-    """A body field of the wrong type: pydantic's wording from 0.32, the simulator's own before."""
-    if not profile.has("validation_error_param"):
-        return RequestError(legacy, param=name)
-    where = loc or f"body.{name}"
-    err = {"type": kind, "loc": where, "msg": msg, "input": _pydantic_input(value)}
-    return RequestError(f"1 validation error:\n  {err!r}", err_type="Bad Request", param=where)
-
-
-def json_error(profile: Profile, exc: json.JSONDecodeError) -> RequestError:
-    """A body that is not JSON (FastAPI reports it as a validation error at the failing position)."""
-    if not profile.has("validation_error_param"):
-        return RequestError(f"The request body is not valid JSON: {exc}")
-    err = {
-        "type": "json_invalid",
-        "loc": f"body.{exc.pos}",
-        "msg": "JSON decode error",
-        "input": "<dict of 0 items>",
-        "ctx": {"error": exc.msg},
-    }
-    return RequestError(f"1 validation error:\n  {err!r}", err_type="Bad Request", param=f"body.{exc.pos}")
 
 
 @dataclass(frozen=True)
@@ -324,105 +244,3 @@ def parse_chat(body: Any, profile: Profile) -> GenerationRequest:
         pairs.append((m["role"], _content_text(m.get("content"))))
     key = "\x1e".join(f"{r}\x1f{c}" for r, c in pairs)
     return _common(body, profile, chat=True, prompt_tokens=chat_token_count(pairs), key=key, default_max=None)
-
-
-def check_context(req: GenerationRequest, max_model_len: int, profile: Profile) -> int:
-    """The max_tokens the request runs with, or vLLM's refusal: the context first, then the sampling
-    parameters (vllm SamplingParams._verify_args order)."""
-    if profile.has("max_tokens_clamped"):
-        max_tokens = _clamped(req, max_model_len, profile)
-    else:
-        max_tokens = _refused_past_context(req, max_model_len)
-    _check_sampling(req, max_tokens, profile)
-    return max_tokens
-
-
-def _clamped(req: GenerationRequest, max_model_len: int, profile: Profile) -> int:
-    """vLLM 0.32: max_tokens past max_model_len is refused, a prompt past it too; else max_tokens is cut
-    to what the context leaves (vllm renderers/params.py TokenizeParams, serve/utils get_max_tokens)."""
-    param = req.max_tokens_param
-    if req.max_tokens is not None and req.max_tokens > max_model_len:
-        raise invalid(
-            profile,
-            f"{param}={req.max_tokens} cannot be greater than max_model_len={max_model_len}. "
-            "Please request fewer output tokens.",
-            param,
-            req.max_tokens,
-        )
-    if req.prompt_tokens > max_model_len:
-        # the tokenizer stops one token past the limit, so vLLM says "at least" that many
-        seen = min(req.prompt_tokens, max_model_len + 1)
-        qualifier = "at least " if seen == max_model_len + 1 else ""
-        raise invalid(
-            profile,
-            f"This model's maximum context length is {max_model_len} tokens. However, your prompt contains "
-            f"{qualifier}{seen} input tokens, which exceeds this limit even without any output tokens. "
-            "Please reduce the length of the input prompt.",
-            "input_tokens",
-            seen,
-        )
-    room = max_model_len - req.prompt_tokens
-    wanted = req.max_tokens if req.max_tokens is not None else req.default_max
-    return room if wanted is None else min(wanted, room)
-
-
-def _refused_past_context(req: GenerationRequest, max_model_len: int) -> int:
-    """Before 0.32: a prompt that fills the context, or prompt + max_tokens past it, is refused."""
-    if req.prompt_tokens >= max_model_len:
-        raise RequestError(
-            f"This model's maximum context length is {max_model_len} tokens. However, your request has "
-            f"{req.prompt_tokens} input tokens. Please reduce the length of the input messages.",
-            param="messages" if req.chat else "prompt",
-        )
-    wanted = req.max_tokens if req.max_tokens is not None else req.default_max
-    if wanted is None:
-        return max_model_len - req.prompt_tokens
-    if wanted >= 1 and req.prompt_tokens + wanted > max_model_len:
-        raise RequestError(
-            f"This model's maximum context length is {max_model_len} tokens. However, you requested "
-            f"{req.prompt_tokens + wanted} tokens ({req.prompt_tokens} in the messages, {wanted} in the "
-            "completion). Please reduce the length of the messages or completion.",
-            param="max_tokens",
-        )
-    return wanted
-
-
-def _check_sampling(req: GenerationRequest, max_tokens: int, profile: Profile) -> None:
-    s = req.sampling
-    for name in ("presence_penalty", "frequency_penalty"):
-        if name in s and not -2.0 <= s[name] <= 2.0:
-            raise invalid(profile, f"{name} must be in [-2, 2], got {s[name]}.")
-    rep = s.get("repetition_penalty")
-    if rep is not None and (not math.isfinite(rep) or rep <= 0.0):
-        raise invalid(profile, f"repetition_penalty must be greater than zero, got {rep}.")
-    temp = s.get("temperature")
-    if temp is not None:
-        if not math.isfinite(temp):
-            raise invalid(profile, f"temperature must be a finite number, got {temp}.", "temperature", temp)
-        if temp < 0.0:
-            raise invalid(profile, f"temperature must be non-negative, got {temp}.", "temperature", temp)
-        if temp > 2.0 and profile.has("validation_error_param"):
-            raise invalid(profile, f"temperature must be in [0, 2], got {temp}.", "temperature", temp)
-    top_p = s.get("top_p")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise invalid(profile, f"top_p must be in (0, 1], got {top_p}.", "top_p", top_p)
-    top_k = s.get("top_k")
-    if top_k is not None and top_k < -1:
-        raise invalid(profile, f"top_k must be 0 (disable), or at least 1, got {int(top_k)}.")
-    min_p = s.get("min_p")
-    if min_p is not None and not 0.0 <= min_p <= 1.0:
-        raise invalid(profile, f"min_p must be in [0, 1], got {min_p}.")
-    if max_tokens < 1:
-        raise invalid(profile, f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens", max_tokens)
-    if req.min_tokens < 0:
-        raise invalid(
-            profile,
-            f"min_tokens must be greater than or equal to 0, got {req.min_tokens}.",
-            legacy_param="min_tokens",
-        )
-    if req.min_tokens > max_tokens:
-        raise invalid(
-            profile,
-            f"min_tokens must be less than or equal to max_tokens={max_tokens}, got {req.min_tokens}.",
-            legacy_param="min_tokens",
-        )

@@ -29,15 +29,9 @@ from aiohttp import web
 
 from testbed.engine.metrics import CONTENT_TYPE, EngineMetrics
 from testbed.engine.profiles import Profile
-from testbed.engine.protocol import (
-    GenerationRequest,
-    RequestError,
-    check_context,
-    error_body,
-    json_error,
-    parse_chat,
-    parse_completion,
-)
+from testbed.engine.protocol import GenerationRequest, parse_chat, parse_completion
+from testbed.engine.request_errors import RequestError, error_body, json_error
+from testbed.engine.request_limits import check_context
 from testbed.engine.runner import EngineRunner
 from testbed.engine.scheduler import SimRequest
 from testbed.engine.tokens import VOCAB_BYTES, OutputPlan, output_text, plan_output, token_index
