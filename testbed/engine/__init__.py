@@ -16,7 +16,10 @@ Where things are: the performance model in `hardware.py` (GPUs, fabrics), `model
 shapes), `calibration.py` + `data/` (measured shards), `shard_costs.py` (one block on one GPU),
 `perf_model.py` (one step of the topology, memory), `scheduler.py` (continuous batching and the
 pipeline), `published.py` (the published figures as scenarios); the served process in `server.py`
-(HTTP), `protocol.py` (request bodies), `request_errors.py` (refusals, error shape), `request_limits.py`
-(context and sampling checks), `tokens.py` (token counts, text), `metrics.py` (Prometheus), `runner.py`
-(pacing), `startup_logs.py` (start-up lines), `profiles.py` (vLLM versions), `logsink.py` (CRI log files), `app.py` (one process); `capacity.py` measures the process's ceiling.
+(HTTP routes), `protocol.py` (request bodies), `request_errors.py` (refusals, error shape),
+`request_limits.py` (context and sampling checks), `request_state.py` (a request in flight, its metrics),
+`responses.py` (JSON bodies), `stream_frames.py` (SSE frames), `tokens.py` (token counts, text),
+`metrics.py` (Prometheus), `runner.py` (pacing), `startup_logs.py` (start-up lines), `profiles.py` (vLLM
+versions), `logsink.py` (CRI log files), `app.py` (one process); `capacity.py` measures the process's
+ceiling.
 """

@@ -2,16 +2,10 @@
 
 Routes: POST /v1/completions, POST /v1/chat/completions (streaming SSE or not), GET /v1/models,
 GET /health (200 empty; 503 once the engine is dead), GET /version, GET /metrics, GET /load, GET|POST /ping,
-and POST /_sim/crash when test hooks are on. Streams are `data: <json>\\n\\n` frames ending with
-`data: [DONE]\\n\\n`; with `stream_options.include_usage` a last frame has `"choices": []` and the usage,
-with `continuous_usage_stats` every frame carries the usage so far. Bodies and chunks have the fields of
-the profile's vLLM (from 0.32: token_ids, system_fingerprint on the last frame, ...; see profiles.py), and
-JSON is served as `application/json` without a charset, as Starlette serves it. Every request is counted
+and POST /_sim/crash when test hooks are on. A request is read and checked (`protocol.py`,
+`request_limits.py`; refusals in `request_errors.py`), handed to the engine (`runner.py`), and answered
+as one JSON body (`responses.py`) or as SSE frames (`stream_frames.py`). Every request is counted
 in the HTTP metrics of prometheus-fastapi-instrumentator (metrics.py) by its route template.
-
-Hot path: the JSON of a token frame is a per-request prefix, the token's pre-escaped text and a fixed
-suffix, joined as bytes; a stream writes every token that is ready in one `write` (`runner.py` batches
-engine steps at time-scale 0), so one core streams tens of thousands of tokens per second.
 """
 
 from __future__ import annotations
@@ -30,25 +24,20 @@ from aiohttp import web
 from testbed.engine.metrics import CONTENT_TYPE, EngineMetrics
 from testbed.engine.profiles import Profile
 from testbed.engine.protocol import GenerationRequest, parse_chat, parse_completion
-from testbed.engine.request_errors import RequestError, error_body, json_error
+from testbed.engine.request_errors import RequestError, json_error
 from testbed.engine.request_limits import check_context
+from testbed.engine.request_state import StreamState, record_abort, record_token
+from testbed.engine.responses import (
+    completion_body,
+    engine_dead,
+    error_response,
+    json_response,
+    models_body,
+)
 from testbed.engine.runner import EngineRunner
 from testbed.engine.scheduler import SimRequest
-from testbed.engine.tokens import VOCAB_BYTES, OutputPlan, output_text, plan_output, token_index
-
-DONE_FRAME = b"data: [DONE]\n\n"
-
-
-def _compact(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    """JSON as Starlette (vLLM's server) writes it: compact, UTF-8, `application/json` without a charset."""
-    return web.Response(body=_compact(body).encode(), status=status, content_type="application/json")
-
-
-SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+from testbed.engine.stream_frames import SSE_HEADERS, StreamFrames, error_frames
+from testbed.engine.tokens import output_text, plan_output
 
 
 @dataclass(frozen=True)
@@ -62,32 +51,6 @@ class ServeConfig:
     enable_test_hooks: bool = False
     force_include_usage: bool = False
     fail_after_requests: int | None = None
-
-
-class StreamState:
-    """What a waiting HTTP handler needs from the engine for one request."""
-
-    __slots__ = ("done", "error", "finish_reason", "last_t", "max_tokens", "plan", "req", "waiter")
-
-    def __init__(self, plan: OutputPlan, max_tokens: int | None = None) -> None:
-        self.plan = plan
-        self.max_tokens = max_tokens
-        self.req: SimRequest | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.done = False
-        self.error: str | None = None
-        self.finish_reason = plan.finish_reason
-        self.last_t = 0.0
-
-    def wake(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def wait(self) -> None:
-        self.waiter = asyncio.get_running_loop().create_future()
-        await self.waiter
-        self.waiter = None
 
 
 class SimServer:
@@ -140,33 +103,8 @@ class SimServer:
 
     def _on_token(self, req: SimRequest, t: float) -> None:
         state: StreamState = req.payload  # type: ignore[assignment]
-        m = self.metrics
-        w = self.wall_per_sim_s
-        if req.generated == 1:
-            m.on_first_token(
-                req.prompt_tokens,
-                (t - req.arrival) * w,
-                ((req.scheduled_at or req.arrival) - req.arrival) * w,
-            )
-            m.on_tokens((), 1)
-        else:
-            m.on_tokens(((t - state.last_t) * w,), 1)
-        state.last_t = t
+        record_token(self.metrics, req, state, t, self.wall_per_sim_s)
         if req.finished:
-            state.done = True
-            first = req.first_token_at
-            tpot = (t - first) * w / (req.generated - 1) if req.generated > 1 and first is not None else None
-            scheduled = req.scheduled_at if req.scheduled_at is not None else req.arrival
-            m.on_finished(
-                state.finish_reason,
-                (t - req.arrival) * w,
-                req.generated,
-                tpot,
-                prompt_tokens=req.prompt_tokens,
-                max_tokens=state.max_tokens,
-                phases=((t - scheduled) * w, ((first or t) - scheduled) * w, (t - (first or t)) * w),
-                preemptions=req.preemptions,
-            )
             self._live.discard(state)
         state.wake()
 
@@ -181,6 +119,31 @@ class SimServer:
         self._live.clear()
         if self.on_fatal is not None:
             self.on_fatal(reason)
+
+    def _submit(self, gen: GenerationRequest, max_tokens: int) -> StreamState:
+        """Plan the request's output (seeded by its prompt) and hand it to the engine."""
+        plan = plan_output(
+            seed=self.config.seed if gen.seed is None else gen.seed,
+            key=gen.prompt_key,
+            max_tokens=max_tokens,
+            min_tokens=gen.min_tokens,
+            ignore_eos=gen.ignore_eos,
+        )
+        state = StreamState(plan, max_tokens)
+        req = SimRequest(
+            rid=next(self._ids), prompt_tokens=gen.prompt_tokens, output_tokens=plan.tokens, payload=state
+        )
+        state.req = req
+        self._live.add(state)
+        self.runner.submit(req)
+        return state
+
+    def _abort(self, state: StreamState) -> None:
+        req = state.req
+        if req is not None and not state.done:
+            self.runner.abort(req)
+            self._live.discard(state)
+            record_abort(self.metrics, req, state, self.runner.virtual_now(), self.wall_per_sim_s)
 
     # --- app ----------------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -229,15 +192,23 @@ class SimServer:
                 time.perf_counter() - started,
             )
 
-    # --- helpers -------------------------------------------------------------------------------------
+    # --- checks --------------------------------------------------------------------------------------
     def _error(self, err: RequestError) -> web.Response:
-        return _json(error_body(self.profile, err), status=err.status)
+        return error_response(self.profile, err)
 
     def _check_auth(self, request: web.Request) -> web.Response | None:
         key = self.config.api_key
         if key is None or request.headers.get("Authorization") == f"Bearer {key}":
             return None
-        return _json({"error": "Unauthorized"}, status=401)
+        return json_response({"error": "Unauthorized"}, status=401)
+
+    async def _read_json(self, request: web.Request) -> Any:
+        try:
+            return json.loads(await request.read())
+        except json.JSONDecodeError as exc:
+            raise json_error(self.profile, exc) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(f"The request body is not valid JSON: {exc}") from None
 
     def _check_model(self, req: GenerationRequest) -> str:
         names = self.config.served_model_names
@@ -253,6 +224,18 @@ class SimServer:
             )
         return req.model
 
+    def _check_alive(self) -> None:
+        """Refuse once the engine is dead; count the request, and die on it if a fault is injected."""
+        if self.dead is not None:
+            raise engine_dead(self.dead)
+        self._requests_seen += 1
+        fail_after = self.config.fail_after_requests
+        if fail_after is not None and self._requests_seen >= fail_after:
+            self.kill(
+                f"simulated fault injected on request {self._requests_seen} (--fail-after-requests {fail_after})"
+            )
+            raise engine_dead(str(self.dead))
+
     # --- routes --------------------------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
         if self.dead is not None:
@@ -260,11 +243,11 @@ class SimServer:
         return web.Response(status=200)
 
     async def version(self, _request: web.Request) -> web.Response:
-        return _json({"version": self.profile.version_text})
+        return json_response({"version": self.profile.version_text})
 
     async def load(self, _request: web.Request) -> web.Response:
         core = self.runner.core
-        return _json({"server_load": core.num_running + core.num_waiting})
+        return json_response({"server_load": core.num_running + core.num_waiting})
 
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
@@ -272,40 +255,20 @@ class SimServer:
     async def models(self, request: web.Request) -> web.Response:
         if (denied := self._check_auth(request)) is not None:
             return denied
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": self.created,
-                "owned_by": "vllm",
-                "root": self.config.model_path,
-                "parent": None,
-                "max_model_len": self.config.max_model_len,
-                "permission": [
-                    {
-                        "id": f"modelperm-{hashlib.blake2b(f'{name}:{self.created}'.encode(), digest_size=8).hexdigest()}",
-                        "object": "model_permission",
-                        "created": self.created,
-                        "allow_create_engine": False,
-                        "allow_sampling": True,
-                        "allow_logprobs": True,
-                        "allow_search_indices": False,
-                        "allow_view": True,
-                        "allow_fine_tuning": False,
-                        "organization": "*",
-                        "group": None,
-                        "is_blocking": False,
-                    }
-                ],
-            }
-            for i, name in enumerate(self.config.served_model_names)
-        ]
-        return _json({"object": "list", "data": data})
+        c = self.config
+        return json_response(
+            models_body(
+                c.served_model_names,
+                created=self.created,
+                model_path=c.model_path,
+                max_model_len=c.max_model_len,
+            )
+        )
 
     async def crash_hook(self, request: web.Request) -> web.Response:
         reason = request.query.get("reason", "CUDA error: an illegal memory access was encountered")
         self.kill(reason)
-        return _json({"crashed": True, "reason": reason})
+        return json_response({"crashed": True, "reason": reason})
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         return await self._generate(request, chat=False)
@@ -317,279 +280,86 @@ class SimServer:
         if (denied := self._check_auth(request)) is not None:
             return denied
         try:
-            body = json.loads(await request.read())
-        except json.JSONDecodeError as exc:
-            return self._error(json_error(self.profile, exc))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self._error(RequestError(f"The request body is not valid JSON: {exc}"))
-        try:
+            body = await self._read_json(request)
             gen = parse_chat(body, self.profile) if chat else parse_completion(body, self.profile)
             model = self._check_model(gen)
             max_tokens = check_context(gen, self.config.max_model_len, self.profile)
+            self._check_alive()
         except RequestError as err:
             return self._error(err)
-        if self.dead is not None:
-            return self._error(
-                RequestError(
-                    f"EngineCore encountered an issue. See stack trace (above) for the root cause. ({self.dead})",
-                    status=500,
-                    err_type="InternalServerError",
-                )
-            )
-        self._requests_seen += 1
-        fail_after = self.config.fail_after_requests
-        if fail_after is not None and self._requests_seen >= fail_after:
-            self.kill(
-                f"simulated fault injected on request {self._requests_seen} (--fail-after-requests {fail_after})"
-            )
-            return self._error(
-                RequestError(
-                    f"EngineCore encountered an issue. See stack trace (above) for the root cause. ({self.dead})",
-                    status=500,
-                    err_type="InternalServerError",
-                )
-            )
-        seed = self.config.seed if gen.seed is None else gen.seed
-        plan = plan_output(
-            seed=seed,
-            key=gen.prompt_key,
-            max_tokens=max_tokens,
-            min_tokens=gen.min_tokens,
-            ignore_eos=gen.ignore_eos,
+        state = self._submit(gen, max_tokens)
+        assert state.req is not None
+        digest = hashlib.blake2b(f"{self.config.seed}:{state.req.rid}".encode(), digest_size=16).hexdigest()
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{digest}"
+        if not gen.stream:
+            return await self._whole(state, gen, rid, model, chat)
+        forced = self.config.force_include_usage
+        frames = StreamFrames(
+            rid=rid,
+            model=model,
+            chat=chat,
+            created=int(time.time()),
+            prompt_tokens=gen.prompt_tokens,
+            include_usage=gen.include_usage or forced,
+            continuous=gen.continuous_usage or forced,
+            v032=self.v032,
+            fingerprint=self.fingerprint,
         )
-        state = StreamState(plan, max_tokens)
-        req = SimRequest(
-            rid=next(self._ids), prompt_tokens=gen.prompt_tokens, output_tokens=plan.tokens, payload=state
-        )
-        state.req = req
-        self._live.add(state)
-        self.runner.submit(req)
-        include_usage = gen.include_usage or (gen.stream and self.config.force_include_usage)
-        continuous = gen.continuous_usage or (gen.stream and self.config.force_include_usage)
-        rid = f"{'chatcmpl' if chat else 'cmpl'}-{hashlib.blake2b(f'{self.config.seed}:{req.rid}'.encode(), digest_size=16).hexdigest()}"
-        if gen.stream:
-            return await self._stream(request, state, gen, rid, model, chat, include_usage, continuous)
-        return await self._whole(request, state, gen, rid, model, chat)
+        return await self._stream(request, state, frames)
 
-    async def _wait_done(self, state: StreamState) -> None:
-        while not state.done and state.error is None:
-            await state.wait()
-
+    # --- answers -------------------------------------------------------------------------------------
     async def _whole(
-        self,
-        request: web.Request,
-        state: StreamState,
-        gen: GenerationRequest,
-        rid: str,
-        model: str,
-        chat: bool,
+        self, state: StreamState, gen: GenerationRequest, rid: str, model: str, chat: bool
     ) -> web.StreamResponse:
         try:
-            await self._wait_done(state)
+            while not state.done and state.error is None:
+                await state.wait()
         except asyncio.CancelledError:
             self._abort(state)
             raise
         if state.error is not None:
-            return self._error(
-                RequestError(
-                    f"EngineCore encountered an issue. See stack trace (above) for the root cause. ({state.error})",
-                    status=500,
-                    err_type="InternalServerError",
-                )
-            )
+            return self._error(engine_dead(state.error))
         req = state.req
         assert req is not None
-        text = output_text(state.plan, 0, req.generated)
-        usage: dict[str, Any] = {
-            "prompt_tokens": gen.prompt_tokens,
-            "total_tokens": gen.prompt_tokens + req.generated,
-            "completion_tokens": req.generated,
-            "prompt_tokens_details": None,
-        }
-        head: dict[str, Any] = {
-            "id": rid,
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": model,
-        }
-        extras: dict[str, Any] = {}
-        if self.v032:  # what vLLM 0.32 serializes (None when unused)
-            usage["completion_tokens_details"] = None
-            extras = {"kv_transfer_params": None, "ec_transfer_params": None, "metrics": None}
-        if chat:
-            message: dict[str, Any] = {"role": "assistant", "content": text}
-            if self.v032:
-                message.update(refusal=None, annotations=None, audio=None, function_call=None, reasoning=None)
-            else:
-                message["tool_calls"] = []
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": state.finish_reason,
-                "stop_reason": None,
-            }
-            if self.v032:
-                choice.update(token_ids=None, routed_experts=None)
-                extras = {"prompt_logprobs": None, "prompt_token_ids": None, "prompt_text": None, **extras}
-        else:
-            choice = {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": state.finish_reason,
-                "stop_reason": None,
-            }
-            if self.v032:
-                choice["token_ids"] = None
-            choice["prompt_logprobs"] = None
-            if self.v032:
-                choice.update(prompt_token_ids=None, routed_experts=None)
-        body: dict[str, Any] = {**head, "choices": [choice]}
-        if self.v032:
-            body.update(service_tier=None, system_fingerprint=self.fingerprint)
-        body["usage"] = usage
-        return _json({**body, **extras})
-
-    def _abort(self, state: StreamState) -> None:
-        req = state.req
-        if req is not None and not state.done:
-            self.runner.abort(req)
-            state.done = True
-            state.finish_reason = "abort"
-            self._live.discard(state)
-            self.metrics.on_finished(
-                "abort",
-                (self.runner.virtual_now() - req.arrival) * self.wall_per_sim_s,
-                req.generated,
-                None,
-                prompt_tokens=req.prompt_tokens,
-                max_tokens=state.max_tokens,
-                preemptions=req.preemptions,
-            )
+        body = completion_body(
+            rid=rid,
+            model=model,
+            chat=chat,
+            created=int(time.time()),
+            text=output_text(state.plan, 0, req.generated),
+            finish_reason=state.finish_reason,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=req.generated,
+            v032=self.v032,
+            fingerprint=self.fingerprint,
+        )
+        return json_response(body)
 
     async def _stream(
-        self,
-        request: web.Request,
-        state: StreamState,
-        gen: GenerationRequest,
-        rid: str,
-        model: str,
-        chat: bool,
-        include_usage: bool,
-        continuous: bool,
+        self, request: web.Request, state: StreamState, frames: StreamFrames
     ) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
-        created = int(time.time())
-        head = json.dumps(
-            {
-                "id": rid,
-                "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": created,
-                "model": model,
-            },
-            separators=(",", ":"),
-        )[:-1]
-        v032 = self.v032
-        # a token frame = prefix + token text + mid + (null + tail_mid | "reason" + tail_last) [+ usage]
-        # [+ fingerprint] + "}": the choice's fields after finish_reason, as the profile's vLLM has them
-        if chat:
-            prefix = (f"data: {head}," + '"choices":[{"index":0,"delta":{"content":"').encode()
-            mid = b'"},"logprobs":null,"finish_reason":'
-            tail_mid = b',"token_ids":null}]' if v032 else b"}]"
-            tail_last = b',"stop_reason":null,"token_ids":null}]' if v032 else b"}]"
-        else:
-            prefix = (f"data: {head}," + '"choices":[{"index":0,"text":"').encode()
-            mid = b'","logprobs":null,"finish_reason":'
-            tail_mid = tail_last = (
-                b',"stop_reason":null,"prompt_token_ids":null,"token_ids":null}]'
-                if v032
-                else b',"stop_reason":null}]'
-            )
-        null_end = b"null" + tail_mid + b"}\n\n"
-        # vLLM 0.32 stamps its fingerprint on the last frame: the usage frame, else the finishing one
-        fingerprint = f',"system_fingerprint":"{self.fingerprint}"'.encode() if v032 else b""
-        last_fingerprint = b"" if include_usage else fingerprint
-        details = ',"completion_tokens_details":null' if v032 and chat else ""
-        P = gen.prompt_tokens
-
-        def usage_json(k: int, more: str = details) -> bytes:
-            return f',"usage":{{"prompt_tokens":{P},"total_tokens":{P + k},"completion_tokens":{k}{more}}}'.encode()
-
         req = state.req
         assert req is not None
-        plan = state.plan
         try:
             await resp.prepare(request)
-            if chat:
-                first: dict[str, Any] = {
-                    "id": rid,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {"role": "assistant", "content": ""},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
-                    ],
-                }
-                if continuous:
-                    usage: dict[str, Any] = {"prompt_tokens": P, "total_tokens": P, "completion_tokens": 0}
-                    if v032:
-                        usage["completion_tokens_details"] = None
-                    first["usage"] = usage
-                if v032:
-                    first.update(prompt_token_ids=None, prompt_text=None)
-                await resp.write(b"data: " + json.dumps(first, separators=(",", ":")).encode() + b"\n\n")
+            if frames.chat:
+                await resp.write(frames.role_frame())
             sent = 0
             while True:
                 if req.generated == sent and not state.done and state.error is None:
                     await state.wait()
                 if state.error is not None:
-                    err = error_body(
-                        self.profile,
-                        RequestError(
-                            f"EngineCore encountered an issue. See stack trace (above) for the root cause. ({state.error})",
-                            status=500,
-                            err_type="InternalServerError",
-                        ),
-                    )
-                    await resp.write(b"data: " + json.dumps(err).encode() + b"\n\n" + DONE_FRAME)
+                    await resp.write(error_frames(self.profile, state.error))
                     return resp
                 upto = req.generated
-                frames = []
-                for i in range(sent, upto):
-                    tok = VOCAB_BYTES[token_index(plan, i)]
-                    last = state.done and i == upto - 1
-                    end = (
-                        (b'"' + state.finish_reason.encode() + b'"' + tail_last)
-                        if last
-                        else (b"null" + tail_mid)
-                    )
-                    if continuous:
-                        stamp = last_fingerprint if last else b""
-                        frames.append(prefix + tok + mid + end + usage_json(i + 1) + stamp + b"}\n\n")
-                    elif last:
-                        frames.append(prefix + tok + mid + end + last_fingerprint + b"}\n\n")
-                    else:
-                        frames.append(prefix + tok + mid + null_end)
+                out = frames.tokens(state.plan, sent, upto, state.finish_reason if state.done else None)
                 sent = upto
                 if state.done:
-                    if include_usage:
-                        frames.append(
-                            (f"data: {head}," + '"choices":[]').encode()
-                            + usage_json(sent, "")
-                            + fingerprint
-                            + b"}\n\n"
-                        )
-                    frames.append(DONE_FRAME)
-                    await resp.write(b"".join(frames))
+                    await resp.write(b"".join(out + frames.closing(sent)))
                     break
-                if frames:
-                    await resp.write(b"".join(frames))
+                if out:
+                    await resp.write(b"".join(out))
             await resp.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             self._abort(state)
