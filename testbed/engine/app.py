@@ -55,27 +55,9 @@ class EngineSetup:
 def build_setup(opts: EngineOptions) -> EngineSetup:
     """Resolve names and tables; ValueError names what is wrong and the valid choices."""
     profile = resolve_profile(profile=opts.profile, image=opts.image, log_format=opts.log_format)
-    spec = model_by_name(opts.model)
-    if (
-        opts.quantization
-        and opts.quantization.lower() in ("fp8", "fbgemm_fp8", "modelopt")
-        and not spec.is_fp8
-    ):
-        spec = dataclasses.replace(spec, weight_bytes_per_param=1)
-    gpu = gpu_by_name(opts.gpu)
-    net = interconnect_by_name(opts.interconnect)
-    world = opts.tensor_parallel_size * opts.pipeline_parallel_size
-    needed = math.ceil(world / opts.gpus_per_node)
-    if opts.node_ips:
-        # The nodes the group really has (the bridge passes one address per running pod): never more. With
-        # fewer than the world needs, the start-up waits as vLLM waits (startup_logs.py) and never serves.
-        ips = list(opts.node_ips)
-        nodes = opts.nodes if opts.nodes is not None else len(ips)
-        ips += [ips[-1]] * max(0, nodes - len(ips))  # --nodes N with fewer addresses: the last node's
-    else:
-        # Run alone (`python -m testbed.engine`), the simulator is a whole group on documentation addresses.
-        nodes = opts.nodes if opts.nodes is not None else max(needed, opts.ray_cluster_size or 1)
-        ips = [f"192.0.2.{k + 1}" for k in range(nodes)]
+    spec = _model_spec(opts)
+    topo = _topology(opts)
+    node_ips = _node_ips(opts)
     max_len = opts.max_model_len or spec.max_model_len
     if max_len > spec.max_model_len:
         raise ValueError(
@@ -96,33 +78,74 @@ def build_setup(opts: EngineOptions) -> EngineSetup:
         per_stage_schedulers=profile.per_stage_schedulers,
         chunked_prefill_budget=profile.chunked_prefill_budget,
     )
-    topo = Topology(
-        gpu=gpu,
-        tp=opts.tensor_parallel_size,
-        pp=opts.pipeline_parallel_size,
-        gpus_per_node=opts.gpus_per_node,
-        interconnect=net,
-    )
     perf = PerfModel(model=spec, topology=topo, scheduler=sched, host=profile.overheads())
     if not chunked and perf.max_num_batched_tokens < max_len:
         raise ValueError(
             f"--max-num-batched-tokens ({perf.max_num_batched_tokens}) is smaller than --max-model-len ({max_len}) "
             "without chunked prefill; raise it or pass --enable-chunked-prefill"
         )
-    memory = perf.memory_plan()
-    startup = StartupInputs(
+    startup = _startup_inputs(opts, profile, spec, perf, node_ips)
+    return EngineSetup(
+        options=opts, profile=profile, spec=spec, perf=perf, node_ips=node_ips, startup=startup
+    )
+
+
+def _model_spec(opts: EngineOptions) -> ModelSpec:
+    """The model's shape; an FP8 quantization of a model published in 16 bits has one byte per weight."""
+    spec = model_by_name(opts.model)
+    if (
+        opts.quantization
+        and opts.quantization.lower() in ("fp8", "fbgemm_fp8", "modelopt")
+        and not spec.is_fp8
+    ):
+        spec = dataclasses.replace(spec, weight_bytes_per_param=1)
+    return spec
+
+
+def _topology(opts: EngineOptions) -> Topology:
+    return Topology(
+        gpu=gpu_by_name(opts.gpu),
+        tp=opts.tensor_parallel_size,
+        pp=opts.pipeline_parallel_size,
+        gpus_per_node=opts.gpus_per_node,
+        interconnect=interconnect_by_name(opts.interconnect),
+    )
+
+
+def _node_ips(opts: EngineOptions) -> tuple[str, ...]:
+    """One address per node of the group."""
+    if opts.node_ips:
+        # The nodes the group really has (the bridge passes one address per running pod): never more. With
+        # fewer than the world needs, the start-up waits as vLLM waits (startup_logs.py) and never serves.
+        ips = list(opts.node_ips)
+        nodes = opts.nodes if opts.nodes is not None else len(ips)
+        ips += [ips[-1]] * max(0, nodes - len(ips))  # --nodes N with fewer addresses: the last node's
+    else:
+        # Run alone (`python -m testbed.engine`), the simulator is a whole group on documentation addresses.
+        world = opts.tensor_parallel_size * opts.pipeline_parallel_size
+        needed = math.ceil(world / opts.gpus_per_node)
+        nodes = opts.nodes if opts.nodes is not None else max(needed, opts.ray_cluster_size or 1)
+        ips = [f"192.0.2.{k + 1}" for k in range(nodes)]
+    return tuple(ips[:nodes])
+
+
+def _startup_inputs(
+    opts: EngineOptions, profile: Profile, spec: ModelSpec, perf: PerfModel, node_ips: tuple[str, ...]
+) -> StartupInputs:
+    """What the simulated start-up logs are made of."""
+    return StartupInputs(
         profile=profile,
         model=opts.model,
         served_model_name=opts.served_model_names[0],
         tp=opts.tensor_parallel_size,
         pp=opts.pipeline_parallel_size,
         gpus_per_node=opts.gpus_per_node,
-        node_ips=tuple(ips[:nodes]),
-        memory=memory,
-        max_model_len=max_len,
+        node_ips=node_ips,
+        memory=perf.memory_plan(),
+        max_model_len=perf.max_model_len,
         max_num_seqs=opts.max_num_seqs,
         max_num_batched_tokens=perf.max_num_batched_tokens,
-        chunked_prefill=chunked,
+        chunked_prefill=perf.scheduler.enable_chunked_prefill,
         weight_bytes=spec.weight_bytes(),
         host=opts.advertised_host,
         port=opts.advertised_port,
@@ -134,9 +157,6 @@ def build_setup(opts: EngineOptions) -> EngineSetup:
         nnodes=opts.nnodes,
         non_default_args=opts.non_default_args,
         dedup_ray_logs=opts.ray_dedup_logs,
-    )
-    return EngineSetup(
-        options=opts, profile=profile, spec=spec, perf=perf, node_ips=tuple(ips[:nodes]), startup=startup
     )
 
 
