@@ -13,13 +13,13 @@ Entry points:
   without wall-clock pacing; `python -m testbed.engine.bench` prints them beside a roofline.
 
 Where things are: the performance model in `hardware.py` (GPUs, fabrics), `model_specs.py` (model
-shapes), `calibration.py` + `data/` (measured shards), `shard_costs.py` (one block on one GPU),
+shapes), `calibration/` + `data/` (measured shards), `shard_costs.py` (one block on one GPU),
 `perf_model.py` (one step of the topology, memory), `scheduler.py` (continuous batching and the
 pipeline), `published.py` (the published figures as scenarios); the served process in `server.py`
 (HTTP routes), `protocol.py` (request bodies), `request_errors.py` (refusals, error shape),
 `request_limits.py` (context and sampling checks), `request_state.py` (a request in flight, its metrics),
 `responses.py` (JSON bodies), `stream_frames.py` (SSE frames), `tokens.py` (token counts, text),
-`metrics.py` (Prometheus), `runner.py` (pacing), `startup_logs.py` (start-up lines), `profiles.py` (vLLM
-versions), `logsink.py` (CRI log files), `app.py` (one process); `capacity.py` measures the process's
-ceiling.
+`metrics.py` (Prometheus; its families in `metric_families.py`, `http_metrics.py`), `runner.py` (pacing),
+`startup_logs.py` (start-up lines), `profiles.py` (vLLM versions), `logsink.py` (CRI log files), `app.py`
+(one process); `capacity.py` measures the process's ceiling.
 """

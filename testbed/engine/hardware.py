@@ -6,7 +6,7 @@ Two kinds of numbers live here, and they are kept apart on purpose:
 - effective figures fitted to measurements (`data/h100_calibration.json`, `data/h200_calibration.json`:
   per-block linear layers and decode attention on one GPU), which the performance model uses.
 
-The fit (`calibration.fit_roofline`: least squares on log error over every shard and token count of the
+The fit (`calibration.roofline_fit`: least squares on log error over every shard and token count of the
 file, started from the datasheet) gives, per GPU, the weight-streaming bandwidth of a GEMM, its compute
 rate, a fixed cost per kernel and the exponent of the smooth maximum between the two bounds, and the
 floor, KV-read bandwidth and exponent of decode attention (see `shard_costs.py`); the constants below are
@@ -233,7 +233,7 @@ def carry_roofline(source: GpuSpec, target: GpuSpec) -> GpuSpec:
     """`target` with the effective roofline of `source` carried over by datasheet ratios: GEMM and KV-read
     bandwidth scale with HBM bandwidth, the GEMM rate with dense BF16 FLOP/s, and the per-kernel cost, the
     attention floor and both blend exponents stay as fitted. This is what a GPU without a calibration file
-    relies on (A100's bandwidths and rate are H100's scaled this way); `calibration.py` measures its error
+    relies on (A100's bandwidths and rate are H100's scaled this way); `calibration/` measures its error
     by predicting H200 from H100 and the reverse. The result keeps `target`'s calibration file: strip it
     (`dataclasses.replace(..., calibration_file=None)`) to use the roofline alone."""
     bandwidth = target.datasheet_hbm_bytes_per_s / source.datasheet_hbm_bytes_per_s

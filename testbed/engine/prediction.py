@@ -4,9 +4,10 @@ its cluster is from what its hardware allows.
 
 Each prediction names the model's version (a digest of the model's source and calibration data: any change
 to how a step is priced changes it) and its calibration error: the validation figures of
-``docs/calibration.md`` (``calibration.validate``), for the scenario that matches the prediction. On a GPU
-with its own calibration file that is the held-out-shard scenario (the roofline predicting shards it was
-not fitted on); on a GPU without one (A100), the cross-GPU rule it relies on (H200 predicted from H100).
+``docs/calibration.md`` (``calibration.validation.validate``), for the scenario that matches the prediction.
+On a GPU with its own calibration file that is the held-out-shard scenario (the roofline predicting shards
+it was not fitted on); on a GPU without one (A100), the cross-GPU rule it relies on (H200 predicted from
+H100).
 Those figures are per-kernel errors; an end-to-end latency adds the host and scheduling model on top.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from testbed.engine.calibration import scenarios, validate
+from testbed.engine.calibration.validation import scenarios, validate
 from testbed.engine.hardware import gpu_by_name, interconnect_by_name
 from testbed.engine.model_specs import model_by_name
 from testbed.engine.perf_model import PerfModel, SchedulerConfig, Topology

@@ -5,7 +5,7 @@ GET /health (200 empty; 503 once the engine is dead), GET /version, GET /metrics
 and POST /_sim/crash when test hooks are on. A request is read and checked (`protocol.py`,
 `request_limits.py`; refusals in `request_errors.py`), handed to the engine (`runner.py`), and answered
 as one JSON body (`responses.py`) or as SSE frames (`stream_frames.py`). Every request is counted
-in the HTTP metrics of prometheus-fastapi-instrumentator (metrics.py) by its route template.
+in the HTTP metrics of prometheus-fastapi-instrumentator (http_metrics.py) by its route template.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Calibration: where the calibration file measured this (model, TP) shard on this 
 the roofline by the measured/roofline ratio, interpolated over log(tokens) (linear) or log(KV bytes)
 (attention) and held constant beyond the measured range. The simulator therefore reproduces every
 measured point exactly, which validates nothing; the roofline alone (`roofline_linear_s`, and a GpuSpec
-without calibration file) is what `calibration.py` fits on some anchors and validates on others, e.g.
+without calibration file) is what `calibration/` fits on some anchors and validates on others, e.g.
 H200 predicted from H100 (docs/calibration.md). The correction also carries measured quirks (e.g. 8B TP1
 at 64 tokens, 63% above its neighbours in the H100 file) and does not transfer between GPUs.
 """
@@ -33,7 +33,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from testbed.engine.calibration import GpuCalibration, ShardMeasurement, load_calibration
+from testbed.engine.calibration.measurements import GpuCalibration, ShardMeasurement, load_calibration
 from testbed.engine.hardware import GpuSpec
 from testbed.engine.model_specs import ModelSpec
 

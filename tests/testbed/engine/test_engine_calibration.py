@@ -12,22 +12,11 @@ import dataclasses
 
 import pytest
 
-from testbed.engine import calibration
-from testbed.engine.calibration import (
-    ATTENTION_PARAMS,
-    FOLD_A,
-    FOLD_B,
-    LINEAR_PARAMS,
-    Anchor,
-    Fold,
-    Validation,
-    anchors,
-    fit_roofline,
-    load_calibration,
-    roofline_of,
-    scenarios,
-    validate,
-)
+from testbed.engine.calibration import report, roofline_fit
+from testbed.engine.calibration.anchors import Anchor, anchors, roofline_of
+from testbed.engine.calibration.measurements import load_calibration
+from testbed.engine.calibration.roofline_fit import ATTENTION_PARAMS, LINEAR_PARAMS, fit_roofline
+from testbed.engine.calibration.validation import FOLD_A, FOLD_B, Fold, Validation, scenarios, validate
 from testbed.engine.hardware import H100, H200, GpuSpec, carry_roofline
 from testbed.engine.model_specs import LLAMA_8B, LLAMA_70B, LLAMA_405B, ModelSpec
 from testbed.engine.shard_costs import ShardCosts
@@ -191,14 +180,14 @@ def test_the_shipped_constants_are_the_fit_on_their_own_file(gpu: GpuSpec) -> No
     fitted = fit_roofline(gpu, points)
     for kind in KINDS:
         subset = [a for a in points if a.kind == kind]
-        shipped = calibration._log_loss(roofline_of(gpu), subset)
-        assert shipped <= 1.05 * calibration._log_loss(fitted, subset), kind
+        shipped = roofline_fit._log_loss(roofline_of(gpu), subset)
+        assert shipped <= 1.05 * roofline_fit._log_loss(fitted, subset), kind
 
 
 def test_the_command_prints_every_validation_anchor_and_the_summaries(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert calibration.main(["--scenario", "h200-from-h100", "--scenario", "h100-from-h200"]) == 0
+    assert report.main(["--scenario", "h200-from-h100", "--scenario", "h100-from-h200"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| llama-3.1-")]
     assert len(rows) == 2 * 96
