@@ -169,10 +169,14 @@ def _build_all(bins: Binaries, vs: versions.VersionSet, progress: Progress) -> N
         raise
 
 
-def _build_steps(bins: Binaries, staging: Path, vs: versions.VersionSet, progress: Progress) -> None:
-    started = time.monotonic()
+# One go command: (what it builds, argv, the directory it runs in, extra environment).
+GoStep = tuple[str, list[str], Path, dict[str, str]]
+
+
+def _go_steps(staging: Path, vs: versions.VersionSet) -> list[GoStep]:
+    """The go commands that build every binary of BINARIES into `staging`, in order."""
     kube_targets = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
-    steps: list[tuple[str, list[str], Path, dict[str, str]]] = [
+    return [
         (
             "kube-apiserver, kube-controller-manager, kube-scheduler " + vs.kubernetes,
             [
@@ -241,6 +245,11 @@ def _build_steps(bins: Binaries, staging: Path, vs: versions.VersionSet, progres
             {},
         ),
     ]
+
+
+def _build_steps(bins: Binaries, staging: Path, vs: versions.VersionSet, progress: Progress) -> None:
+    started = time.monotonic()
+    steps = _go_steps(staging, vs)
     for index, (label, argv, cwd, env) in enumerate(steps, 1):
         name = f"build {index}/{len(steps)}: {label}"
         total = _package_count(argv, cwd, env)
