@@ -5,8 +5,9 @@ pull aiohttp in by importing this package). The API lives in its modules:
 
 - ``load.config``: ``SweepConfig``, ``Level``, ``RandomWorkload``, ``SharedPrefixWorkload``,
   ``ShareGptWorkload``, ``Timeouts``, ``levels_from_lists``, ``ConfigError``
-- ``load.runner``: ``run_sweep`` (async), ``run_sweep_sync``, ``SweepRun``, ``LevelRun``,
-  ``Progress``, ``EndpointUnreachable``, ``ModelNotServed``
+- ``load.runner``: ``run_sweep`` (async), ``run_sweep_sync``, ``SweepRun``, ``Progress``
+- ``load.level_runner``: ``run_level``, ``LevelRun``, ``Progress`` (one level of a sweep)
+- ``load.endpoint_probe``: ``probe_endpoint``, ``EndpointUnreachable``, ``ModelNotServed``
 - ``load.metrics``: ``level_metrics(records, slo)``: the schema's LevelMetrics from request records
 - ``load.records``: ``RequestRecord``; ``load.vllm_format``: vLLM bench serve JSON
 - ``load.client_check``: ``client_check``, ``LoopMonitor``: did the client keep up (each level's verdict)

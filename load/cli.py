@@ -30,9 +30,9 @@ from load.config import (
     Workload,
     levels_from_lists,
 )
+from load.endpoint_probe import EndpointUnreachable, ModelNotServed
 from load.progress import StderrProgress
 from load.repeat_run import RepeatedRun, run_repeats
-from load.runner import EndpointUnreachable, ModelNotServed
 from load.summary import print_summary
 from load.vllm_format import json_safe, level_file_name, vllm_bench_json
 from load.workload import WorkloadError

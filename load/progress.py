@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from load.runner import Progress
+from load.level_runner import Progress
 
 _BAR = 24
 _LOG_EVERY_S = 10.0

@@ -12,7 +12,8 @@ import asyncio
 import dataclasses
 
 from load.config import SweepConfig
-from load.runner import Progress, ProgressSink, SweepRun, run_sweep
+from load.level_runner import Progress, ProgressSink
+from load.runner import SweepRun, run_sweep
 from reports.repeats import fold_repeats
 from reports.schema import Result
 

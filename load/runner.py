@@ -1,74 +1,33 @@
-"""Running load: one level at a time over one aiohttp session, and a sweep of levels into a Result.
+"""A sweep: its levels in order over one aiohttp session, into a Result.
 
-The dispatcher hands each request to its own task and then yields once (``sleep(0)``), so a burst of
-sends is interleaved with reads and no chunk waits behind a thousand sends to be timestamped. Closed
-loop: a request is due when a slot frees (the finishing request records the moment). Open loop: due at
-its arrival time; with a concurrency cap it may wait for a slot, and that wait is the schedule lag
-(sent - due), which is how coordinated omission shows instead of hiding. Garbage collection is frozen
-and paused during a level so no collector pause lands inside a measured gap.
+Per level: its prompts (seeded by (seed, level)) and arrival schedule, warm connections, the server's
+``/metrics`` before and after, the level itself (load/level_runner.py) and its metrics. Before any load,
+the endpoint is probed (load/endpoint_probe.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from time import perf_counter
 from typing import Any
 
 import aiohttp
 import numpy as np
 
-from load.client_check import LoopMonitor, client_check
 from load.config import Level, SweepConfig
+from load.endpoint_probe import probe_endpoint, warm_connections
+from load.level_runner import LevelRun, Progress, ProgressSink, run_level, utc_timestamp
 from load.metrics import level_metrics
 from load.records import RequestRecord
-from load.request import Target, new_session, request_body, send_request
+from load.request import Target, new_session
 from load.schedule import arrival_offsets
 from load.server_metrics import delta, scrape
 from load.server_view import measure_round_trip, scrape_settled, server_view
 from load.workload import RequestSpec, build_requests
-from reports.schema import ClientCheck, LevelResult, LoadSpec, Result, RunMetadata
+from reports.schema import LevelResult, LoadSpec, Result, RunMetadata
 
-PROGRESS_INTERVAL_S = 0.5
-
-
-class EndpointUnreachable(RuntimeError):
-    """No connection to the endpoint (refused, timed out, unresolvable)."""
-
-
-class ModelNotServed(ValueError):
-    """The endpoint answers but does not serve the model asked for."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    level: int  # 1-based
-    levels: int
-    description: str
-    planned: int
-    sent: int
-    completed: int
-    failed: int
-    elapsed_s: float
-
-
-ProgressSink = Callable[[Progress], None]
-
-
-@dataclass
-class LevelRun:
-    """One level as run: its raw records (for detail and other formats) and its schema entry."""
-
-    level: Level
-    records: list[RequestRecord]
-    started_at: str
-    interrupted: bool
-    warmup_failures: int = 0
-    result: LevelResult | None = None
-    client: ClientCheck | None = None  # did the client keep up (load/client_check.py)
+# ``Progress`` is what a sweep's ``progress`` callback receives; load/README.md documents importing it from here.
+__all__ = ["Progress", "SweepRun", "level_requests", "load_spec", "run_sweep", "run_sweep_sync"]
 
 
 @dataclass
@@ -79,13 +38,6 @@ class SweepRun:
     interrupted: bool = False
 
 
-@dataclass
-class _Counts:
-    sent: int = 0
-    completed: int = 0
-    failed: int = 0
-
-
 async def run_sweep(
     config: SweepConfig, *, progress: ProgressSink | None = None, stop: asyncio.Event | None = None
 ) -> SweepRun:
@@ -94,7 +46,7 @@ async def run_sweep(
     Raises EndpointUnreachable before any load if the endpoint cannot be reached, ModelNotServed if it
     lists its models and ``config.model`` is not among them. Failed requests never raise.
     """
-    started_at = _now()
+    started_at = utc_timestamp()
     target = Target.from_config(config)
     runs: list[LevelRun] = []
     interrupted = False
@@ -145,7 +97,7 @@ async def run_sweep(
             endpoint=config.endpoint,
             vllm_version=vllm_version,
             started_at=started_at,
-            finished_at=_now(),
+            finished_at=utc_timestamp(),
         ),
         results=[r.result for r in runs if r.result is not None],
     )
@@ -190,196 +142,6 @@ def load_spec(config: SweepConfig, level: Level, index: int) -> LoadSpec:
     )
 
 
-async def run_level(
-    session: aiohttp.ClientSession,
-    target: Target,
-    level: Level,
-    specs: list[RequestSpec],
-    offsets: np.ndarray | None,
-    *,
-    stop: asyncio.Event | None = None,
-    progress: ProgressSink | None = None,
-    position: tuple[int, int] = (1, 1),
-) -> LevelRun:
-    records: list[RequestRecord] = []
-    in_flight: set[asyncio.Task[None]] = set()
-    counts = _Counts()
-    started_at = _now()
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    monitor = LoopMonitor()
-    monitor.start()
-    t0 = perf_counter()
-    slots: asyncio.Queue[float] | None = None
-    if level.concurrency is not None:
-        slots = asyncio.Queue()
-        for _ in range(level.concurrency):
-            slots.put_nowait(t0)
-
-    async def one(body: bytes, headers: dict[str, str], record: RequestRecord) -> None:
-        try:
-            await send_request(session, target, body, headers, record)
-        finally:
-            if record.ok:
-                counts.completed += 1
-            elif record.finished is not None:
-                counts.failed += 1
-            if slots is not None:
-                slots.put_nowait(perf_counter())
-
-    async def dispatch() -> None:
-        base_headers = {"Content-Type": "application/json", **target.headers}
-        for i, spec in enumerate(specs):
-            due = t0
-            if offsets is not None:
-                due = t0 + float(offsets[i])
-                delay = due - perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            ready = due
-            if slots is not None:
-                freed = await slots.get()
-                if offsets is None:  # closed loop: due when a slot frees; open loop: its arrival time stays
-                    due = freed
-                ready = max(due, freed)  # a slot held by the server is the server's time, not the client's
-            body = request_body(target, spec)
-            record = RequestRecord(index=i, scheduled=due, ready=ready)
-            records.append(record)
-            task = asyncio.create_task(one(body, {**base_headers, "X-Request-Id": f"load-{i}"}, record))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-            counts.sent += 1
-            await asyncio.sleep(0)  # let it send now; reads due meanwhile are timestamped first
-        while in_flight:
-            await asyncio.wait(set(in_flight))
-
-    def report() -> None:
-        if progress is not None:
-            progress(
-                Progress(
-                    level=position[0],
-                    levels=position[1],
-                    description=level.describe(),
-                    planned=len(specs),
-                    sent=counts.sent,
-                    completed=counts.completed,
-                    failed=counts.failed,
-                    elapsed_s=perf_counter() - t0,
-                )
-            )
-
-    async def tick() -> None:
-        while True:
-            report()
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-
-    main = asyncio.create_task(dispatch())
-    helpers: list[asyncio.Task[Any]] = []
-    if progress is not None:
-        helpers.append(asyncio.create_task(tick()))
-    waiters: set[asyncio.Task[Any]] = {main}
-    if stop is not None:
-        stopper = asyncio.create_task(stop.wait())
-        helpers.append(stopper)
-        waiters.add(stopper)
-    interrupted = False
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not main.done():
-            interrupted = True
-            main.cancel()
-            for task in list(in_flight):
-                task.cancel()
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(main, *in_flight, *helpers, return_exceptions=True)
-        await monitor.stop()
-        gc.enable()
-        gc.unfreeze()
-    if not interrupted:
-        main.result()  # a bug in the dispatcher surfaces here rather than as a silent short level
-    now = perf_counter()
-    for record in records:
-        if record.sent is not None and record.finished is None:
-            record.fail("interrupted", "the run was stopped while this request was in flight", now)
-    report()
-    sent = [r for r in records if r.sent is not None]
-    return LevelRun(
-        level=level,
-        records=sent,
-        started_at=started_at,
-        interrupted=interrupted,
-        client=client_check(level, sent, monitor),
-    )
-
-
-async def probe_endpoint(session: aiohttp.ClientSession, config: SweepConfig) -> str | None:
-    """Check the endpoint answers and serves the model; return the vLLM version if it says."""
-    timeout = aiohttp.ClientTimeout(total=config.timeouts.probe_s)
-    try:
-        async with session.get(
-            config.base_url + "/v1/models", headers=dict(config.headers), timeout=timeout
-        ) as r:
-            models = await r.json(content_type=None) if r.status == 200 else None
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise EndpointUnreachable(
-            f"cannot reach {config.endpoint} ({type(exc).__name__}: {exc}); is the server up and the port forwarded?"
-        ) from None
-    except ValueError:
-        models = None
-    served = _model_ids(models)
-    if served is not None and config.model not in served:
-        raise ModelNotServed(
-            f"{config.endpoint} does not serve model {config.model!r}; it serves: {', '.join(served) or 'nothing'}"
-        )
-    try:
-        async with session.get(config.base_url + "/version", timeout=timeout) as r:
-            body = await r.json(content_type=None) if r.status == 200 else None
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return None
-    version = body.get("version") if isinstance(body, dict) else None
-    return version if isinstance(version, str) else None
-
-
-async def warm_connections(session: aiohttp.ClientSession, config: SweepConfig, count: int) -> int:
-    """Open ``count`` pooled connections (concurrent GET /v1/models, each held until all have
-    answered) so the level's first burst does not pay for connects inside its measured TTFT.
-    Returns how many failed."""
-    settled = 0
-    failures = 0
-    all_in = asyncio.Event()
-    timeout_s = config.timeouts.probe_s
-
-    def settle() -> None:
-        nonlocal settled
-        settled += 1
-        if settled == count:
-            all_in.set()
-
-    async def one() -> None:
-        nonlocal failures
-        counted = False
-        try:
-            async with session.get(
-                config.base_url + "/v1/models",
-                headers=dict(config.headers),
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                settle()
-                counted = True
-                await asyncio.wait_for(all_in.wait(), timeout_s)
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError):
-            failures += 1
-            if not counted:
-                settle()
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    return failures
-
-
 async def _scrape(session: aiohttp.ClientSession, config: SweepConfig) -> Any:
     if not config.scrape_server_metrics:
         return None
@@ -399,14 +161,3 @@ async def _scrape_after(
         return None
     completed = sum(1 for r in records if r.ok)
     return await scrape_settled(session, config.base_url, config.timeouts.probe_s, before, completed)
-
-
-def _model_ids(models: Any) -> list[str] | None:
-    data = models.get("data") if isinstance(models, dict) else None
-    if not isinstance(data, list):
-        return None
-    return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from load.level_runner import LevelRun
 from load.metrics import good_requests, samples
 from load.records import RequestRecord
-from load.runner import LevelRun, SweepRun
+from load.runner import SweepRun
 
 METRICS = ("ttft", "tpot", "itl", "e2el")
 PERCENTILES = (50, 90, 95, 99)

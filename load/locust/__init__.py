@@ -10,6 +10,8 @@ modules:
   the few kubectl calls it makes
 - ``merge``: the raw records of every process into the suite's result schema, and the SLO verdict
 - ``locustfile``: the Locust users; ``locust_stream``: their standard-library helpers (prompts, SSE
-  parsing, raw records). These two are what a stock ``locustio/locust`` image runs: they import nothing
-  of the suite, and the locustfile imports its helper as a top-level sibling module.
+  parsing, raw records); ``locust_options``: the locustfile's options, their checks and the SLO verdict
+  by Locust's statistics; ``locust_collect``: where raw records go, and the master's collection of them.
+  These four are what a stock ``locustio/locust`` image runs (``incluster.SHIPPED_FILES``): they import
+  nothing of the suite, and the locustfile imports its helpers as top-level sibling modules.
 """

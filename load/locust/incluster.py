@@ -1,7 +1,7 @@
 """In-cluster Locust: the master and workers run as pods next to vLLM and send load to the Service's DNS
 name; the suite starts them, waits for the run, copies the raw records back, and deletes them.
 
-1. Render load/locust/manifests.py (ConfigMap with load/locust/locustfile.py and load/locust/locust_stream.py,
+1. Render load/locust/manifests.py (ConfigMap with load/locust/locustfile.py and its helpers, ``SHIPPED_FILES``;
    master Pod and Service, worker Deployment) under a fresh name ``locust-<6 hex>`` and ``kubectl apply`` them.
 2. Wait for the master pod to run, then ``kubectl port-forward svc/<name>-master :8089`` (control only:
    the load goes from the worker pods to ``http://<service>.<namespace>.svc:<port>``), restarted if it
@@ -36,7 +36,8 @@ from load.locust.options import LocustRunConfig
 from plumbing.port_forward import PortForward, PortForwardError
 from plumbing.wait import NotYet, wait_for
 
-SHIPPED_FILES = ("locustfile.py", "locust_stream.py")
+# The locustfile and its helpers, all it imports besides Locust (docstring of load/locust/locustfile.py).
+SHIPPED_FILES = ("locustfile.py", "locust_stream.py", "locust_options.py", "locust_collect.py")
 STARTUP_ALLOWANCE_S = 300.0  # scheduling, image pull, workers connecting
 COLLECT_TIMEOUT_S = 120.0
 UI_TIMEOUT_S = 120.0  # from the master pod running to its web UI answering

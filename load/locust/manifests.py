@@ -13,8 +13,8 @@ listens on the pod's loopback only; reach it with ``kubectl port-forward svc/<na
   ``testbed.lws-vllm-suite.io/port-env``: on the embedded testbed the bridge runs these pods as local
   processes (testbed/bridge/local_pods.py). On a real cluster both are inert.
 
-The image is a stock ``locustio/locust``; the locustfile imports only Locust and its helper module,
-both shipped in the ConfigMap (``files``).
+The image is a stock ``locustio/locust``; the locustfile imports only Locust and its helper modules,
+all shipped in the ConfigMap (``files``; load/locust/incluster.py ``SHIPPED_FILES``).
 """
 
 from __future__ import annotations
@@ -121,18 +121,35 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
     """The objects of one run, in the order to apply them: ConfigMap, Service, master Pod, workers."""
     if spec.locustfile not in spec.files:
         raise ValueError(f"files must hold the locustfile {spec.locustfile!r}; got {sorted(spec.files)}")
-    meta = {"namespace": spec.namespace}
-    locustfile = f"{LOCUSTFILE_DIR}/{spec.locustfile}"
-    config_map = {
+    return [_config_map(spec), _master_service(spec), _master_pod(spec), _worker_deployment(spec)]
+
+
+def _locustfile_path(spec: LocustSpec) -> str:
+    return f"{LOCUSTFILE_DIR}/{spec.locustfile}"
+
+
+def _config_map(spec: LocustSpec) -> dict[str, Any]:
+    return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{spec.name}-locustfile", **meta, "labels": _labels(spec, "locustfile")},
+        "metadata": {
+            "name": f"{spec.name}-locustfile",
+            "namespace": spec.namespace,
+            "labels": _labels(spec, "locustfile"),
+        },
         "data": dict(spec.files),
     }
-    service = {
+
+
+def _master_service(spec: LocustSpec) -> dict[str, Any]:
+    return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": spec.master_service, **meta, "labels": _labels(spec, "master")},
+        "metadata": {
+            "name": spec.master_service,
+            "namespace": spec.namespace,
+            "labels": _labels(spec, "master"),
+        },
         "spec": {
             "selector": {"app.kubernetes.io/instance": spec.name, "app.kubernetes.io/component": "master"},
             "ports": [
@@ -141,8 +158,11 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
             ],
         },
     }
-    master_args = [
-        "-f", locustfile, "--master", "--autostart",
+
+
+def _master_args(spec: LocustSpec) -> list[str]:
+    return [
+        "-f", _locustfile_path(spec), "--master", "--autostart",
         "--expect-workers", str(spec.workers),
         "--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}", "--run-time", spec.run_time,
         "--stop-timeout", f"{spec.stop_timeout:g}",
@@ -150,12 +170,15 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
         "--raw-dir", RESULTS_DIR, "--records-to-master",
         *spec.locust_args,
     ]  # fmt: skip
-    master = {
+
+
+def _master_pod(spec: LocustSpec) -> dict[str, Any]:
+    return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": spec.master_service,
-            **meta,
+            "namespace": spec.namespace,
             "labels": _pod_labels(spec, "master"),
             "annotations": {PORT_ENV: f"LOCUST_MASTER_BIND_PORT={MASTER_PORT},LOCUST_WEB_PORT={WEB_PORT}"},
         },
@@ -167,7 +190,7 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
                     "name": "locust",
                     "image": spec.image,
                     "command": ["locust"],
-                    "args": master_args,
+                    "args": _master_args(spec),
                     "env": [
                         {
                             "name": "LOCUST_MASTER_BIND_HOST",
@@ -189,11 +212,18 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
             "volumes": _volumes(spec),
         },
     }
+
+
+def _worker_deployment(spec: LocustSpec) -> dict[str, Any]:
     master_dns = f"{spec.master_service}.{spec.namespace}.svc"
-    workers = {
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"{spec.name}-worker", **meta, "labels": _labels(spec, "worker")},
+        "metadata": {
+            "name": f"{spec.name}-worker",
+            "namespace": spec.namespace,
+            "labels": _labels(spec, "worker"),
+        },
         "spec": {
             "replicas": spec.workers,
             "selector": {
@@ -214,7 +244,7 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
                             "name": "locust",
                             "image": spec.image,
                             "command": ["locust"],
-                            "args": ["-f", locustfile, "--worker"],
+                            "args": ["-f", _locustfile_path(spec), "--worker"],
                             "env": [
                                 {"name": "LOCUST_MASTER_NODE_HOST", "value": master_dns},
                                 {"name": "LOCUST_MASTER_NODE_PORT", "value": str(MASTER_PORT)},
@@ -228,4 +258,3 @@ def render(spec: LocustSpec) -> list[dict[str, Any]]:
             },
         },
     }
-    return [config_map, service, master, workers]

@@ -10,8 +10,8 @@ from fixtures import run_metadata
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
 from load.config import Level, RandomWorkload, SweepConfig
+from load.level_runner import Progress
 from load.repeat_run import run_repeats
-from load.runner import Progress
 from load.server_metrics import ClientCounts, ServerDelta, reconcile
 from reports.schema import RunMetadata
 from suite.benchmark.conftest import BenchTarget

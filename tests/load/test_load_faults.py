@@ -13,10 +13,10 @@ import pytest
 from load_testkit import MODEL, get_json, post, reference_server
 
 from load.config import Api, Level, RandomWorkload, SweepConfig, Timeouts
+from load.level_runner import run_level
 from load.metrics import level_metrics
 from load.records import RequestRecord
 from load.request import Target, new_session
-from load.runner import run_level
 from load.workload import RequestSpec
 
 EXPECTED_REASON = {

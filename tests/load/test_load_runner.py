@@ -121,7 +121,7 @@ def test_chunk_times_come_from_the_socket_reads_with_this_aiohttp(server: str) -
 
 
 def test_unreachable_endpoint_raises_before_any_load() -> None:
-    from load.runner import EndpointUnreachable
+    from load.endpoint_probe import EndpointUnreachable
 
     with pytest.raises(EndpointUnreachable, match="cannot reach"):
         run_sweep_sync(config("http://127.0.0.1:9", Level(num_requests=1, concurrency=1)))

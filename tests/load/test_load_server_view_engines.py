@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-import load.runner
+import load.level_runner
 from load.config import Level, RandomWorkload, SweepConfig
 from load.runner import run_sweep_sync
 from load.server_view import SLACK_MS
@@ -68,7 +68,7 @@ def sweep(port: int, model: str, requests: int) -> LevelResult:
 
 def send_stamped_late(monkeypatch: pytest.MonkeyPatch, late_s: float) -> None:
     """A client that takes its send time ``late_s`` after it sent: every TTFT it reports is that much short."""
-    real = load.runner.send_request
+    real = load.level_runner.send_request
 
     async def late(*args: Any) -> None:
         await real(*args)
@@ -76,7 +76,7 @@ def send_stamped_late(monkeypatch: pytest.MonkeyPatch, late_s: float) -> None:
         if record.sent is not None:
             record.sent += late_s
 
-    monkeypatch.setattr(load.runner, "send_request", late)
+    monkeypatch.setattr(load.level_runner, "send_request", late)
 
 
 def agreement(level: LevelResult, where: str) -> str:

@@ -87,7 +87,12 @@ def test_render_only_prints_the_in_cluster_objects(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     objects = list(yaml.safe_load_all(proc.stdout))
     assert [o["kind"] for o in objects] == ["ConfigMap", "Service", "Pod", "Deployment"]
-    assert set(objects[0]["data"]) == {"locustfile.py", "locust_stream.py"}
+    assert set(objects[0]["data"]) == {
+        "locustfile.py",
+        "locust_stream.py",
+        "locust_options.py",
+        "locust_collect.py",
+    }
     args = objects[2]["spec"]["containers"][0]["args"]
     assert args[args.index("--host") + 1] == "http://vllm-leader.bench.svc:8080"
     assert args[args.index("--run-time") + 1] == "60s" and args[args.index("--model") + 1] == "m"
