@@ -12,6 +12,7 @@ Modules, one responsibility each. This package imports nothing eagerly, so ``loa
 - ``markdown``: the report for CI logs; ``html``, ``plots`` and ``timeline_plot`` (sharing ``plot_style``): the
   self-contained page and its SVG figures.
 - ``compare``, ``compare_tables``: per GPU side by side, Pareto frontier, best setting under SLOs.
-- ``gate``, ``gate_report``: the regression gate for nightly jobs and its report.
+- ``gate``, ``gate_verdict``, ``gate_report``: the regression gate for nightly jobs, its verdict on one metric,
+  and its report.
 - ``cli``: ``python -m reports render | compare | gate`` (README.md documents it).
 """
