@@ -1,6 +1,7 @@
 pytest_plugins = [
     "fixtures.testbed_plugin",
     "fixtures.deployment_plugin",
+    "fixtures.disruption_plugin",
     "fixtures.conformance_plugin",
     "fixtures.variant_plugin",
 ]

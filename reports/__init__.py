@@ -9,8 +9,10 @@ Modules, one responsibility each. This package imports nothing eagerly, so ``loa
 - ``provenance``: what produced a run's numbers (engine, simulator time scale, GPU product, testbed): sim
   tags, the refusal to mix runs, and simulated runs' figures in modelled time.
 - ``text``, ``tables``: number formatting and aligned tables; the tables of one run.
-- ``markdown``: the report for CI logs; ``html`` and ``plots``: the self-contained page and its SVG figures.
+- ``markdown``: the report for CI logs; ``html``, ``plots`` and ``timeline_plot`` (sharing ``plot_style``): the
+  self-contained page and its SVG figures.
 - ``compare``, ``compare_tables``: per GPU side by side, Pareto frontier, best setting under SLOs.
-- ``gate``, ``gate_report``: the regression gate for nightly jobs and its report.
+- ``gate``, ``gate_verdict``, ``gate_report``: the regression gate for nightly jobs, its verdict on one metric,
+  and its report.
 - ``cli``: ``python -m reports render | compare | gate`` (README.md documents it).
 """

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reports.compare import SLO_HELP, Comparison, SloError, compare, parse_slo
-from reports.gate import DEFAULT_K, DEFAULT_TOLERANCES, GateInputError, gate, parse_tolerances
+from reports.gate import DEFAULT_TOLERANCES, GateInputError, gate, parse_tolerances
 from reports.gate_report import render_gate_markdown
+from reports.gate_verdict import DEFAULT_K
 from reports.markdown import render_comparison_markdown, render_markdown
 from reports.provenance import MixedRunsError
 from reports.schema import Result, SchemaError, read_result

@@ -26,11 +26,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from reports.intervals import welch_interval
+from reports.gate_verdict import DEFAULT_K, Verdict, judge, pooled_cv, worse_interval
 from reports.levels import level_key, level_label
 from reports.metrics import METRICS
 from reports.provenance import FieldMix, MixedRunsError, check_mixing, engine_label, in_modelled_time, sim_tag
@@ -54,11 +53,7 @@ DEFAULT_TOLERANCES: dict[str, float | None] = {
     "e2el_p99": 15.0,
     "error_rate": 1.0,
 }
-DEFAULT_K = 3.0
 ABSOLUTE_METRICS = frozenset({"error_rate"})  # tolerances in percentage points, not relative
-
-# "unclear": worse by more than the band, but the 95% interval of the difference still includes no change
-Verdict = Literal["ok", "better", "REGRESSION", "unclear", "missing", "no baseline"]
 
 
 class GateInputError(ValueError):
@@ -164,72 +159,6 @@ class GateReport:
         return not self.regressions
 
 
-def run_sd(baseline: Sequence[float], candidate: Sequence[float], pooled_cv: float | None) -> float | None:
-    """The standard deviation of one run: the largest available estimate, None when there is none."""
-    estimates = [statistics.stdev(side) for side in (baseline, candidate) if len(side) > 1]
-    if pooled_cv is not None and baseline:
-        estimates.append(pooled_cv * abs(statistics.fmean(baseline)))
-    return max(estimates) if estimates else None
-
-
-def pooled_cv(groups: Sequence[Sequence[float]]) -> float | None:
-    """Coefficient of variation pooled over groups of repeats: sqrt(sum((n-1) cv^2) / sum(n-1))."""
-    weighted, dof = 0.0, 0
-    for values in groups:
-        if len(values) < 2:
-            continue
-        mean = statistics.fmean(values)
-        if mean == 0:
-            continue
-        weighted += (len(values) - 1) * (statistics.stdev(values) / abs(mean)) ** 2
-        dof += len(values) - 1
-    return math.sqrt(weighted / dof) if dof else None
-
-
-def judge(
-    baseline: Sequence[float],
-    candidate: Sequence[float],
-    higher_is_better: bool,
-    tolerance: float,
-    absolute: bool = False,
-    k: float = DEFAULT_K,
-    cv: float | None = None,
-) -> tuple[Verdict, float | None, float | None]:
-    """(verdict, allowed, noise) for one metric; both sequences already free of missing values.
-
-    ``cv`` is the pooled coefficient of variation of the metric for this configuration, if known.
-    """
-    if not candidate:
-        return "missing", None, None
-    if not baseline:
-        return "no baseline", None, None
-    mean_b, mean_c = statistics.fmean(baseline), statistics.fmean(candidate)
-    tol = tolerance / 100 if absolute else tolerance / 100 * abs(mean_b)
-    sd = run_sd(baseline, candidate, cv)
-    noise = None if sd is None else k * sd * math.sqrt(1 / len(baseline) + 1 / len(candidate))
-    allowed = max(tol, noise or 0.0)
-    worse_by = (mean_b - mean_c) if higher_is_better else (mean_c - mean_b)
-    if worse_by > allowed:
-        interval = worse_interval(baseline, candidate, higher_is_better)
-        if interval is not None and interval[0] <= 0:
-            return "unclear", allowed, noise  # the intervals cannot tell this change from no change
-        return "REGRESSION", allowed, noise
-    if -worse_by > allowed:
-        return "better", allowed, noise
-    return "ok", allowed, noise
-
-
-def worse_interval(
-    baseline: Sequence[float], candidate: Sequence[float], higher_is_better: bool
-) -> tuple[float, float] | None:
-    """The 95% Welch interval of how much worse the candidate's mean is than the baseline's (positive =
-    worse; reports/intervals.py); None unless both sides have two or more runs."""
-    diff = welch_interval(baseline, candidate)  # candidate - baseline
-    if diff is None:
-        return None
-    return (-diff[1], -diff[0]) if higher_is_better else diff
-
-
 _Key = tuple[tuple[object, ...], tuple[object, ...]]  # (configuration key, level key)
 
 
@@ -260,6 +189,96 @@ def _config_label(config: str, key: _Key, base: Mapping[_Key, str], cand: Mappin
     return f"{config} [{tag}]" if tag and tag.startswith("sim") else config
 
 
+def _refuse_mixed_or_invalid(
+    baseline: Sequence[Result],
+    candidate: Sequence[Result],
+    sources: tuple[Sequence[str], Sequence[str]] | None,
+    allow_mixed: bool,
+    allow_invalid: bool,
+) -> tuple[list[FieldMix], list[InvalidLevel]]:
+    """The provenance fields that differ and the client-bound levels, when allowed; else GateInputError."""
+    base_names_, cand_names_ = sources or (
+        [f"#{i + 1}" for i in range(len(baseline))],
+        [f"#{i + 1}" for i in range(len(candidate))],
+    )
+    base_sources = [f"baseline {name}" for name in base_names_]
+    cand_sources = [f"candidate {name}" for name in cand_names_]
+    try:
+        mixed = check_mixing(
+            [
+                *zip(base_sources, (r.run for r in baseline), strict=True),
+                *zip(cand_sources, (r.run for r in candidate), strict=True),
+            ],
+            allow_mixed,
+        )
+    except MixedRunsError as exc:
+        raise GateInputError(str(exc)) from None
+    try:
+        invalid = check_valid([*base_sources, *cand_sources], [*baseline, *candidate], allow_invalid)
+    except InvalidLevelsError as exc:
+        raise GateInputError(str(exc)) from None
+    return mixed, invalid
+
+
+def _pooled_cvs(
+    base_groups: Mapping[_Key, list[LevelResult]],
+    cand_groups: Mapping[_Key, list[LevelResult]],
+    metrics: Iterable[str],
+) -> dict[tuple[object, str], float | None]:
+    """(configuration key, metric) -> the coefficient of variation pooled over its levels, both sides."""
+    return {
+        (config, m): pooled_cv(
+            [
+                _values(groups.get(key, []), m)
+                for groups in (base_groups, cand_groups)
+                for key in groups
+                if key[0] == config
+            ]
+        )
+        for config in {key[0] for key in base_groups}
+        for m in metrics
+    }
+
+
+def _check(
+    config: str,
+    level: str,
+    metric_key: str,
+    tolerance: float,
+    levels: tuple[Sequence[LevelResult], Sequence[LevelResult]],
+    k: float,
+    cv: float | None,
+) -> Check:
+    """One metric at one level: baseline ``levels[0]`` against candidate ``levels[1]``."""
+    metric = METRICS[metric_key]
+    b_all = [metric.value(lv) for lv in levels[0]]
+    c_all = [metric.value(lv) for lv in levels[1]]
+    b = tuple(v for v in b_all if v is not None)
+    c = tuple(v for v in c_all if v is not None)
+    if not b_all:
+        verdict: Verdict = "no baseline"
+        allowed = noise = None
+    else:
+        verdict, allowed, noise = judge(
+            b, c, metric.higher_is_better, tolerance, metric_key in ABSOLUTE_METRICS, k, cv
+        )
+    return Check(
+        config,
+        level,
+        metric_key,
+        metric.higher_is_better,
+        b,
+        c,
+        len(b_all) - len(b),
+        len(c_all) - len(c),
+        tolerance,
+        allowed,
+        noise,
+        verdict,
+        worse_interval(b, c, metric.higher_is_better),
+    )
+
+
 def gate(
     baseline: Sequence[Result],
     candidate: Sequence[Result],
@@ -285,26 +304,7 @@ def gate(
     """
     if k < 0:
         raise GateInputError(f"k must be >= 0, got {k}")
-    base_names_, cand_names_ = sources or (
-        [f"#{i + 1}" for i in range(len(baseline))],
-        [f"#{i + 1}" for i in range(len(candidate))],
-    )
-    base_sources = [f"baseline {name}" for name in base_names_]
-    cand_sources = [f"candidate {name}" for name in cand_names_]
-    try:
-        mixed = check_mixing(
-            [
-                *zip(base_sources, (r.run for r in baseline), strict=True),
-                *zip(cand_sources, (r.run for r in candidate), strict=True),
-            ],
-            allow_mixed,
-        )
-    except MixedRunsError as exc:
-        raise GateInputError(str(exc)) from None
-    try:
-        invalid = check_valid([*base_sources, *cand_sources], [*baseline, *candidate], allow_invalid)
-    except InvalidLevelsError as exc:
-        raise GateInputError(str(exc)) from None
+    mixed, invalid = _refuse_mixed_or_invalid(baseline, candidate, sources, allow_mixed, allow_invalid)
     if modelled_time:
         baseline = [in_modelled_time(r) for r in baseline]
         candidate = [in_modelled_time(r) for r in candidate]
@@ -317,18 +317,7 @@ def gate(
             "no load level of the candidate matches the baseline (same topology, model, TP, PP, GPUs and "
             f"load); baseline has {_describe(base_names)}, candidate has {_describe(cand_names)}"
         )
-    cvs = {
-        (config, m): pooled_cv(
-            [
-                _values(groups.get(key, []), m)
-                for groups in (base_groups, cand_groups)
-                for key in groups
-                if key[0] == config
-            ]
-        )
-        for config in {key[0] for key in base_groups}
-        for m in active
-    }
+    cvs = _pooled_cvs(base_groups, cand_groups, active)
     checks = []
     invalid_keys = {
         key for g in (base_groups, cand_groups) for key, lvs in g.items() if any(lv.invalid for lv in lvs)
@@ -337,42 +326,11 @@ def gate(
         config, level = base_names.get(key) or cand_names[key]
         level = f"{level} [{INVALID_TAG}]" if key in invalid_keys else level
         config = _config_label(config, key, base_served, cand_served)
-        for metric_key, tolerance in active.items():
-            metric = METRICS[metric_key]
-            b_all = [metric.value(lv) for lv in base_groups.get(key, [])]
-            c_all = [metric.value(lv) for lv in cand_groups.get(key, [])]
-            b = tuple(v for v in b_all if v is not None)
-            c = tuple(v for v in c_all if v is not None)
-            if not b_all:
-                verdict: Verdict = "no baseline"
-                allowed = noise = None
-            else:
-                verdict, allowed, noise = judge(
-                    b,
-                    c,
-                    metric.higher_is_better,
-                    tolerance,
-                    metric_key in ABSOLUTE_METRICS,
-                    k,
-                    cvs.get((key[0], metric_key)),
-                )
-            checks.append(
-                Check(
-                    config,
-                    level,
-                    metric_key,
-                    metric.higher_is_better,
-                    b,
-                    c,
-                    len(b_all) - len(b),
-                    len(c_all) - len(c),
-                    tolerance,
-                    allowed,
-                    noise,
-                    verdict,
-                    worse_interval(b, c, metric.higher_is_better),
-                )
-            )
+        levels = (base_groups.get(key, []), cand_groups.get(key, []))
+        checks += [
+            _check(config, level, metric_key, tolerance, levels, k, cvs.get((key[0], metric_key)))
+            for metric_key, tolerance in active.items()
+        ]
     return GateReport(checks, k, merged, len(baseline), len(candidate), mixed, modelled_time, invalid)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from reports import plots
+from reports import plots, timeline_plot
 from reports.compare import Comparison, compare
 from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
 from reports.levels import level_labels
@@ -167,47 +167,31 @@ def _definitions() -> str:
     return f'<h2 id="definitions">Definitions</h2><dl class="defs">{body}</dl>'
 
 
-def render_html(
-    results: Sequence[Result],
-    names: Sequence[str] | None = None,
-    comparison: Comparison | None = None,
-    title: str = "Benchmark report",
-    *,
-    modelled_time: bool = False,
-) -> str:
-    """A single-file HTML page for one or more result files.
-
-    With several runs (or a comparison built with SLOs) the page starts with the comparison across runs.
-    Without a comparison given, runs of different provenance are shown side by side with a note saying how
-    they differ. The plots follow the comparison: simulated runs in modelled time when it was built so
-    (or when ``modelled_time``), else as measured; every simulated run is tagged where it is drawn.
-    """
-    plain = display_names(results, names)
-    cmp = (
-        comparison
-        if comparison is not None
-        else compare(results, plain, allow_mixed=True, modelled_time=modelled_time, allow_invalid=True)
+def _comparison_section(cmp: Comparison, runs: int) -> tuple[str, str, str]:
+    """The comparison across runs: notes on mixed or invalid runs, the tables, the best setting."""
+    parts = [f'<p class="best"><b>{escape(allowed_note(cmp.mixed))}</b></p>'] if cmp.mixed else []
+    if cmp.invalid:
+        parts.append(f'<p class="invalid"><b>{escape(allowed_invalid_note(cmp.invalid))}</b></p>')
+    parts.append(_table(per_run_table(cmp)))
+    if runs > 1:
+        parts += [_table(t) for t in pivot_tables(cmp)]
+    parts.append(_table(frontier_table(cmp)))
+    best = best_lines(cmp)
+    parts.append(
+        f'<div class="best"><b>{escape(best[0])}</b>'
+        + "".join(f"<br>{escape(line)}" for line in best[1:])
+        + "</div>"
     )
+    return ("comparison", "Comparison across runs", "".join(parts))
+
+
+def _figure_sections(
+    cmp: Comparison, plain: Sequence[str], results: Sequence[Result]
+) -> list[tuple[str, str, str]]:
+    """The figures, drawn from the runs as compared (``cmp``), but restart recovery in Kubernetes' own times."""
     shown = cmp.names  # tagged with the sim tag where a run was simulated
     drawn = cmp.results  # as compared: in modelled time when the comparison converted them
-    sections: list[tuple[str, str, str]] = []  # (anchor, heading, html)
-
-    if len(results) > 1 or cmp.slo:
-        parts = [f'<p class="best"><b>{escape(allowed_note(cmp.mixed))}</b></p>'] if cmp.mixed else []
-        if cmp.invalid:
-            parts.append(f'<p class="invalid"><b>{escape(allowed_invalid_note(cmp.invalid))}</b></p>')
-        parts.append(_table(per_run_table(cmp)))
-        if len(results) > 1:
-            parts += [_table(t) for t in pivot_tables(cmp)]
-        parts.append(_table(frontier_table(cmp)))
-        best = best_lines(cmp)
-        parts.append(
-            f'<div class="best"><b>{escape(best[0])}</b>'
-            + "".join(f"<br>{escape(line)}" for line in best[1:])
-            + "</div>"
-        )
-        sections.append(("comparison", "Comparison across runs", "".join(parts)))
-
+    sections: list[tuple[str, str, str]] = []
     figures = [
         _figure(
             plots.throughput_latency(shown, drawn),
@@ -239,7 +223,7 @@ def render_html(
     sections.append(("distributions", "Latency distributions", dist))
     timeline = "".join(
         _figure(
-            plots.timeline(n, r, i),
+            timeline_plot.timeline(n, r, i),
             f"{n}: each level from its start for its measured window; server metrics "
             "from vLLM's /metrics scraped around each level, when present.",
         )
@@ -262,11 +246,12 @@ def render_html(
                 ),
             )
         )
-    runs = "".join(
-        _run_section(n, r, f"run-{i}") for i, (n, r) in enumerate(zip(plain, results, strict=True))
-    )
-    sections.append(("runs", "Runs in detail", runs))
+    return sections
 
+
+def _page(
+    title: str, plain: Sequence[str], results: Sequence[Result], sections: list[tuple[str, str, str]]
+) -> str:
     nav = (
         "".join(f'<a href="#{a}">{escape(h)}</a>' for a, h, _ in sections)
         + '<a href="#definitions">Definitions</a>'
@@ -282,3 +267,35 @@ def render_html(
         f"{_table(_runs_table(plain, results))}<nav>{nav}</nav>{body}{_definitions()}"
         "</main></body></html>\n"
     )
+
+
+def render_html(
+    results: Sequence[Result],
+    names: Sequence[str] | None = None,
+    comparison: Comparison | None = None,
+    title: str = "Benchmark report",
+    *,
+    modelled_time: bool = False,
+) -> str:
+    """A single-file HTML page for one or more result files.
+
+    With several runs (or a comparison built with SLOs) the page starts with the comparison across runs.
+    Without a comparison given, runs of different provenance are shown side by side with a note saying how
+    they differ. The plots follow the comparison: simulated runs in modelled time when it was built so
+    (or when ``modelled_time``), else as measured; every simulated run is tagged where it is drawn.
+    """
+    plain = display_names(results, names)
+    cmp = (
+        comparison
+        if comparison is not None
+        else compare(results, plain, allow_mixed=True, modelled_time=modelled_time, allow_invalid=True)
+    )
+    sections: list[tuple[str, str, str]] = []  # (anchor, heading, html)
+    if len(results) > 1 or cmp.slo:
+        sections.append(_comparison_section(cmp, len(results)))
+    sections += _figure_sections(cmp, plain, results)
+    runs = "".join(
+        _run_section(n, r, f"run-{i}") for i, (n, r) in enumerate(zip(plain, results, strict=True))
+    )
+    sections.append(("runs", "Runs in detail", runs))
+    return _page(title, plain, results, sections)

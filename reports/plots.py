@@ -1,4 +1,6 @@
-"""The report's figures, drawn with matplotlib and returned as inline SVG text (no files, no network).
+"""The report's comparison, distribution and recovery figures, drawn with matplotlib and returned as inline SVG
+text (no files, no network); the run's timeline is in reports/timeline_plot.py, the shared look in
+reports/plot_style.py.
 
 Each function returns None when the result files hold nothing to draw, so the page leaves the figure out
 rather than drawing an empty frame. Runs keep one colour and marker across every figure.
@@ -6,96 +8,23 @@ rather than drawing an empty frame. Runs keep one colour and marker across every
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Sequence
-from datetime import datetime
-from itertools import pairwise
-from typing import Any
 
 from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from reports.compare import Comparison, Point
 from reports.levels import level_labels, offered_load
 from reports.metrics import METRICS
 from reports.plot_marks import INVALID_LEGEND, mark_level
+from reports.plot_style import STYLE, colour, figure, log_if_wide, marker, svg
 from reports.runs import gpu_count
-from reports.schema import LevelResult, Result
+from reports.schema import Result
 from reports.tables import per_gpu
 from reports.validity import invalid_label
 
-_STYLE: dict[Any, Any] = {  # typed loosely: matplotlib types rc keys as a Literal of every name
-    "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
-    "svg.hashsalt": "lws-vllm-suite",  # stable ids, so the same results give the same page
-    "font.family": "sans-serif",
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.titleweight": "bold",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "#dddddd",
-    "grid.linewidth": 0.6,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-}
-_COLOURS = [
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#ff7f0e",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#7f7f7f",
-    "#bcbd22",
-]
-_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 PERCENTILES = ("p50", "p90", "p95", "p99", "max")
-
-
-def colour(index: int) -> str:
-    return _COLOURS[index % len(_COLOURS)]
-
-
-def marker(index: int) -> str:
-    return _MARKERS[index % len(_MARKERS)]
-
-
-def _svg(fig: Figure, prefix: str) -> str:
-    """Serialise a figure as an <svg> element that can sit beside others in one page.
-
-    Matplotlib names clip paths and glyphs with ids; two inline SVGs with the same id would share them,
-    so every id gets the figure's prefix.
-    """
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg") :]
-    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-    text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', text)
-    text = text.replace("url(#", f"url(#{prefix}-").replace('href="#', f'href="#{prefix}-')
-    return text.replace("<svg ", f'<svg role="img" aria-label="{prefix}" ', 1)
-
-
-def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _log_if_wide(ax: Axes, values: Sequence[float], axis: str) -> None:
-    """A log scale when values span 20x or more, with plain tick labels (250, not 2.5 x 10^2)."""
-    positive = [v for v in values if v > 0]
-    if not positive or max(positive) / min(positive) < 20:
-        return
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    target.set_minor_formatter(NullFormatter())
 
 
 def _series(result: Result, x_key: str, y_key: str) -> tuple[list[float], list[float], list[str]]:
@@ -115,8 +44,8 @@ def throughput_latency(names: Sequence[str], results: Sequence[Result]) -> str |
     panels = [("tpot_p99", "TPOT p99 (ms)"), ("ttft_p99", "TTFT p99 (ms)")]
     if not any(_series(r, x, "output_tokens_per_s")[0] for r in results for x, _ in panels):
         return None
-    with rc_context(_STYLE):
-        fig = _figure(11, 4.2)
+    with rc_context(STYLE):
+        fig = figure(11, 4.2)
         axes = fig.subplots(1, 2)
         for ax, (x_key, x_label) in zip(axes, panels, strict=True):
             every_x: list[float] = []
@@ -137,7 +66,7 @@ def throughput_latency(names: Sequence[str], results: Sequence[Result]) -> str |
                         fontsize=7,
                         color="#555555",
                     )
-            _log_if_wide(ax, every_x, "x")
+            log_if_wide(ax, every_x, "x")
             ax.set_xlabel(x_label)
             ax.set_ylabel("output tokens/s")
             ax.set_title(f"Output throughput against {x_label.split(' (')[0]}")
@@ -145,15 +74,15 @@ def throughput_latency(names: Sequence[str], results: Sequence[Result]) -> str |
         axes[0].legend(loc="best")
         if any(c.get_label() == INVALID_LEGEND for c in axes[1].collections):
             axes[1].legend(loc="best")  # names the INVALID cross
-        return _svg(fig, "throughput-latency")
+        return svg(fig, "throughput-latency")
 
 
 def per_gpu_throughput(comparison: Comparison) -> str | None:
     """Output tokens/s per GPU against offered load, and against TPOT p99 with the Pareto frontier."""
     if not any(p.out_tps_per_gpu is not None for p in comparison.points):
         return None
-    with rc_context(_STYLE):
-        fig = _figure(11, 4.2)
+    with rc_context(STYLE):
+        fig = figure(11, 4.2)
         left, right = fig.subplots(1, 2)
         axis_names = set()
         every_x: list[float] = []
@@ -187,7 +116,7 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
                     mark_level(
                         right, p.level_result, "tpot_p99", "output_tokens_per_s", colour(i), y_scale=gpus
                     )
-        _log_if_wide(left, every_x, "x")
+        log_if_wide(left, every_x, "x")
         if left.get_xscale() == "log":
             ticks = sorted(set(every_x))
             left.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -208,7 +137,7 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
         right.set_title("Pareto frontier: per-GPU throughput against TPOT p99")
         right.set_ylim(bottom=0)
         right.legend(loc="best")
-        return _svg(fig, "per-gpu")
+        return svg(fig, "per-gpu")
 
 
 def _frontier(ax: Axes, frontier: Sequence[Point]) -> None:
@@ -251,8 +180,8 @@ def distributions(name: str, result: Result, index: int) -> str | None:
         for s in PERCENTILES
     ):
         return None
-    with rc_context(_STYLE):
-        fig = _figure(11, 3.6)
+    with rc_context(STYLE):
+        fig = figure(11, 3.6)
         axes = fig.subplots(1, 3)
         shades = _shades(len(result.results))
         for ax, (family, title) in zip(axes, families, strict=True):
@@ -275,160 +204,17 @@ def distributions(name: str, result: Result, index: int) -> str | None:
                     linewidth=1.4,
                 )
             ax.set_xticks(range(len(PERCENTILES)), PERCENTILES)
-            _log_if_wide(ax, values, "y")
+            log_if_wide(ax, values, "y")
             ax.set_title(f"{title} percentiles")
             ax.set_ylabel(f"{title} (ms)")
         axes[0].legend(title=name, loc="best", title_fontsize=8)
-        return _svg(fig, f"distributions-{index}")
+        return svg(fig, f"distributions-{index}")
 
 
 def _shades(n: int) -> list[str]:
     """n colours from light to dark (viridis): low load light, high load dark."""
     cmap = colormaps["viridis"]
     return [to_hex(cmap(0.85 - 0.75 * (k / max(n - 1, 1)))) for k in range(n)]
-
-
-_PREFERRED_SERVER_METRICS = [
-    "vllm:num_requests_running",
-    "vllm:num_requests_waiting",
-    "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc",
-    "vllm:generation_tokens",
-    "vllm:prompt_tokens",
-    "vllm:num_preemptions",
-]
-_COUNTER_SUFFIXES = ("_total", "_count", "_sum")
-
-
-def is_counter(name: str) -> bool:
-    return name.endswith(_COUNTER_SUFFIXES)
-
-
-def server_metric_names(result: Result, limit: int = 4) -> list[str]:
-    """Which scraped server metrics the timeline draws: well-known vLLM ones first."""
-    present = {k for lv in result.results for k in (lv.metrics.server_metrics_delta or {})}
-    present |= {k for lv in result.results for sample in lv.timeline for k in sample.server}
-
-    def rank(name: str) -> tuple[int, str]:
-        base = name.removesuffix("_total")
-        return (_PREFERRED_SERVER_METRICS.index(base) if base in _PREFERRED_SERVER_METRICS else 99, name)
-
-    return sorted(present, key=rank)[:limit]
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _sampled(level: LevelResult, begin: float, name: str) -> tuple[list[float], list[float]]:
-    """A server metric's samples on the run's time axis; counters as increase per second between samples."""
-    points = [(begin + s.t_s, s.server[name]) for s in level.timeline if name in s.server]
-    if not is_counter(name):
-        return [t for t, _ in points], [v for _, v in points]
-    xs, ys = [], []
-    for (t0, v0), (t1, v1) in pairwise(points):
-        if t1 > t0 and v1 >= v0:  # a counter reset (server restart) leaves a gap rather than a negative rate
-            xs.append(t1)
-            ys.append((v1 - v0) / (t1 - t0))
-    return xs, ys
-
-
-def _level_value(level: LevelResult, name: str) -> float | None:
-    value = (level.metrics.server_metrics_delta or {}).get(name)
-    if value is None or not is_counter(name):
-        return value
-    return value / level.metrics.duration_s if level.metrics.duration_s else None
-
-
-def timeline(name: str, result: Result, index: int) -> str | None:
-    """The run on its wall-clock timeline: client throughput and in-flight requests, then server metrics.
-
-    Samples taken during a level draw as lines; a level without samples draws as one segment per level
-    (its throughput over the window, server gauges after it, server counters' increase per second).
-    """
-    starts = [_parse_time(lv.started_at) for lv in result.results]
-    if not any(starts):
-        return None
-    t0 = min(s for s in starts if s is not None)
-    metrics = server_metric_names(result)
-    in_flight = any(s.in_flight is not None for lv in result.results for s in lv.timeline)
-    labels = level_labels([lv.load for lv in result.results])
-    spans = [
-        ((start - t0).total_seconds(), level, label)
-        for start, level, label in zip(starts, result.results, labels, strict=True)
-        if start is not None
-    ]
-    rows = 1 + int(in_flight) + len(metrics)
-    with rc_context(_STYLE):
-        fig = _figure(11, 1.9 + 1.25 * (rows - 1))
-        axes = list(fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0])
-        top = axes.pop(0)
-        flight_ax = axes.pop(0) if in_flight else None
-        for begin, level, label in spans:
-            end = begin + (level.metrics.duration_s or 0.0)
-            out = level.metrics.throughput.output_tokens_per_s
-            if out is not None:
-                top.plot(
-                    [begin, end],
-                    [out, out],
-                    color=colour(index),
-                    linewidth=3,
-                    solid_capstyle="butt",
-                    alpha=0.45 if level.timeline else 1.0,
-                )
-                top.annotate(
-                    label,
-                    ((begin + end) / 2, out),
-                    textcoords="offset points",
-                    xytext=(0, 5),
-                    ha="center",
-                    fontsize=7,
-                    color="#555555",
-                )
-            samples = [
-                (begin + s.t_s, s.output_tokens_per_s)
-                for s in level.timeline
-                if s.output_tokens_per_s is not None
-            ]
-            if samples:
-                top.plot(*zip(*samples, strict=True), color=colour(index), linewidth=1.2)
-            if flight_ax is not None:
-                flights = [(begin + s.t_s, s.in_flight) for s in level.timeline if s.in_flight is not None]
-                if flights:
-                    flight_ax.plot(*zip(*flights, strict=True), color="#555555", linewidth=1.2)
-        top.set_ylabel("output tok/s")
-        top.set_ylim(bottom=0)
-        top.set_title(f"{name}: load levels on the run's timeline")
-        if flight_ax is not None:
-            flight_ax.set_title("requests in flight (client)", fontsize=9, loc="left", fontweight="normal")
-            flight_ax.set_ylim(bottom=0)
-        for ax, metric_name in zip(axes, metrics, strict=True):
-            for begin, level, _ in spans:
-                xs, ys = _sampled(level, begin, metric_name)
-                if xs:
-                    ax.plot(xs, ys, color="#555555", linewidth=1.2)
-                    continue
-                value = _level_value(level, metric_name)
-                if value is not None:
-                    end = begin + (level.metrics.duration_s or 0.0)
-                    ax.plot(
-                        [begin, end], [value, value], color="#555555", linewidth=2.5, solid_capstyle="butt"
-                    )
-            counter = is_counter(metric_name)
-            ax.set_title(
-                f"{metric_name} ({'increase per second' if counter else 'value'})",
-                fontsize=9,
-                loc="left",
-                fontweight="normal",
-            )
-            ax.set_ylim(bottom=0)
-        (axes or [flight_ax or top])[-1].set_xlabel(f"seconds since {t0.isoformat()}")
-        return _svg(fig, f"timeline-{index}")
 
 
 def recovery(names: Sequence[str], results: Sequence[Result]) -> str | None:
@@ -443,8 +229,8 @@ def recovery(names: Sequence[str], results: Sequence[Result]) -> str | None:
         ("available_s", "available", "#4292c6"),
         ("first_success_s", "first success", "#08519c"),
     ]
-    with rc_context(_STYLE):
-        fig = _figure(11, 1.2 + 0.6 * len(rows))
+    with rc_context(STYLE):
+        fig = figure(11, 1.2 + 0.6 * len(rows))
         ax = fig.subplots()
         height = 0.8 / len(measures)
         for k, (attr, label, shade) in enumerate(measures):
@@ -472,4 +258,4 @@ def recovery(names: Sequence[str], results: Sequence[Result]) -> str | None:
         ax.grid(axis="y", visible=False)
         ax.margins(x=0.1)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(measures))
-        return _svg(fig, "recovery")
+        return svg(fig, "recovery")

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from reports.gate import DEFAULT_TOLERANCES, GateInputError, gate, judge, parse_tolerances, pooled_cv
+from reports.gate import DEFAULT_TOLERANCES, GateInputError, gate, parse_tolerances
 from reports.gate_report import render_gate_markdown, summary_line
+from reports.gate_verdict import judge, pooled_cv
 from reports.schema import Result
 
 LEVELS = ("c=1", "c=8", "c=32", "c=64", "c=128")

@@ -10,8 +10,9 @@ import pytest
 
 from reports.cli import main
 from reports.compare import compare
-from reports.gate import GateInputError, gate, judge, worse_interval
+from reports.gate import GateInputError, gate
 from reports.gate_report import render_gate_markdown
+from reports.gate_verdict import judge, worse_interval
 from reports.repeats import fold_repeats
 from reports.schema import ClientCheck, Result
 from reports.validity import InvalidLevelsError

@@ -1,7 +1,8 @@
 """The snapshot checks (pod roles, Service routing, the headless Service) judged offline on typed snapshots of
 what LWS makes of the reference manifest (lws_objects_testkit.py): the right deployment passes every check, and
 each deployment wrong in one way fails exactly the check about it, naming the defect. The e2e self-tests
-(test_selftest_wrong_deployments.py, test_selftest_lws_features_e2e.py) do the same on the testbed."""
+(test_selftest_wrong_service.py, test_selftest_wrong_pods.py, test_selftest_wrong_engine_command.py,
+test_selftest_lws_features_e2e.py) do the same on the testbed."""
 
 from __future__ import annotations
 
