@@ -274,9 +274,11 @@ def test_a_group_smaller_than_its_node_count_never_serves_and_the_evidence_says_
     try:
 
         def waiting() -> list[str]:
-            problems = gather({"vllm-0": _kubectl(real_testbed, "logs", "-n", ns, "vllm-0")}).problems(
-                tp=1, pp=2, size=2
-            )
+            try:
+                log = _kubectl(real_testbed, "logs", "-n", ns, "vllm-0")
+            except AssertionError as exc:  # no log yet: the container has not started (a kubelet says so too)
+                raise NotYet(str(exc)) from None
+            problems = gather({"vllm-0": log}).problems(tp=1, pp=2, size=2)
             if not any("waits for 2 nodes" in p for p in problems):
                 raise NotYet(f"the leader has not logged its wait yet: {problems[:2]}")
             return problems

@@ -55,9 +55,16 @@ def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything
                 raise NotYet("still healthy")
 
         wait_for(unhealthy, what="the testbed to notice its API server is gone", timeout=30)
-        broken = (
-            tb.broken()
-        )  # what the suite stops on (fixtures/testbed_plugin.py), naming the part and its log
+
+        def apiserver_named() -> list[str]:
+            # What the suite stops on (fixtures/testbed_plugin.py), naming the part and its log. Its socket
+            # closes a moment before the killed process has finished exiting, so healthy() may turn first.
+            found = tb.broken()
+            if not found:
+                raise NotYet("no part reported broken yet")
+            return found
+
+        broken = wait_for(apiserver_named, what="broken() to name the killed API server", timeout=30)
         assert [b.split(" ")[0] for b in broken] == ["kube-apiserver"], broken
         assert "kube-apiserver.log ends: " in broken[0], broken
         restarted = tb.up()
