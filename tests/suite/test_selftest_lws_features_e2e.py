@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fixtures import deploy, faults, namespace, variants
-from fixtures.kube import ClusterTarget, Kube, connect
+from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan, make_plan
 from fixtures.settings import Settings
@@ -34,11 +34,6 @@ TIMEOUTS = Timeouts()
 ONE_GROUP = make_plan(SETTINGS)
 TWO_GROUPS = make_plan(Settings(topology="tp8-pp2-r2"))
 LWS = ONE_GROUP.info.lws_name
-
-
-@pytest.fixture(scope="module")
-def kube(testbed: TestbedInfo) -> Kube:
-    return connect(ClusterTarget(testbed.kubeconfig, None, False, testbed.kubectl), TIMEOUTS.api)
 
 
 class Case:

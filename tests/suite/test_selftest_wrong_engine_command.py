@@ -4,8 +4,6 @@ GET /v1/models (tests/suite/wrong_deployment_testkit.py says how the cases run).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from wrong_deployment_testkit import (
     PP,
@@ -19,27 +17,10 @@ from wrong_deployment_testkit import (
     replace_in_leader_command,
 )
 
-from fixtures.kube import ClusterTarget, Kube, connect
 from fixtures.service_forward import ServicePortForward
 from suite.conformance.checks import service_routing
-from testbed.cluster import TestbedInfo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
-
-
-# fixtures -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def kube(testbed: TestbedInfo) -> Kube:
-    return connect(ClusterTarget(testbed.kubeconfig, None, False, testbed.kubectl), TIMEOUTS.api)
-
-
-@pytest.fixture
-def wrong(kube: Kube, request: pytest.FixtureRequest) -> Iterator[WrongDeployment]:
-    deployment = WrongDeployment(
-        kube, request.node.name.removeprefix("test_")[:24].replace("_", "-").rstrip("-")
-    )
-    yield deployment
-    deployment.delete()
 
 
 # log evidence ---------------------------------------------------------------------------------------------

@@ -4,8 +4,6 @@ current image (tests/suite/wrong_deployment_testkit.py says how the cases run)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from wrong_deployment_testkit import (
     GPU,
@@ -14,7 +12,6 @@ from wrong_deployment_testkit import (
     PP,
     REFERENCE,
     SERVICE,
-    TIMEOUTS,
     TP,
     WORKER,
     P,
@@ -28,26 +25,9 @@ from wrong_deployment_testkit import (
 )
 
 from fixtures import deploy
-from fixtures.kube import ClusterTarget, Kube, connect
 from manifests.load import load_variant
-from testbed.cluster import TestbedInfo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
-
-
-# fixtures -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def kube(testbed: TestbedInfo) -> Kube:
-    return connect(ClusterTarget(testbed.kubeconfig, None, False, testbed.kubectl), TIMEOUTS.api)
-
-
-@pytest.fixture
-def wrong(kube: Kube, request: pytest.FixtureRequest) -> Iterator[WrongDeployment]:
-    deployment = WrongDeployment(
-        kube, request.node.name.removeprefix("test_")[:24].replace("_", "-").rstrip("-")
-    )
-    yield deployment
-    deployment.delete()
 
 
 # pod roles --------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from wrong_deployment_testkit import (
     LEADER,
     LWS,
     REFERENCE,
-    TIMEOUTS,
     WORKER,
     P,
     WrongDeployment,
@@ -22,16 +21,9 @@ from wrong_deployment_testkit import (
     service_of,
 )
 
-from fixtures.kube import ClusterTarget, Kube, connect
-from testbed.cluster import TestbedInfo
+from fixtures.kube import Kube
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
-
-
-# fixtures -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def kube(testbed: TestbedInfo) -> Kube:
-    return connect(ClusterTarget(testbed.kubeconfig, None, False, testbed.kubectl), TIMEOUTS.api)
 
 
 # Service routing ------------------------------------------------------------------------------------------
