@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from plumbing.processes import end_process
 from plumbing.wait import NotYet, WaitTimeout, wait_for
 
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
@@ -66,7 +67,7 @@ class PortForward:
     def close(self) -> None:
         proc, self._proc, self._url = self._proc, None, None
         if proc is not None:
-            _end(proc)
+            end_process(proc)
 
 
 @contextmanager
@@ -127,21 +128,10 @@ def _launch(argv: list[str], what: str, ready_timeout: float) -> tuple[subproces
     if port:
         return proc, f"http://127.0.0.1:{port[0]}"
     exited = answered.is_set()
-    _end(proc)
+    end_process(proc)
     reader.join(5)  # kubectl is gone, so its pipe is closed and the reader returns
     lines = [line for line in said if line]
     last = lines[-1] if lines else ""
     if not last:
         last = "exited without output" if exited else f"no answer within {ready_timeout:.0f} s"
     raise PortForwardError(f"{what}: {last}", last)
-
-
-def _end(proc: subprocess.Popen[str]) -> None:
-    """Terminate, and kill if it does not go within 10 s; reaped either way."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

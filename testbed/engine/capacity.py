@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from plumbing.processes import end_process
 from plumbing.wait import NotYet, still_running, wait_for
 
 MODEL = "facebook/opt-125m"
@@ -163,12 +164,7 @@ def measure_capacity(*, concurrency: int = 64, seconds: float = 3.0, max_tokens:
             )
             return CapacityResult(**json.loads(out.stdout))
         finally:
-            engine.terminate()
-            try:
-                engine.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                engine.kill()
-                engine.wait()
+            end_process(engine)
 
 
 def main() -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumbing.processes import end_process
+
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "reference-model"
 
@@ -47,12 +49,7 @@ def reference_server(*args: str, cpu: int | None = None) -> Iterator[tuple[str, 
             os.sched_setaffinity(proc.pid, {cpu})
         yield line.split()[1], proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
 
 
 def get_json(url: str) -> Any:

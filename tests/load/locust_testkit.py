@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from plumbing.processes import end_process
 from plumbing.wait import NotYet, still_running, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,12 +52,7 @@ def engine(tmp: Path, *extra: str, time_scale: float = 1.0) -> Iterator[str]:
         port = wait_for(serving, what="the engine simulator to serve", timeout=60, interval=0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, grace=20)
 
 
 def stderr_text(proc: subprocess.Popen[bytes]) -> str:
