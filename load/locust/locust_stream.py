@@ -39,8 +39,9 @@ API_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 SLO_NAMES = ("ttft_ms", "tpot_ms", "e2el_ms")
 DETAIL_LIMIT = 300
 
-# The same words as load/workload.py WORDS (a self-test keeps them equal): each one token in common BPE
-# vocabularies, so a prompt of N words is about N tokens, as the async generator's prompts are.
+# A copy of load/workload.py WORDS (this file runs in a stock Locust image: standard library only, no load/;
+# a self-test keeps the two equal): each one token in common BPE vocabularies, so a prompt of N words is about
+# N tokens, as the async generator's prompts are.
 _WORDS_TEXT = """the of and to in is that for it as was with be by on not he this are or his from at which but
     have an they you were her she there one all we their has been if more when will would who so no out
     up into do any time my than only new some could these two may first then very also after our made

@@ -172,14 +172,12 @@ def parse_completion(body: Any, profile: Profile) -> GenerationRequest:
     prompt = body.get("prompt")
     if (prompt is None or prompt in ("", [])) and profile.has("validation_error_param"):
         raise invalid(profile, "Either prompt or prompt_embeds must be provided and non-empty.", "prompt")
-    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        if len(prompt) != 1:
-            raise RequestError(
-                f"The vLLM simulator takes one prompt per request; got a batch of {len(prompt)}.",
-                param="prompt",
-            )
-        prompt = prompt[0]
-    if isinstance(prompt, list) and prompt and all(isinstance(p, list) for p in prompt):
+    # A batch: a list of prompts (strings) or of token-id lists. A single token-id list stays as it is.
+    if (
+        isinstance(prompt, list)
+        and prompt
+        and any(all(isinstance(p, kind) for p in prompt) for kind in (str, list))
+    ):
         if len(prompt) != 1:
             raise RequestError(
                 f"The vLLM simulator takes one prompt per request; got a batch of {len(prompt)}.",

@@ -24,6 +24,8 @@ from testbed.engine.server import SimServer
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
+# A two-node Ray world as the LWS leader's command gives it: the cluster size and both nodes' IPs.
+TWO_RAY_NODES = ("--ray-cluster-size", "2", "--node-ip", "10.244.1.5", "--node-ip", "10.244.2.7")
 
 
 def setup_for(*argv: str) -> EngineSetup:

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from engine_testkit import REPO, EngineProc
+from engine_testkit import REPO, TWO_RAY_NODES, EngineProc
 
 SEED = [
     "meta-llama/Meta-Llama-3.1-405B-Instruct",
@@ -22,12 +22,7 @@ SEED = [
     "2",
     "--launch-script",
     "/vllm-workspace/examples/online_serving/multi-node-serving.sh",
-    "--ray-cluster-size",
-    "2",
-    "--node-ip",
-    "10.244.1.5",
-    "--node-ip",
-    "10.244.2.7",
+    *TWO_RAY_NODES,
     "--time-scale",
     "0.001",
     "--quiet",

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Sequence
 
 import pytest
-from engine_testkit import run, serving, setup_for
+from engine_testkit import TWO_RAY_NODES, run, serving, setup_for
 from physical_checks import metrics_violations, startup_violations
 
 from testbed.engine import startup_logs
@@ -30,41 +30,14 @@ VERSIONS = sorted(
 )
 LOG_FORMATS = ("auto", "legacy", "current")
 # (name, tp, pp, extra flags). World > 8 spans two 8-GPU nodes over Ray, as the LWS deployment does.
+RAY = ("--distributed-executor-backend", "ray", *TWO_RAY_NODES)
 LAYOUTS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("tp1", 1, 1, ()),
     ("tp2", 2, 1, ()),
     ("tp8", 8, 1, ()),
     ("tp4-pp2", 4, 2, ()),
-    (
-        "tp8-pp2",
-        8,
-        2,
-        (
-            "--distributed-executor-backend",
-            "ray",
-            "--ray-cluster-size",
-            "2",
-            "--node-ip",
-            "10.244.1.5",
-            "--node-ip",
-            "10.244.2.7",
-        ),
-    ),
-    (
-        "tp16",
-        16,
-        1,
-        (
-            "--distributed-executor-backend",
-            "ray",
-            "--ray-cluster-size",
-            "2",
-            "--node-ip",
-            "10.244.1.5",
-            "--node-ip",
-            "10.244.2.7",
-        ),
-    ),
+    ("tp8-pp2", 8, 2, RAY),
+    ("tp16", 16, 1, RAY),
 )
 
 
