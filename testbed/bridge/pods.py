@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from manifests.manifest import pod_dns_names
 
@@ -16,6 +17,7 @@ SIZE = "leaderworkerset.sigs.k8s.io/size"
 TIME_SCALE = "testbed.lws-vllm-suite.io/time-scale"
 # Without it, engines run 50x faster than the modelled GPUs: start-up in about a second, for quick checks.
 DEFAULT_TIME_SCALE = 0.02
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -141,3 +143,13 @@ def group_of(pods: list[PodView]) -> Group:
     leaders = [p for p in live if p.is_leader]
     workers = tuple(sorted((p for p in live if not p.is_leader), key=lambda p: p.worker_index))
     return Group(leaders[0] if leaders else None, workers)
+
+
+def stop_gone(running: dict[str, T], pods: dict[str, PodView], stop: Callable[[T], None]) -> None:
+    """Stop and forget what runs for a pod (`running`, by pod uid) that is gone or being deleted: the first step
+    of the real-engine and the stand-in reconcilers alike."""
+    for uid, thing in list(running.items()):
+        pod = pods.get(uid)
+        if pod is None or pod.deleting:
+            stop(thing)
+            del running[uid]

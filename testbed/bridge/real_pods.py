@@ -43,7 +43,7 @@ from testbed.bridge.engine_process import answers_health
 from testbed.bridge.kwok_rules import KwokRules, exec_object, port_forward_object
 from testbed.bridge.local_pods import start_logged
 from testbed.bridge.podnet import Addresses, PodNetwork, kill_all_of, pod_home, sandbox_prefix
-from testbed.bridge.pods import PodView
+from testbed.bridge.pods import PodView, stop_gone
 from testbed.processes import signal_and_wait
 from testbed.vllm_cpu.install import CpuEngine
 
@@ -136,11 +136,7 @@ class RealPods:
     # called by the bridge under its lock --------------------------------------------------------------
     def reconcile(self, pods: dict[str, PodView]) -> None:
         self._write_hosts(pods)
-        for uid, container in list(self._containers.items()):
-            pod = pods.get(uid)
-            if pod is None or pod.deleting:
-                self._stop(container)
-                del self._containers[uid]
+        stop_gone(self._containers, pods, self._stop)
         for pod in pods.values():
             if not pod.running or pod.container is None:
                 continue

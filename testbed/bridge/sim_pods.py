@@ -25,7 +25,7 @@ from kubernetes import client
 from testbed.bridge.container_status import report_death
 from testbed.bridge.kwok_rules import KwokRules, exec_object
 from testbed.bridge.podnet import Addresses, kill_all_of, sandbox_prefix
-from testbed.bridge.pods import PodView
+from testbed.bridge.pods import PodView, stop_gone
 
 log = logging.getLogger("bridge.sim-pods")
 
@@ -59,11 +59,7 @@ class SimSandboxes:
         """Stand-ins for running worker pods, and for running leaders whose group has no engine yet
         (`engine_leaders`: uids of leaders an engine runs for): on a node the leader's container runs its command
         whether or not its workers are scheduled, so it can crash (and restart) while a worker is Pending."""
-        for uid, standin in list(self._standins.items()):
-            pod = pods.get(uid)
-            if pod is None or pod.deleting:
-                self._stop(standin)
-                del self._standins[uid]
+        stop_gone(self._standins, pods, self._stop)
         for pod in pods.values():
             if (pod.is_leader and pod.uid in engine_leaders) or not pod.running or pod.container is None:
                 continue
