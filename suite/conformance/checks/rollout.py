@@ -76,6 +76,13 @@ def group_times(run: RolloutRun) -> dict[int, float | None]:
     return times
 
 
+def _not_updated(run: RolloutRun) -> list[int]:
+    """The groups the rollout must update (partition and above) never seen with a Ready leader of the new
+    revision."""
+    times = group_times(run)
+    return [group for group in range(run.strategy.partition, run.replicas) if times.get(group) is None]
+
+
 def groups_are_replaced_within_the_strategy(run: RolloutRun) -> list[str]:
     """MUST (LWS-ROLLOUT RollingUpdate): every group at or above the partition is replaced by one of the new
     revision, at least replicas - maxUnavailable groups (surge groups counted) have a Ready leader throughout, never more than replicas + maxSurge
@@ -97,12 +104,10 @@ def groups_are_replaced_within_the_strategy(run: RolloutRun) -> list[str]:
             f"{len(most.groups())} groups {sorted(most.groups())} existed at once at +{most.t - t0:.1f} s; "
             f"replicas {run.replicas} + maxSurge {run.strategy.max_surge} allow {run.replicas + run.strategy.max_surge}"
         )
-    times = group_times(run)
-    for group in range(run.strategy.partition, run.replicas):
-        if times.get(group) is None:
-            problems.append(
-                f"group {group} was not seen replaced by a Ready leader of revision {run.new_revision}"
-            )
+    for group in _not_updated(run):
+        problems.append(
+            f"group {group} was not seen replaced by a Ready leader of revision {run.new_revision}"
+        )
     for kind in ("Progressing", "UpdateInProgress"):
         if not any(s.conditions.get(kind) == "True" for s in run.samples):
             problems.append(f"condition {kind} was never True during the rollout")
@@ -192,12 +197,10 @@ def groups_below_the_partition_are_kept(run: RolloutRun) -> list[str]:
                 f"group {group} is below partition {run.strategy.partition} but its leader was replaced or deleted "
                 f"at +{touched.t - run.samples[0].t:.1f} s"
             )
-    times = group_times(run)
-    for group in range(run.strategy.partition, run.replicas):
-        if times.get(group) is None:
-            problems.append(
-                f"group {group} is at or above partition {run.strategy.partition} and was not updated"
-            )
+    for group in _not_updated(run):
+        problems.append(
+            f"group {group} is at or above partition {run.strategy.partition} and was not updated"
+        )
     return problems
 
 
