@@ -98,10 +98,11 @@ def pod_home(uid: int) -> Path:
 
 
 def kill_testbed_leftovers(testbed_name: str) -> int:
-    """SIGKILL every process running under one of this testbed's pod user ids, remove their homes; how many
-    processes there were."""
+    """SIGKILL every process running under one of this testbed's pod user ids, and the port relays into its
+    network namespace (they run as root), remove the pods' homes; how many processes there were."""
     ids = uid_range(testbed_name)
     killed = _kill([pid for pid, uid in process_uids().items() if uid in ids])
+    killed += _kill(relay_pids(netns_name(testbed_name)))
     for home in Path(tempfile.gettempdir()).glob("lws-pod-*"):
         if home.name.removeprefix("lws-pod-").isdigit() and int(home.name.removeprefix("lws-pod-")) in ids:
             shutil.rmtree(home, ignore_errors=True)
@@ -164,6 +165,22 @@ def processes_of(uid: int) -> list[int]:
 def kill_all_of(uid: int) -> int:
     """SIGKILL every process of `uid`; how many there were."""
     return _kill(processes_of(uid))
+
+
+def relay_pids(netns: str) -> list[int]:
+    """Processes running `testbed.bridge.relay --netns NETNS` (relay.py): the host ends of one testbed's pods."""
+    wanted = ["testbed.bridge.relay", "--netns", netns]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(words[i : i + 3] == wanted for i in range(len(words))):
+            found.append(int(entry.name))
+    return found
 
 
 def _kill(pids: list[int]) -> int:

@@ -228,12 +228,16 @@ class RealPods:
             [*self._network.exec_prefix(), *sandbox_prefix(uid), *argv], cwd=home, env=env, log_file=log_file
         )
         container = Container(pod, pod.restart_count, address, uid, proc, threads=threads)
-        for port in pod.container.ports:
-            container.relays[port] = self._start_relay(address, port)
-        if container.relays:
-            forwards = {port: local for port, (local, _) in container.relays.items()}
-            self._rules.apply(port_forward_object(pod.namespace, pod.name, forwards))
-        self._rules.apply(exec_object(pod.namespace, pod.name, uid))
+        try:
+            for port in pod.container.ports:
+                container.relays[port] = self._start_relay(address, port)
+            if container.relays:
+                forwards = {port: local for port, (local, _) in container.relays.items()}
+                self._rules.apply(port_forward_object(pod.namespace, pod.name, forwards))
+            self._rules.apply(exec_object(pod.namespace, pod.name, uid))
+        except BaseException:  # a rule refused (the bridge tries again): nothing started here may outlive it
+            self._stop(container)
+            raise
         return container
 
     def _start_relay(self, address: str, port: int) -> tuple[int, subprocess.Popen[bytes]]:

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
 from testbed.bridge.kwok_rules import exec_object
-from testbed.bridge.podnet import Addresses, sandbox_prefix, uid_range
+from testbed.bridge.podnet import (
+    Addresses,
+    kill_testbed_leftovers,
+    netns_name,
+    pod_home,
+    process_uids,
+    relay_pids,
+    sandbox_prefix,
+    uid_range,
+)
 from testbed.bridge.real_pods import bind_host
 
 SERVE = "vllm serve lws-suite/tiny-llama --port 8080 --nnodes 2 --node-rank 0 --master-addr vllm-0.vllm.ns"
@@ -74,3 +91,30 @@ def test_the_pod_view_carries_what_the_kubelet_needs() -> None:
     assert view.dns_names == ("vllm-0.vllm.ns", "vllm-0.vllm.ns.svc", "vllm-0.vllm.ns.svc.cluster.local")
     del pod["spec"]["containers"][0]["readinessProbe"]
     assert not pod_view(pod).has_readiness_probe  # type: ignore[union-attr]
+
+
+def test_a_relay_left_by_a_testbed_is_found_by_its_network_namespace_and_killed() -> None:
+    """Relays run as root, outside the pods' user ids: a testbed's teardown finds them by `--netns` (a CI
+    rehearsal left two behind after a failed real-engine test)."""
+    if os.geteuid() != 0:
+        pytest.skip("the leftover sweep runs as root, as the testbed's teardown does")
+
+    def unused(name: str) -> bool:  # the sweep also kills its user ids' processes: never a live testbed's
+        ids = uid_range(name)
+        return not any(uid in ids for uid in process_uids().values()) and not any(
+            Path(pod_home(uid)).exists() for uid in ids
+        )
+
+    name = next(n for n in (f"relay-{uuid.uuid4().hex[:6]}" for _ in range(100)) if unused(n))
+    # A stand-in with a relay's command line (python -c takes the rest as its own argv), and one of another testbed.
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "-m", "testbed.bridge.relay", "--netns"]
+    mine = subprocess.Popen([*argv, netns_name(name), "--listen-port", "1"])
+    other = subprocess.Popen([*argv, netns_name(name + "-other"), "--listen-port", "1"])
+    try:
+        assert relay_pids(netns_name(name)) == [mine.pid]
+        assert kill_testbed_leftovers(name) == 1
+        assert mine.wait(timeout=10) == -9 and other.poll() is None
+    finally:
+        for proc in (mine, other):
+            proc.kill()
+            proc.wait()
