@@ -116,7 +116,7 @@ class Bridge:
         self._state_dir = state_dir
         self._pods: dict[str, PodView] = {}  # by uid
         self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
-        self._retry: set[tuple[str, str]] = set()  # groups whose last reconcile an API error cut short
+        self._retry: set[tuple[str, str]] = set()  # groups whose last reconcile an error cut short
         self._pointed: dict[
             tuple[str, str], tuple[str, int]
         ] = {}  # (ns, pod) -> (uid, restarts) rules written
