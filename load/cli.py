@@ -2,7 +2,7 @@
 
 Exit codes: 0 the run finished (failed requests are data in the result, not an error); 2 usage or
 input error (one line, no traceback); 3 the endpoint could not be reached; 130 interrupted by Ctrl-C
-(143 by SIGTERM) after writing the partial result: every request sent is in it, those cut off in
+or SIGTERM after writing the partial result: every request sent is in it, those cut off in
 flight counted as failed with reason ``interrupted``.
 """
 
@@ -39,7 +39,7 @@ from load.workload import WorkloadError
 from plumbing.argtypes import key_numbers, positive_int, positive_number
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREACHABLE = 0, 2, 3
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 130}  # README.md, exit codes: one code for both
 PROG = "python -m load"
 
 

