@@ -24,7 +24,8 @@ RESULT_LINE = '{"schema": "lws-vllm-suite/result/v1"}\n'
 
 # A stand-in for nox: `-s benchmark` writes a result file unless told to fail before, then exits $BENCH;
 # `-s report -- gate` exits $GATE; on SIGTERM the benchmark "cleans up" and exits 130, as the suite does.
-FAKE_NOX = """#!/bin/bash
+FAKE_NOX = (
+    """#!/bin/bash
 echo "nox $*" >> "$CALLS"
 case "$*" in
   *"-s benchmark"*)
@@ -35,19 +36,28 @@ case "$*" in
       wait "$idle"
     fi
     artifacts="${@: -1}"
-    if [ "$BENCH" -le 1 ]; then mkdir -p "$artifacts/run"; printf '%s' '""" + RESULT_LINE.strip() + """' > "$artifacts/run/benchmark-tp8-pp2.json"; fi
+    if [ "$BENCH" -le 1 ]; then mkdir -p "$artifacts/run"; printf '%s' '"""
+    + RESULT_LINE.strip()
+    + """' > "$artifacts/run/benchmark-tp8-pp2.json"; fi
     exit "$BENCH" ;;
   *"gate"*) exit "$GATE" ;;
   *) exit 0 ;;
 esac
 """
+)
 
 
 def _script(tmp_path: Path) -> str:
-    cron = next(d for d in yaml.safe_load_all((EXAMPLES / "nightly-cronjob.yaml").read_text()) if d["kind"] == "CronJob")
+    cron = next(
+        d
+        for d in yaml.safe_load_all((EXAMPLES / "nightly-cronjob.yaml").read_text())
+        if d["kind"] == "CronJob"
+    )
     script: str = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
     results = tmp_path / "results"
-    return script.replace("/results", str(results)).replace("/dev/termination-log", str(tmp_path / "termination"))
+    return script.replace("/results", str(results)).replace(
+        "/dev/termination-log", str(tmp_path / "termination")
+    )
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

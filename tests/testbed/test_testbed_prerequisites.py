@@ -116,3 +116,20 @@ def test_testbed_up_without_go_is_3(tmp_path: Path) -> None:
     assert done.returncode == exit_codes.PREREQUISITE, done.stderr
     assert done.stderr.count("\n") == 1 and "testbed: prerequisite missing" in done.stderr, done.stderr
     assert not (tmp_path / "state" / "testbeds" / "prereq").exists()
+
+
+def test_tests_that_need_the_testbed_stop_once_when_it_cannot_start(tmp_path: Path) -> None:
+    """Outside a suite run (the suite's own tests) the check comes when the first test asks for the testbed:
+    the run stops there, once, with 3; the other tests that need it are not each reported as an error."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_needs_testbed.py").write_text(
+        "def test_one(testbed):\n    pass\n\n\ndef test_two(testbed):\n    pass\n"
+    )
+    args = [sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider"]
+    args += ["-p", "fixtures.testbed_plugin", "-p", "fixtures.exit_codes_plugin"]
+    env = {**_env(tmp_path, _path_without("go")), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(args, cwd=tests, env=env, capture_output=True, text=True, timeout=120, check=False)
+    run = NoxRun(args, done.returncode, done.stdout + done.stderr)
+    assert_exit(run, exit_codes.PREREQUISITE, "prerequisite missing", "`go`")
+    assert "ERROR at setup" not in run.output and "1 error" not in run.output, run.tail()
