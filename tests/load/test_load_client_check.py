@@ -215,3 +215,10 @@ def test_dispatch_lag_makes_a_level_invalid_in_closed_loop_as_in_open_loop() -> 
     assert "after their due time" in opened.reasons[0]
     prompt = [_record(i, i * 10.0, i * 10.0 + 0.05, i * 10.0 + 10.05) for i in range(20)]
     assert client_check(Level(num_requests=20, concurrency=1), prompt, _monitor()).verdict == "valid"
+
+
+def test_a_file_written_before_the_cause_was_measured_still_reads() -> None:
+    old = {"verdict": "valid", "loop_lag_ms": {"p99": 30.0}, "loop_lag_busy_ms": {"p99": 1.0}}
+    check = ClientCheck.model_validate(old)
+    assert check.verdict == "valid" and check.loop_lag_cause is None  # its verdict stays as written
+    assert "loop_lag_busy_ms" not in check.model_dump()
