@@ -88,6 +88,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         modelled_time=args.modelled_time,
         sources=(args.baseline, args.candidate),
         allow_invalid=args.allow_invalid,
+        allow_missing=args.allow_missing,
+        strict=args.strict,
     )
     text = render_gate_markdown(report)
     sys.stdout.write(text)
@@ -153,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument("--markdown", metavar="OUT.md", help="also write the gate report here")
     _mixed_option(gt)
     _invalid_option(gt)
+    _gate_strictness_options(gt)
     _modelled_option(gt, "both sides before gating")
     gt.set_defaults(func=cmd_gate)
     return parser
@@ -174,7 +177,22 @@ def _invalid_option(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use levels where the client was the bottleneck (client check 'invalid' in the result file), "
         "tagged [INVALID] in the report; without it such a level is an input error (exit 2) naming the file, "
-        "the level and the reason",
+        "the level and the reason (gate: also levels whose server view found problems, tagged [SERVER VIEW])",
+    )
+
+
+def _gate_strictness_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="pass, listed under 'Missing data', a level or metric the baseline has and the candidate lacks; "
+        "without it that fails the gate (exit 1)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on 'unclear' too: a change beyond the band whose 95%% interval still includes no "
+        "change (the nightly examples use it; without it 'unclear' is listed and passes)",
     )
 
 

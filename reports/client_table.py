@@ -14,6 +14,14 @@ def _achieved(configured: float | None, achieved: float | None) -> str:
     return f"{num(achieved)} / {num(configured)}"
 
 
+def _cause(c: ClientCheck) -> str:
+    """The worst ticks' lateness as 'CPU wait / running / blocked' percentages."""
+    cause = c.loop_lag_cause
+    if cause is None:
+        return MISSING
+    return f"{cause.cpu_wait:.0%} / {cause.running:.0%} / {cause.blocked:.0%}"
+
+
 def _row(label: str, c: ClientCheck) -> list[str]:
     return [
         label,
@@ -27,7 +35,7 @@ def _row(label: str, c: ClientCheck) -> list[str]:
         num(c.dispatch_lag_ms.p50),
         num(c.dispatch_lag_ms.p99),
         num(c.loop_lag_ms.p99),
-        num(c.loop_lag_busy_ms.p99),
+        _cause(c),
         pct(c.cpu_fraction),
         MISSING if c.cores is None else str(c.cores),
     ]
@@ -51,9 +59,10 @@ def client_table(result: Result) -> Table | None:
         "rate: requests/s sent over the span of sends / asked; concurrency: closed loop, the limit x the share "
         "of slot time a request was in flight / the limit; peak: most requests in flight at once",
         "dispatch lag = sent - ready (ready: due, or when a concurrency cap freed a slot): the client's own "
-        "delay; loop lag = how late a 10 ms wake-up of the client's event loop fired, 'own' the part of it the client "
-        "spent running (the rest it waited for a CPU); CPU = process CPU time / "
-        "wall time, of the one core an event loop can use",
+        "delay; loop lag = how late a 10 ms wake-up of the client's event loop fired, whatever the cause (over "
+        "20 ms at p99 the level is invalid); its cause over the worst ticks: waiting for a CPU (run-queue delay "
+        "from /proc/thread-self/schedstat) / on a CPU (the client's own work) / blocked (a blocking call on the "
+        "loop); CPU = process CPU time / wall time, of the one core an event loop can use",
         "INVALID: the client, not the server, was the bottleneck (thresholds: load/README.md, 'Client "
         "saturation'); compare and gate refuse such a level unless --allow-invalid",
     ]
@@ -68,7 +77,7 @@ def client_table(result: Result) -> Table | None:
             "dispatch lag p50 ms",
             "dispatch lag p99 ms",
             "loop lag p99 ms",
-            "own loop lag p99 ms",
+            "loop lag cause: CPU wait / running / blocked",
             "client CPU",
             "cores",
         ],

@@ -6,16 +6,20 @@ is worse than the baseline mean by more than
 
     allowed = max(tolerance x |baseline mean|,  k x s x sqrt(1/n_b + 1/n_c))
 
-s is the standard deviation of a single run, taken as the largest of three estimates: the baseline's
-repeats at this level, the candidate's repeats at this level, and the coefficient of variation pooled
-over every level of the configuration for this metric (both sides) times the baseline mean. Pooling
-across levels gives the noise estimate enough degrees of freedom that five repeats cannot by chance
-look quieter than they are; taking the largest keeps a noisy level from hiding behind quiet ones.
-With no repeats anywhere there is no noise term and the tolerance alone sets the band.
+s is the standard deviation of a single run, from the baseline alone: the larger of the baseline's
+repeats at this level and the coefficient of variation pooled over the baseline's levels of the
+configuration for this metric times the baseline mean. Pooling across levels gives the noise estimate
+enough degrees of freedom that five repeats cannot by chance look quieter than they are; taking the larger
+keeps a noisy level from hiding behind quiet ones. The candidate's spread never widens the band: a change
+that also makes runs erratic would otherwise buy its own allowance. With no baseline repeats there is no
+noise term and the tolerance alone sets the band.
 
 The tolerance is the smallest change worth failing a build for; the noise term widens the band when
 repeats show larger run-to-run noise. Direction comes from the metric catalogue: throughput must not
-fall, latency and error rate must not rise. A value missing on either side is reported, never read as 0.
+fall, latency and error rate must not rise. A value missing on either side is reported, never read as 0;
+a level or metric the baseline has and the candidate lacks fails the gate unless allow_missing, and with
+strict an ``unclear`` check fails it too. A level whose server view found problems (the client's figures
+shown impossible by the server's own histograms, load/server_view.py) is refused like a client-bound level.
 
 Runs that differ in what produced their numbers (engine, simulator time scale, GPU product, testbed; see
 reports/provenance.py) are refused as input unless mixing is allowed, and then the report says so.
@@ -36,7 +40,15 @@ from reports.provenance import FieldMix, MixedRunsError, check_mixing, engine_la
 from reports.repeats import unfold
 from reports.runs import config_key, config_name
 from reports.schema import LevelResult, Result
-from reports.validity import INVALID_TAG, InvalidLevel, InvalidLevelsError, check_valid
+from reports.validity import (
+    INVALID_TAG,
+    SERVER_VIEW_TAG,
+    InvalidLevel,
+    InvalidLevelsError,
+    check_server_view,
+    check_valid,
+    level_server_problems,
+)
 
 # Percent of the baseline mean; error_rate in percentage points. None switches a metric off.
 DEFAULT_TOLERANCES: dict[str, float | None] = {
@@ -145,6 +157,10 @@ class GateReport:
     mixed: list[FieldMix] = field(default_factory=list)  # provenance fields that differ (allow_mixed)
     modelled_time: bool = False
     invalid: list[InvalidLevel] = field(default_factory=list)  # client-bound levels gated (allow_invalid)
+    # levels whose server view found problems, gated anyway (allow_invalid)
+    server_view: list[InvalidLevel] = field(default_factory=list)
+    allow_missing: bool = False  # a level or metric the candidate lacks is listed, not a failure
+    strict: bool = False  # an unclear check fails the gate
 
     @property
     def regressions(self) -> list[Check]:
@@ -155,8 +171,17 @@ class GateReport:
         return [c for c in self.checks if c.verdict in ("missing", "no baseline")]
 
     @property
+    def failures(self) -> list[Check]:
+        """The checks that fail the gate: regressions, what the candidate lacks (unless allow_missing) and,
+        when strict, unclear changes."""
+        failing = {"REGRESSION"}
+        failing |= set() if self.allow_missing else {"missing"}
+        failing |= {"unclear"} if self.strict else set()
+        return [c for c in self.checks if c.verdict in failing]
+
+    @property
     def passed(self) -> bool:
-        return not self.regressions
+        return not self.failures
 
 
 _Key = tuple[tuple[object, ...], tuple[object, ...]]  # (configuration key, level key)
@@ -222,18 +247,12 @@ def _refuse_mixed_or_invalid(
 
 def _pooled_cvs(
     base_groups: Mapping[_Key, list[LevelResult]],
-    cand_groups: Mapping[_Key, list[LevelResult]],
     metrics: Iterable[str],
 ) -> dict[tuple[object, str], float | None]:
-    """(configuration key, metric) -> the coefficient of variation pooled over its levels, both sides."""
+    """(configuration key, metric) -> the coefficient of variation pooled over the baseline's levels."""
     return {
         (config, m): pooled_cv(
-            [
-                _values(groups.get(key, []), m)
-                for groups in (base_groups, cand_groups)
-                for key in groups
-                if key[0] == config
-            ]
+            [_values(levels, m) for key, levels in base_groups.items() if key[0] == config]
         )
         for config in {key[0] for key in base_groups}
         for m in metrics
@@ -255,7 +274,7 @@ def _check(
     c_all = [metric.value(lv) for lv in levels[1]]
     b = tuple(v for v in b_all if v is not None)
     c = tuple(v for v in c_all if v is not None)
-    if not b_all:
+    if not b:  # the baseline never measured it (no level, or no value): nothing the candidate can lack
         verdict: Verdict = "no baseline"
         allowed = noise = None
     else:
@@ -290,6 +309,8 @@ def gate(
     modelled_time: bool = False,
     sources: tuple[Sequence[str], Sequence[str]] | None = None,
     allow_invalid: bool = False,
+    allow_missing: bool = False,
+    strict: bool = False,
 ) -> GateReport:
     """Judge candidate runs against baseline runs. ``tolerances`` override or extend DEFAULT_TOLERANCES.
 
@@ -301,10 +322,15 @@ def gate(
     error naming the field and its values, unless ``allow_mixed``: then they are gated against each other
     and the report lists the fields that differ. ``sources`` names the files of each side for that message.
     ``modelled_time`` converts simulated runs to modelled time first.
+
+    A level or metric of the baseline that the candidate lacks fails the gate unless ``allow_missing``;
+    ``strict`` makes an ``unclear`` check fail it too. Levels whose server view found problems are an input
+    error unless ``allow_invalid``, like client-bound levels.
     """
     if k < 0:
         raise GateInputError(f"k must be >= 0, got {k}")
     mixed, invalid = _refuse_mixed_or_invalid(baseline, candidate, sources, allow_mixed, allow_invalid)
+    server_view = _refuse_server_view_problems(baseline, candidate, sources, allow_invalid)
     if modelled_time:
         baseline = [in_modelled_time(r) for r in baseline]
         candidate = [in_modelled_time(r) for r in candidate]
@@ -317,21 +343,58 @@ def gate(
             "no load level of the candidate matches the baseline (same topology, model, TP, PP, GPUs and "
             f"load); baseline has {_describe(base_names)}, candidate has {_describe(cand_names)}"
         )
-    cvs = _pooled_cvs(base_groups, cand_groups, active)
+    cvs = _pooled_cvs(base_groups, active)
     checks = []
     invalid_keys = {
         key for g in (base_groups, cand_groups) for key, lvs in g.items() if any(lv.invalid for lv in lvs)
     }
+    server_view_keys = {
+        key
+        for g in (base_groups, cand_groups)
+        for key, lvs in g.items()
+        if any(map(level_server_problems, lvs))
+    }
     for key in [*base_groups, *(k_ for k_ in cand_groups if k_ not in base_groups)]:  # in sweep order
         config, level = base_names.get(key) or cand_names[key]
         level = f"{level} [{INVALID_TAG}]" if key in invalid_keys else level
+        level = f"{level} [{SERVER_VIEW_TAG}]" if key in server_view_keys else level
         config = _config_label(config, key, base_served, cand_served)
         levels = (base_groups.get(key, []), cand_groups.get(key, []))
         checks += [
             _check(config, level, metric_key, tolerance, levels, k, cvs.get((key[0], metric_key)))
             for metric_key, tolerance in active.items()
         ]
-    return GateReport(checks, k, merged, len(baseline), len(candidate), mixed, modelled_time, invalid)
+    return GateReport(
+        checks,
+        k,
+        merged,
+        len(baseline),
+        len(candidate),
+        mixed,
+        modelled_time,
+        invalid,
+        server_view,
+        allow_missing=allow_missing,
+        strict=strict,
+    )
+
+
+def _refuse_server_view_problems(
+    baseline: Sequence[Result],
+    candidate: Sequence[Result],
+    sources: tuple[Sequence[str], Sequence[str]] | None,
+    allow_invalid: bool,
+) -> list[InvalidLevel]:
+    """The levels whose server view found problems, when allowed; else GateInputError."""
+    names = sources or (
+        [f"#{i + 1}" for i in range(len(baseline))],
+        [f"#{i + 1}" for i in range(len(candidate))],
+    )
+    labelled = [f"baseline {n}" for n in names[0]] + [f"candidate {n}" for n in names[1]]
+    try:
+        return check_server_view(labelled, [*baseline, *candidate], allow_invalid)
+    except InvalidLevelsError as exc:
+        raise GateInputError(str(exc)) from None
 
 
 def _values(levels: Sequence[LevelResult], metric_key: str) -> list[float]:

@@ -3,10 +3,12 @@ and a last line that says pass or fail with the metrics named."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from reports.gate import ABSOLUTE_METRICS, Check, GateReport
 from reports.provenance import allowed_note
 from reports.text import MISSING, md_table, num, pct
-from reports.validity import allowed_invalid_note
+from reports.validity import allowed_invalid_note, allowed_server_view_note
 
 
 def _baseline(check: Check) -> str:
@@ -121,13 +123,38 @@ def _summary(report: GateReport) -> str:
     if report.passed:
         extra = f", {len(report.missing)} without data (listed above)" if report.missing else ""
         return f"gate: PASSED: {judged} checks within their bands{extra}"
-    shown = report.regressions[:SUMMARY_NAMES]
-    named = "; ".join(
-        f"{c.config} {c.level} {c.metric} {_change(c)} (allowed {_allowed(c).split(' (')[0]})" for c in shown
-    )
-    more = len(report.regressions) - len(shown)
+    return "gate: FAILED: " + "; ".join(_failure_parts(report))
+
+
+def _named(checks: list[Check], what: str, describe: Callable[[Check], str]) -> str:
+    shown = checks[:SUMMARY_NAMES]
+    more = len(checks) - len(shown)
     tail = f"; and {more} more (listed above)" if more else ""
-    return f"gate: FAILED: {len(report.regressions)} regression(s): {named}{tail}"
+    return f"{len(checks)} {what}: " + "; ".join(describe(c) for c in shown) + tail
+
+
+def _failure_parts(report: GateReport) -> list[str]:
+    """What failed, by kind: regressions, what the candidate lacks, unclear changes under --strict."""
+    failures = report.failures
+    kinds = [
+        (
+            "REGRESSION",
+            "regression(s)",
+            lambda c: f"{_level_metric(c)} {_change(c)} (allowed {_allowed(c).split(' (')[0]})",
+        ),
+        ("missing", "check(s) missing from the candidate (--allow-missing to pass them)", _level_metric),
+        ("unclear", "unclear change(s) (--strict)", lambda c: f"{_level_metric(c)} {_change(c)}"),
+    ]
+    parts = []
+    for verdict, what, describe in kinds:
+        checks = [c for c in failures if c.verdict == verdict]
+        if checks:
+            parts.append(_named(checks, what, describe))
+    return parts
+
+
+def _level_metric(check: Check) -> str:
+    return f"{check.config} {check.level} {check.metric}"
 
 
 def render_gate_markdown(report: GateReport) -> str:
@@ -140,14 +167,19 @@ def render_gate_markdown(report: GateReport) -> str:
         f"baseline: {report.baseline_files} file(s); candidate: {report.candidate_files} file(s); "
         f"k = {report.k:g}\n\ntolerances: {tolerances}\n\n"
         "allowed change = max(tolerance x |baseline mean|, k x s x sqrt(1/n_b + 1/n_c)), s = a single run's "
-        "standard deviation: the largest of the baseline's and the candidate's repeats at that level and the "
-        "coefficient of variation pooled over the configuration's levels x baseline mean. '(noise)' marks "
-        "checks where run-to-run noise, not the tolerance, set the band. With two or more runs on both "
-        "sides a change beyond the band is a REGRESSION only when the 95% Welch interval of the difference "
-        "excludes no change; otherwise it is 'unclear' and does not fail the gate.",
+        "standard deviation from the baseline alone: the larger of its repeats' at that level and the "
+        "coefficient of variation pooled over the baseline's levels of the configuration x baseline mean. "
+        "'(noise)' marks checks where run-to-run noise, not the tolerance, set the band. With two or more "
+        "runs on both sides a change beyond the band is a REGRESSION only when the 95% Welch interval of the "
+        "difference excludes no change; otherwise it is 'unclear', which "
+        + ("fails the gate (--strict)." if report.strict else "does not fail the gate (no --strict).")
+        + " A level or metric of the baseline that the candidate lacks "
+        + ("is listed and passes (--allow-missing)." if report.allow_missing else "fails the gate."),
     ]
     if report.invalid:
         parts.append(f"> **{allowed_invalid_note(report.invalid)}**")
+    if report.server_view:
+        parts.append(f"> **{allowed_server_view_note(report.server_view)}**")
     if report.mixed:
         parts.append(f"> **{allowed_note(report.mixed)}**")
     if report.modelled_time:
@@ -163,12 +195,19 @@ def render_gate_markdown(report: GateReport) -> str:
     unclear = [c for c in report.checks if c.verdict == "unclear"]
     if unclear:
         parts += [
-            f"## Unclear: beyond the band, but the 95% interval includes no change ({len(unclear)}; not failing)",
+            f"## Unclear: beyond the band, but the 95% interval includes no change ({len(unclear)}; "
+            + ("failing: --strict)" if report.strict else "not failing)"),
             md_table(_HEADERS, _rows(unclear), _RIGHT),
         ]
     if report.missing:
         parts += [
-            f"## Missing data ({len(report.missing)})",
+            f"## Missing data ({len(report.missing)}"
+            + (
+                ""
+                if report.allow_missing or not any(c.verdict == "missing" for c in report.missing)
+                else "; what the candidate lacks fails the gate"
+            )
+            + ")",
             "\n".join(_missing_line(c) for c in report.missing),
         ]
     single = [c for c in report.checks if len(c.baseline) == 1 and len(c.candidate) == 1]

@@ -1,7 +1,8 @@
 """The gate's verdict on one metric at one level: the band a change may move within, from the tolerance and the
-run-to-run noise (the standard deviation of one run, from the repeats of either side or the coefficient of
-variation pooled over the configuration's levels), and the 95% Welch interval of the change (reports/gate.py
-describes the rule; reports/intervals.py the interval)."""
+run-to-run noise (the standard deviation of one run, from the baseline's repeats or the coefficient of
+variation pooled over the baseline's levels of the configuration; never the candidate's, so a change that
+also makes runs erratic cannot widen its own allowance), and the 95% Welch interval of the change
+(reports/gate.py describes the rule; reports/intervals.py the interval)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ DEFAULT_K = 3.0
 Verdict = Literal["ok", "better", "REGRESSION", "unclear", "missing", "no baseline"]
 
 
-def run_sd(baseline: Sequence[float], candidate: Sequence[float], pooled_cv: float | None) -> float | None:
-    """The standard deviation of one run: the largest available estimate, None when there is none."""
-    estimates = [statistics.stdev(side) for side in (baseline, candidate) if len(side) > 1]
+def run_sd(baseline: Sequence[float], pooled_cv: float | None) -> float | None:
+    """The standard deviation of one run, from the baseline alone: the larger of its repeats' and the pooled
+    coefficient of variation x its mean; None when there is neither."""
+    estimates = [statistics.stdev(baseline)] if len(baseline) > 1 else []
     if pooled_cv is not None and baseline:
         estimates.append(pooled_cv * abs(statistics.fmean(baseline)))
     return max(estimates) if estimates else None
@@ -51,7 +53,8 @@ def judge(
 ) -> tuple[Verdict, float | None, float | None]:
     """(verdict, allowed, noise) for one metric; both sequences already free of missing values.
 
-    ``cv`` is the pooled coefficient of variation of the metric for this configuration, if known.
+    ``cv`` is the coefficient of variation of the metric pooled over the baseline's levels of this
+    configuration, if known. The candidate's spread enters only the Welch interval, never the band.
     """
     if not candidate:
         return "missing", None, None
@@ -59,7 +62,7 @@ def judge(
         return "no baseline", None, None
     mean_b, mean_c = statistics.fmean(baseline), statistics.fmean(candidate)
     tol = tolerance / 100 if absolute else tolerance / 100 * abs(mean_b)
-    sd = run_sd(baseline, candidate, cv)
+    sd = run_sd(baseline, cv)
     noise = None if sd is None else k * sd * math.sqrt(1 / len(baseline) + 1 / len(candidate))
     allowed = max(tol, noise or 0.0)
     worse_by = (mean_b - mean_c) if higher_is_better else (mean_c - mean_b)

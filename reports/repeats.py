@@ -71,7 +71,9 @@ def fold_client(checks: Sequence[ClientCheck | None]) -> ClientCheck | None:
         peak_in_flight=max(peaks) if peaks else None,
         dispatch_lag_ms=_worst_distribution([c.dispatch_lag_ms for c in cs]),
         loop_lag_ms=_worst_distribution([c.loop_lag_ms for c in cs]),
-        loop_lag_busy_ms=_worst_distribution([c.loop_lag_busy_ms for c in cs]),
+        loop_lag_cpu_wait_ms=_worst_distribution([c.loop_lag_cpu_wait_ms for c in cs]),
+        # the cause of the worst repeat's lateness
+        loop_lag_cause=max(cs, key=lambda c: c.loop_lag_ms.p99 or 0.0).loop_lag_cause,
         cpu_s=_mean([c.cpu_s for c in cs]),
         wall_s=_mean([c.wall_s for c in cs]),
         cpu_fraction=_mean([c.cpu_fraction for c in cs]),

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA_VERSION = "lws-vllm-suite/result/v1"
 
@@ -83,6 +83,16 @@ class LoadSpec(_Model):
     generator: str = "load"  # "load" (async aiohttp) or "locust"
 
 
+class LoopLagCause(_Model):
+    """Where the event loop's worst lateness went (load/client_check.py): shares of the summed lateness of
+    the ticks at or beyond the level's p99. Reported beside the verdict; never an excuse for the lag."""
+
+    cpu_wait: float  # runnable but waiting for a CPU: run-queue delay from /proc/thread-self/schedstat
+    running: float  # on a CPU: the client's own work held the loop
+    blocked: float  # off a CPU and not runnable: a blocking call on the loop (sleep, DNS, file I/O, ...)
+    ticks: int  # how many late ticks the shares cover
+
+
 class ClientCheck(_Model):
     """Whether the load generator kept up during a level (load/client_check.py computes it).
 
@@ -103,12 +113,23 @@ class ClientCheck(_Model):
     peak_in_flight: int | None = None
     dispatch_lag_ms: Distribution = Field(default_factory=Distribution)  # sent - ready (the client's own)
     loop_lag_ms: Distribution = Field(default_factory=Distribution)  # lateness of a periodic loop wake-up
-    # the part of each lateness the client spent running (its own work, not waiting for a CPU)
-    loop_lag_busy_ms: Distribution = Field(default_factory=Distribution)
+    # the part of each lateness the loop's thread spent runnable but waiting for a CPU (run-queue delay from
+    # /proc/thread-self/schedstat); empty where the kernel does not say
+    loop_lag_cpu_wait_ms: Distribution = Field(default_factory=Distribution)
+    loop_lag_cause: LoopLagCause | None = None  # the worst ticks' lateness by cause; None: not known
     cpu_s: float | None = None  # process CPU time (user + system) over the level
     wall_s: float | None = None
     cpu_fraction: float | None = None  # cpu_s / wall_s: share of one core (one event loop = one core)
     cores: int | None = None  # CPUs the client process was allowed to run on
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_the_old_estimate(cls, data: object) -> object:
+        # Files written before issue 22 hold loop_lag_busy_ms, lag x CPU share: it read a loop blocked in a
+        # syscall as the machine's fault, so it is dropped on reading and no longer written.
+        if isinstance(data, dict) and "loop_lag_busy_ms" in data:
+            return {k: v for k, v in data.items() if k != "loop_lag_busy_ms"}
+        return data
 
     @property
     def invalid(self) -> bool:

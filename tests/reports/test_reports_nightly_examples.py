@@ -80,6 +80,7 @@ def test_the_cronjob_runs_one_night_at_a_time_and_gates_it() -> None:
     assert [sub for sub, _ in report_flags(script)] == ["compare", "gate"]
     for sub, flags in report_flags(script):
         assert flags <= known_flags(sub), (sub, flags - known_flags(sub))
+    assert "--strict" in dict(report_flags(script))["gate"]  # the nightly default: 'unclear' fails the night
     claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
     assert (
         claim
@@ -108,5 +109,6 @@ def test_the_ci_workflow_is_scheduled_gated_and_keeps_its_results() -> None:
     assert [sub for sub, _ in calls] == ["compare", "gate"]
     for sub, flags in calls:
         assert flags <= known_flags(sub), (sub, flags - known_flags(sub))
+    assert "--strict" in dict(calls)["gate"]  # the nightly default: 'unclear' fails the night
     upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact"))
     assert upload["with"]["name"] == "nightly-results"

@@ -9,6 +9,8 @@ it actually achieves there; a deliberately wrong model is shown to fail the same
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -213,3 +215,39 @@ def test_uncalibrated_shards_fall_back_to_the_roofline() -> None:
     a100 = ShardCosts(A100, LLAMA_70B, 8)
     assert not a100.calibrated
     assert a100.linear_s(1) > ShardCosts(H100, LLAMA_70B, 8).roofline_linear_s(1)
+
+
+# --- the page that describes the folds ----------------------------------------------------------------------
+
+CALIBRATION_PAGE = Path(__file__).resolve().parents[3] / "docs" / "calibration.md"
+
+
+def _shards_named(text: str) -> tuple[str, ...]:
+    """'8B TP1, 70B TP4' -> ('llama-3.1-8b/tp1', 'llama-3.1-70b/tp4'): the page's names for the file's shards."""
+    return tuple(f"llama-3.1-{size.lower()}/tp{tp}" for size, tp in re.findall(r"(\d+B) TP(\d+)", text))
+
+
+def test_the_calibration_page_says_what_each_held_out_fold_holds_out() -> None:
+    """The page's fold table and scenario rows against the folds the code runs, and the folds themselves
+    hold out TP sizes only: every model is on both sides of each split, and no other model or format is."""
+    page = CALIBRATION_PAGE.read_text()
+    rows = dict(re.findall(r"^\| ([AB]) \| (.+) \|$", page, flags=re.M))
+    fold_a, fold_b = SCENARIOS["h100-held-out-shards"].folds
+    for name, fold in (("A", fold_a), ("B", fold_b)):
+        fitted, predicts = rows[name].split(" | ")
+        assert _shards_named(fitted) == fold.fit_shards, (name, fitted)
+        assert _shards_named(predicts) == fold.validate_shards, (name, predicts)
+    (row,) = re.findall(
+        r"^\| `h100-held-out-shards` \| two folds: (.+) predict (.+), and the reverse \|", page, flags=re.M
+    )
+    assert (_shards_named(row[0]), _shards_named(row[1])) == (FOLD_A, FOLD_B)
+    # what the page says the folds measure names nothing the files hold no anchor of
+    for claim in re.findall(r"measure what[^.]*\.", " ".join(page.split())):
+        assert not re.search(r"OPT|FP8|fp8|Qwen|Mistral|DeepSeek", claim), claim
+    for scenario in (SCENARIOS["h100-held-out-shards"], SCENARIOS["h200-held-out-shards"]):
+        for fold in scenario.folds:
+            models = lambda shards: {s.split("/")[0] for s in shards}  # noqa: E731
+            assert models(fold.fit_shards) == models(fold.validate_shards) == set(MODELS)
+            assert set(fold.fit_shards) | set(fold.validate_shards) == set(
+                load_calibration(fold.fit_gpu.calibration_file or "").shards
+            )
