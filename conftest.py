@@ -4,4 +4,5 @@ pytest_plugins = [
     "fixtures.disruption_plugin",
     "fixtures.conformance_plugin",
     "fixtures.variant_plugin",
+    "fixtures.fault_refusal_plugin",
 ]

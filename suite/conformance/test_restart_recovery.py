@@ -65,8 +65,8 @@ def run_fault(
     load = SteadyLoad(endpoint.url, expect.model or "", rate_per_s=5.0).start()
     started = time.monotonic()
     progress(f"injecting {fault.name} on {fault.pod}")
-    faults.inject(kube, deployed.namespace, fault)
     try:
+        faults.inject(kube, deployed.namespace, fault)  # FaultRefused skips the test (fault_refusal_plugin)
         observe(
             kube,
             expect,
@@ -169,6 +169,9 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
     half-restarted Ray cluster, which is why the reference uses RecreateGroupOnPodRestart.) Afterwards the
     original policy is restored and the group recreated, so later checks see a healthy deployment."""
     deployed = exclusive_deployment
+    fault = faults.target(fault_name, deployed.expect.lws_name)  # type: ignore[arg-type]
+    if fault.is_crash:  # refused before the restart policy is changed
+        faults.refuse_if_uncontained(kube, deployed.namespace, fault)
     original = deployed.expect.restart_policy or "RecreateGroupOnPodRestart"
     deployment = deployed.deployment
     _set_restart_policy(kube, deployed, "None")
