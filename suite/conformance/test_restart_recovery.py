@@ -16,7 +16,14 @@ import pytest
 from fixtures import deploy, faults, lifecycle
 from fixtures.deployment_plugin import Deployed, Endpoint
 from fixtures.kube import Kube
-from fixtures.recovery import Recovery, all_group_uids, group_uids, observe
+from fixtures.recovery import (
+    Recovery,
+    all_group_uids,
+    event_occurrences,
+    group_restart_counts,
+    group_uids,
+    observe,
+)
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
 from plumbing.wait import NotYet, wait_for
@@ -61,6 +68,8 @@ def run_fault(
         restart_policy or expect.restart_policy or "RecreateGroupOnPodRestart",
         groups[0],
         {g: u for g, u in groups.items() if g != 0},
+        restart_counts_before=group_restart_counts(kube, expect, 0),
+        events_before=event_occurrences(kube, expect.namespace),
     )
     load = SteadyLoad(endpoint.url, expect.model or "", rate_per_s=5.0).start()
     started = time.monotonic()
@@ -89,6 +98,7 @@ def _record(run_state: RunState, rec: Recovery, tally: Any) -> None:
         fault=rec.fault.name,
         restart_policy=rec.restart_policy,
         group_recreated=rec.must_recreate_group
+        and bool(rec.before)
         and not rec.race_suspected
         and set(rec.replaced()) == set(rec.before),
         pods_replaced_s=rec.pods_replaced_s,
