@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures.conformance_plugin",
     "fixtures.variant_plugin",
     "fixtures.exit_codes_plugin",
+    "fixtures.fault_refusal_plugin",
 ]

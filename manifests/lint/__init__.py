@@ -2,7 +2,7 @@
 to a cluster. Each rule is a small function; each finding says what is wrong and what to do.
 
 The rules, by family: the leader's launch command (launch.py), what pods ask of nodes (resources.py), how clients
-reach the leader (routing.py), image and vLLM version drift (versions.py), the LWS object itself (lws_object.py).
+reach the leader (routing.py), image and vLLM version drift (versions.py), the LWS object itself and its pod templates' process isolation (lws_object.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from manifests.lint.findings import (
     error,
 )
 from manifests.lint.launch import check_command, check_mp_launch, check_parallelism
-from manifests.lint.lws_object import check_name, check_plain_text_tokens, check_restart_policy
+from manifests.lint.lws_object import (
+    check_name,
+    check_plain_text_tokens,
+    check_process_isolation,
+    check_restart_policy,
+)
 from manifests.lint.resources import check_gpu_resources, check_shm
 from manifests.lint.routing import check_readiness, check_service
 from manifests.lint.versions import check_version_drift
@@ -53,6 +58,7 @@ RULES: tuple[Rule, ...] = (
     check_shm,
     check_readiness,
     check_name,
+    check_process_isolation,
 )
 
 

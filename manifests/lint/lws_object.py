@@ -1,11 +1,12 @@
-"""Rules on the LeaderWorkerSet object itself: its restart policy, the length of its name, and tokens written
-into its pod templates in plain text."""
+"""Rules on the LeaderWorkerSet object itself: its restart policy, the length of its name, tokens written
+into its pod templates in plain text, and pod templates that open the container boundary."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from manifests.lint.findings import Finding, LintContext, error, warning
+from manifests.process_isolation import boundary_breaches
 from manifests.redact import is_secret_env, redacted
 
 RECOMMENDED_RESTART_POLICY = "RecreateGroupOnPodRestart"
@@ -50,3 +51,18 @@ def check_plain_text_tokens(ctx: LintContext) -> Iterator[Finding]:
                         "(kubectl create secret generic hf-token --from-literal=token=...)",
                         ctx.lws_ref,
                     )
+
+
+def check_process_isolation(ctx: LintContext) -> Iterator[Finding]:
+    """hostPID, shareProcessNamespace or a privileged container: the suite's crash faults will not run there
+    (their signals could reach other containers, or the node), so the run reads partial."""
+    for pod, template in ctx.templates():
+        breaches = boundary_breaches(template.get("spec") or {})
+        if breaches:
+            yield warning(
+                "process-isolation",
+                f"the {pod.role} pod template sets {', '.join(breaches)}: a process in its container can see and "
+                "signal processes outside it, so the suite refuses the crash faults on these pods (their tests "
+                "are skipped and LWS-RESTART reads partial); drop these fields unless the engine needs them",
+                ctx.lws_ref,
+            )

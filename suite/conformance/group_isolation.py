@@ -73,9 +73,9 @@ def run(
         load = SteadyLoad(url, expect.model or "", rate_per_s=5.0).start()
         started = time.monotonic()
         progress(f"{fault} in group {faulted}; steady load on {leader}")
-        inject()
         recovered: float | None = None
         try:
+            inject()  # inside: a refused fault (faults.FaultRefused) still stops the load
 
             def recovered_again() -> float:
                 now = group_state(kube, expect, faulted)

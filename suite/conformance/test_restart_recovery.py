@@ -16,7 +16,14 @@ import pytest
 from fixtures import deploy, faults, lifecycle
 from fixtures.deployment_plugin import Deployed, Endpoint
 from fixtures.kube import Kube
-from fixtures.recovery import Recovery, all_group_uids, group_uids, observe
+from fixtures.recovery import (
+    Recovery,
+    all_group_uids,
+    event_occurrences,
+    group_restart_counts,
+    group_uids,
+    observe,
+)
 from fixtures.run_state import RunState
 from fixtures.settings import Settings
 from plumbing.wait import NotYet, wait_for
@@ -61,12 +68,14 @@ def run_fault(
         restart_policy or expect.restart_policy or "RecreateGroupOnPodRestart",
         groups[0],
         {g: u for g, u in groups.items() if g != 0},
+        restart_counts_before=group_restart_counts(kube, expect, 0),
+        events_before=event_occurrences(kube, expect.namespace),
     )
     load = SteadyLoad(endpoint.url, expect.model or "", rate_per_s=5.0).start()
     started = time.monotonic()
     progress(f"injecting {fault.name} on {fault.pod}")
-    faults.inject(kube, deployed.namespace, fault)
     try:
+        faults.inject(kube, deployed.namespace, fault)  # FaultRefused skips the test (fault_refusal_plugin)
         observe(
             kube,
             expect,
@@ -89,6 +98,7 @@ def _record(run_state: RunState, rec: Recovery, tally: Any) -> None:
         fault=rec.fault.name,
         restart_policy=rec.restart_policy,
         group_recreated=rec.must_recreate_group
+        and bool(rec.before)
         and not rec.race_suspected
         and set(rec.replaced()) == set(rec.before),
         pods_replaced_s=rec.pods_replaced_s,
@@ -169,6 +179,9 @@ def test_with_restart_policy_none_only_the_failed_pod_is_replaced(
     half-restarted Ray cluster, which is why the reference uses RecreateGroupOnPodRestart.) Afterwards the
     original policy is restored and the group recreated, so later checks see a healthy deployment."""
     deployed = exclusive_deployment
+    fault = faults.target(fault_name, deployed.expect.lws_name)  # type: ignore[arg-type]
+    if fault.is_crash:  # refused before the restart policy is changed
+        faults.refuse_if_uncontained(kube, deployed.namespace, fault)
     original = deployed.expect.restart_policy or "RecreateGroupOnPodRestart"
     deployment = deployed.deployment
     _set_restart_policy(kube, deployed, "None")

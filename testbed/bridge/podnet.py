@@ -14,8 +14,12 @@ interface, so the real engine's pods run inside one private network namespace th
 Each pod's processes also run under a user id of their own (setpriv, no privileges but reading files:
 CAP_DAC_READ_SEARCH, so the engine under the user's cache can be read). A signal sent with that user id
 reaches exactly that pod's processes, as one sent inside a container reaches only the container: this is
-what lets `kubectl exec POD -- kill -KILL -1` (KWOK's Exec rule runs it as the pod's user) crash that pod
-and nothing else. Both need root; `require_root()` says so in one line.
+what lets a crash sent through `kubectl exec POD` (KWOK's Exec rule runs it as the pod's user) crash that pod
+and nothing else. The user id is the testbed's container boundary: the pods, their stand-ins and the exec'd
+commands all share the testbed's cgroup and the host's PID namespace, so a command that keeps to its own
+cgroup (the suite's, fixtures/faults.py) is kept to the pod by the kernel's permission check on signals.
+Each pod runs one container (the first); a second container of a pod is not run. Both need root;
+`require_root()` says so in one line.
 """
 
 from __future__ import annotations

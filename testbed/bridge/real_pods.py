@@ -9,8 +9,8 @@ For each Running LWS pod (leader and workers alike):
   `LWS_LEADER_ADDRESS` resolves to the leader pod's address (as the headless Service's DNS name would), and a
   `vllm serve` that is not headless binds that address (`--host` added, or a given one replaced: every pod
   shares one namespace, so 0.0.0.0 would collide). Nothing else of the command changes.
-- **Sandbox**: its own user id; KWOK's `Exec` rule runs `kubectl exec` commands as that user id, so
-  `kill -KILL -1` inside it kills this pod's processes and nothing else.
+- **Sandbox**: its own user id; KWOK's `Exec` rule runs `kubectl exec` commands as that user id, so a
+  signal sent from inside it reaches this pod's processes and nothing else (podnet.py).
 - **Logs**: stdout and stderr, in the CRI format, to the file KWOK's `Logs` rule points at (run.py).
 - **Ports**: each containerPort is reachable from the host through a relay on 127.0.0.1 (relay.py); KWOK's
   `PortForward` rule points at it, and the readiness probe (/health) goes through it.

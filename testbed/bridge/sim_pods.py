@@ -7,8 +7,8 @@ Here every pod of a group gets what a container would give it (as root; see podn
   (until the group is complete and the simulator starts, the leader runs a stand-in too)
   and under which each worker pod runs a stand-in process (`sleep infinity`: the worker's container, whose
   own log lines the simulator writes);
-- a KWOK `Exec` rule that runs `kubectl exec` commands as that user id, so `kill -KILL -1` in the worker
-  kills its stand-in, and in the leader the simulator, and nothing else on the machine;
+- a KWOK `Exec` rule that runs `kubectl exec` commands as that user id, so a crash command in the worker
+  (fixtures/faults.py) kills its stand-in, and in the leader the simulator, and nothing else on the machine;
 - a kubelet's report when the process dies (container_status.py): restartCount + 1, and LWS decides.
 Not root: no sandboxes and no Exec rules; `kubectl exec` into a pod then fails with KWOK's "no exec found".
 """

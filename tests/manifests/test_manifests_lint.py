@@ -1,5 +1,5 @@
 """The preflight lint: the reference is clean in every topology and profile, each rule on the LWS object itself
-(restart policy, name length, tokens in plain text) fires on a manifest wrong in its way, and the dry-run hook.
+(restart policy, name length, tokens in plain text, pods that open the container boundary) fires on a manifest wrong in its way, and the dry-run hook.
 The other rule families have their own files: test_manifests_lint_{launch,resources,routing,versions}.py."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from lint_testkit import (
     assert_rule_fires,
     broken_cases,
     leader,
+    pod_spec,
     reference,
     run_lint,
     selector,
@@ -51,6 +52,27 @@ BROKEN: list[Broken] = [
         "plain-text-token",
         "warning",
         "sets HUB_X in plain text",
+    ),
+    (
+        "host-pid",
+        lambda o: pod_spec(o, "worker").__setitem__("hostPID", True),
+        "process-isolation",
+        "warning",
+        "the worker pod template sets spec.hostPID: a process in its container can see and signal",
+    ),
+    (
+        "shared-process-namespace",
+        lambda o: pod_spec(o, "leader").__setitem__("shareProcessNamespace", True),
+        "process-isolation",
+        "warning",
+        "the leader pod template sets spec.shareProcessNamespace",
+    ),
+    (
+        "privileged-container",
+        lambda o: leader(o).__setitem__("securityContext", {"privileged": True}),
+        "process-isolation",
+        "warning",
+        "sets spec.containers[vllm-leader].securityContext.privileged",
     ),
 ]
 

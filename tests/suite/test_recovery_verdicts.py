@@ -85,5 +85,30 @@ def test_restart_policy_none_contrast() -> None:
     assert verdicts.only_the_failed_pod_was_replaced(in_place) == []
     no_restart = dataclasses.replace(in_place, restart_counts_after={"vllm-0-1": 0})
     assert verdicts.only_the_failed_pod_was_replaced(no_restart) == [
-        "vllm-0-1 shows no container restart after crash-worker"
+        "vllm-0-1 shows no container restart after crash-worker (restart count 0 before the fault, 0 after)"
     ]
+
+
+def test_restarted_in_place_counts_the_restarts_of_this_fault_not_earlier_ones() -> None:
+    """A worker that restarted once before (an earlier fault of the run) and not during this crash: the absolute
+    count (1) must not pass for a restart; after minus before (0) does not."""
+    stale = recovered(
+        "crash-worker",
+        policy="None",
+        after=dict(BEFORE),
+        restart_counts_before={"vllm-0-1": 1},
+        restart_counts_after={"vllm-0-1": 1},
+    )
+    assert verdicts.only_the_failed_pod_was_replaced(stale) == [
+        "vllm-0-1 shows no container restart after crash-worker (restart count 1 before the fault, 1 after)"
+    ]
+    restarted = dataclasses.replace(stale, restart_counts_after={"vllm-0-1": 2})
+    assert verdicts.only_the_failed_pod_was_replaced(restarted) == []
+
+
+def test_no_pod_before_the_fault_fails_every_pod_replaced_instead_of_passing_vacuously() -> None:
+    empty = recovered(before={}, after={})
+    (problem,) = verdicts.every_pod_of_the_group_was_replaced(empty)
+    assert "no pod of the group was seen before delete-worker on vllm-0-1" in problem
+    (problem,) = verdicts.only_the_failed_pod_was_replaced(recovered(policy="None", before={}, after={}))
+    assert "nothing to show replaced" in problem

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fixtures.faults import CRASH_COMMAND
 from manifests.render import Overrides, render
 from plumbing.ports import free_port
 from plumbing.wait import NotYet, wait_for
@@ -175,7 +176,7 @@ def _rss_by_pod_user(info: TestbedInfo) -> dict[int, int]:
 def test_a_worker_killed_through_kubectl_exec_makes_lws_recreate_the_group(
     real_group: tuple[TestbedInfo, str, float],
 ) -> None:
-    """The crash path of every target: `kubectl exec` runs `kill -KILL -1` as the pod's user, the real vLLM
+    """The crash path of every target: `kubectl exec` runs the suite's crash command as the pod's user, the real vLLM
     worker dies, the testbed's kubelet reports the restart, the real LWS recreates the whole group, and the
     new group's real vLLM becomes Ready again."""
     info, ns, ready_s = real_group
@@ -193,7 +194,7 @@ def test_a_worker_killed_through_kubectl_exec_makes_lws_recreate_the_group(
         "--",
         "sh",
         "-c",
-        "kill -KILL -1; kill -TERM 1; true",
+        CRASH_COMMAND,
     )
 
     def recreated() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fixtures.faults import CRASH_COMMAND
 from plumbing.ports import free_port
 from plumbing.wait import NotYet, wait_for
 from suite.conformance.checks.log_evidence import gather
@@ -181,9 +182,10 @@ def test_worker_container_restart_recreates_the_whole_group(kube: Kube) -> None:
     pods = deploy_seed(kube)
     before = uids(kube)
     container = pods["vllm-0-1"]["spec"]["containers"][0]["name"]
-    # A crash as on a node: `kubectl exec` kills the container's processes (KWOK's Exec runs it as the pod's
-    # sandbox user), the testbed's kubelet reports restartCount 1, and LWS recreates the group.
-    kube.run("exec", "vllm-0-1", "-c", container, "--", "sh", "-c", "kill -KILL -1; kill -TERM 1; true")
+    # A crash as on a node, with the suite's own command: `kubectl exec` kills the container's processes (KWOK's
+    # Exec runs it as the pod's sandbox user), the testbed's kubelet reports restartCount 1, and LWS recreates
+    # the group.
+    kube.run("exec", "vllm-0-1", "-c", container, "--", "sh", "-c", CRASH_COMMAND)
     wait_group_recreated(kube, before)
 
 

@@ -16,10 +16,17 @@ RACE = (
     "the deletion), fixed by PR #999 after v0.10.0: upgrade LWS"
 )
 
+NOTHING_BEFORE = (
+    "no pod of the group was seen before {fault} on {pod}, so there is nothing to show replaced: the group was "
+    "not running when the fault was injected"
+)
+
 
 def every_pod_of_the_group_was_replaced(rec: Recovery) -> list[str]:
     """MUST (RecreateGroupOnPodRestart): after a fault in one pod, every pod of the group is new (no UID in
     common with before) and Ready."""
+    if not rec.before:
+        return [NOTHING_BEFORE.format(fault=rec.fault.name, pod=rec.fault.pod)]
     if rec.race_suspected:
         return [RACE.format(pod=rec.fault.pod)]
     kept = sorted(n for n, uid in rec.after.items() if rec.before.get(n) == uid)
@@ -35,7 +42,8 @@ def every_pod_of_the_group_was_replaced(rec: Recovery) -> list[str]:
 
 def lws_recorded_the_group_recreation(rec: Recovery) -> list[str]:
     """MUST: LWS records an event when it recreates a group (reason RecreateGroup since v0.9.0,
-    RecreateGroupOnPodRestart before). Deleting the leader is the exception: LWS sees the leader already
+    RecreateGroupOnPodRestart before), on the LWS, naming the group, after the fault (fixtures/recovery.py
+    recreate_events). Deleting the leader is the exception: LWS sees the leader already
     deleting and leaves the teardown to the garbage collector, without an event."""
     if rec.fault.name == "delete-leader":
         return []
@@ -73,8 +81,10 @@ def other_groups_were_untouched(rec: Recovery) -> list[str]:
 
 
 def only_the_failed_pod_was_replaced(rec: Recovery) -> list[str]:
-    """MUST (restartPolicy None): only the deleted pod is replaced; a crashed container restarts in place;
-    the rest of the group keeps its UIDs."""
+    """MUST (restartPolicy None): only the deleted pod is replaced; a crashed container restarts in place (its
+    restart count goes up during this fault: after minus before); the rest of the group keeps its UIDs."""
+    if not rec.before:
+        return [NOTHING_BEFORE.format(fault=rec.fault.name, pod=rec.fault.pod)]
     expected = [] if rec.fault.is_crash else [rec.fault.pod]
     replaced = rec.replaced()
     if replaced != expected:
@@ -82,6 +92,11 @@ def only_the_failed_pod_was_replaced(rec: Recovery) -> list[str]:
             f"with restartPolicy None, {rec.fault.name} on {rec.fault.pod} replaced {replaced or 'no pod'}; "
             f"expected {expected or 'no pod (the container restarts in place)'}"
         ]
-    if rec.fault.is_crash and rec.restart_counts_after.get(rec.fault.pod, 0) < 1:
-        return [f"{rec.fault.pod} shows no container restart after {rec.fault.name}"]
+    if rec.fault.is_crash and rec.restarts(rec.fault.pod) < 1:
+        before = rec.restart_counts_before.get(rec.fault.pod, 0)
+        after = rec.restart_counts_after.get(rec.fault.pod, 0)
+        return [
+            f"{rec.fault.pod} shows no container restart after {rec.fault.name} "
+            f"(restart count {before} before the fault, {after} after)"
+        ]
     return []
