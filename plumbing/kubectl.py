@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,15 +31,17 @@ def client_minor(kubectl: Path) -> int | None:
 
 
 def candidates(explicit: str | Path | None) -> list[str]:
-    """The kubectls to consider, in order: `explicit` alone, else $KUBECTL, the venv's, the one on PATH."""
+    """The kubectls to consider, in order: `explicit` alone, else $KUBECTL, the venv's, then every one on PATH
+    (not only the first: under nox the venv's comes first on PATH and would hide an older one), each once."""
     if explicit:
         return [str(explicit)]
-    found = [
-        os.environ.get("KUBECTL"),
-        str(Path(sys.executable).parent / "kubectl"),
-        shutil.which("kubectl"),
-    ]
-    return [c for c in found if c]
+    on_path = [str(Path(d) / "kubectl") for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    found = [os.environ.get("KUBECTL"), str(Path(sys.executable).parent / "kubectl"), *on_path]
+    unique: dict[str, str] = {}
+    for c in found:
+        if c and os.path.isfile(c):
+            unique.setdefault(os.path.realpath(c), c)
+    return list(unique.values())
 
 
 def find_kubectl(explicit: str | Path | None = None, *, minor: str | None = None) -> Path:

@@ -138,3 +138,19 @@ def test_with_fetching_off_the_one_line_says_which_kubectl_to_install(
         f"no kubectl within one minor of the API server's v1.31.2 (found: {only_a_136_kubectl} (1.36))"
     )
     assert "install kubectl 1.30-1.32 and set $KUBECTL to it" in line
+
+
+def test_an_older_kubectl_later_on_path_is_found_behind_the_venvs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under nox the venv's bin comes first on PATH; a kubectl 1.32 further along still serves a 1.31 server."""
+    newer, older = fake_kubectl(tmp_path / "venv-bin", "36"), fake_kubectl(tmp_path / "usr-bin", "32")
+    monkeypatch.delenv("KUBECTL", raising=False)
+    monkeypatch.setenv("PATH", f"{newer.parent}:{older.parent}")
+    monkeypatch.setattr(sys, "executable", str(newer.parent / "python"))
+    choice = kubectl_for_server("v1.31.2", tmp_path / "cache")
+    assert choice.path == older
+    assert choice.note == (
+        f"kubectl: using {older} (1.32) for the API server's v1.31.2: {newer} (1.36) is out of kubectl's "
+        "one-minor skew"
+    )
