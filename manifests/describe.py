@@ -30,6 +30,7 @@ class PodTemplateInfo(BaseModel):
     container: str | None  # name of the container that runs vLLM / the Ray script
     image: str | None
     gpus: int  # sum over containers of GPU limits (requests where no limit)
+    accelerators: dict[str, int] = {}  # every extended resource asked for (nvidia.com/gpu, amd.com/gpu, ...)
     launch: LaunchCommand | None
 
 
@@ -96,6 +97,28 @@ def pod_gpus(pod_spec: dict[str, Any]) -> int:
     return total
 
 
+def is_extended_resource(name: str) -> bool:
+    """An extended resource: a domain-qualified name outside kubernetes.io (nvidia.com/gpu, amd.com/gpu,
+    gpu.intel.com/i915, habana.ai/gaudi, aws.amazon.com/neuron; https://kubernetes.io/docs/concepts/configuration/
+    manage-resources-containers/#extended-resources), never cpu, memory, hugepages-* or ephemeral-storage."""
+    domain, slash, _ = name.partition("/")
+    return bool(slash) and not (domain == "kubernetes.io" or domain.endswith(".kubernetes.io"))
+
+
+def pod_accelerators(pod_spec: dict[str, Any]) -> dict[str, int]:
+    """The extended resources a pod asks for, summed over its containers (limits, requests where no limit)."""
+    total: dict[str, int] = {}
+    for container in pod_spec.get("containers") or []:
+        resources = container.get("resources") or {}
+        limits = resources.get("limits") or {}
+        requests = resources.get("requests") or {}
+        for name in {**requests, **limits}:
+            amount = _int(limits.get(name, requests.get(name))) or 0
+            if is_extended_resource(str(name)) and amount > 0:
+                total[str(name)] = total.get(str(name), 0) + amount
+    return total
+
+
 def _vllm_container(pod_spec: dict[str, Any]) -> tuple[dict[str, Any] | None, LaunchCommand | None]:
     containers = pod_spec.get("containers") or []
     parsed = [(c, parse_container(c)) for c in containers]
@@ -115,6 +138,7 @@ def _template_info(role: Literal["leader", "worker"], template: dict[str, Any]) 
         container=(container or {}).get("name"),
         image=(container or {}).get("image"),
         gpus=pod_gpus(spec),
+        accelerators=pod_accelerators(spec),
         launch=launch,
     )
 

@@ -166,7 +166,8 @@ def _mixed_option(parser: argparse.ArgumentParser) -> None:
         "--allow-mixed",
         action="store_true",
         help="compare runs that differ in engine (sim, vllm-cpu, vllm, external), simulator time scale, GPU "
-        "product or testbed, a field not recorded counting as 'unknown'; the report then says which fields "
+        "product, testbed, model, workload, input_len or output_len, a field not recorded counting as "
+        "'unknown'; the report then says which fields "
         "differ. Without it such runs are an input error (exit 2) naming the field and both values",
     )
 

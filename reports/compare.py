@@ -153,13 +153,13 @@ def compare(
 ) -> Comparison:
     """Compare runs (typically one result file per topology). SLO keys as in ``parse_slo``.
 
-    Runs that differ in engine, time scale, GPU product or testbed raise MixedRunsError (naming the field
-    and its values; ``sources`` names the runs, default their display names) unless ``allow_mixed``: then
-    ``Comparison.mixed`` lists the fields that differ. ``modelled_time`` converts simulated runs to
+    Runs that differ in engine, time scale, GPU product, testbed, model, workload or lengths raise
+    MixedRunsError (naming the field and its values; ``sources`` names the runs, default their display
+    names) unless ``allow_mixed``: then ``Comparison.mixed`` lists the fields that differ. ``modelled_time`` converts simulated runs to
     modelled time first (SLOs are then checked in modelled time).
     """
     plain = display_names(results, names)
-    mixed = check_mixing(list(zip(sources or plain, (r.run for r in results), strict=True)), allow_mixed)
+    mixed = check_mixing(list(zip(sources or plain, results, strict=True)), allow_mixed)
     invalid = check_valid(sources or plain, results, allow_invalid)  # InvalidLevelsError unless allowed
     if modelled_time:
         results = [in_modelled_time(r) for r in results]

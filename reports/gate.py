@@ -70,7 +70,7 @@ ABSOLUTE_METRICS = frozenset({"error_rate"})  # tolerances in percentage points,
 
 class GateInputError(ValueError):
     """Inputs the gate cannot judge (bad --tolerance, nothing in common between baseline and candidate,
-    runs of different engine, time scale, GPU product or testbed without allow_mixed)."""
+    runs of different engine, time scale, GPU product, testbed, model, workload or lengths without allow_mixed)."""
 
 
 def parse_tolerances(items: Sequence[str]) -> dict[str, float | None]:
@@ -231,8 +231,8 @@ def _refuse_mixed_or_invalid(
     try:
         mixed = check_mixing(
             [
-                *zip(base_sources, (r.run for r in baseline), strict=True),
-                *zip(cand_sources, (r.run for r in candidate), strict=True),
+                *zip(base_sources, baseline, strict=True),
+                *zip(cand_sources, candidate, strict=True),
             ],
             allow_mixed,
         )

@@ -4,8 +4,10 @@ Four fields of ``RunMetadata`` say what produced a run's numbers: ``engine`` (th
 real vLLM's CPU build "vllm-cpu", real vLLM on a real cluster "vllm", an "external" endpoint),
 ``sim_time_scale``, ``gpu_product`` and ``testbed``. Runs that differ in any of them measure different
 things, so the gate and the comparison refuse to mix them (``MixedRunsError``) unless told to
-(``allow_mixed``), and then say which fields differ. A field that was not recorded (None, e.g. ``engine`` in
-files written before it existed) is "unknown", which differs from every known value.
+(``allow_mixed``), and then say which fields differ. So do four fields of what was measured: the run's
+``model`` and its levels' ``workload``, ``input_len`` and ``output_len`` (``WORKLOAD_FIELDS``): the same
+topology serving another model, or other prompts, is another experiment. A field that was not recorded
+(None, e.g. ``engine`` in files written before it existed) is "unknown", which differs from every known value.
 
 The simulator at time scale s maps modelled time v to wall time v x s (testbed/engine/runner.py): at s = 0.2
 it runs five times faster than the GPUs it models. ``in_modelled_time`` converts a simulated run's figures
@@ -23,13 +25,15 @@ from reports.schema import Distribution, LevelMetrics, LevelResult, LoadSpec, Re
 
 SIM = "sim"
 PROVENANCE_FIELDS = ("engine", "sim_time_scale", "gpu_product", "testbed")
+WORKLOAD_FIELDS = ("model", "workload", "input_len", "output_len")  # model from the run, the rest per level
 UNKNOWN = "unknown"
 ALLOW_MIXED_FLAG = "--allow-mixed"
 MODELLED_FLAG = "--modelled-time"
 
 
 class MixedRunsError(ValueError):
-    """Runs that differ in engine, time scale, GPU product or testbed, given where they must not mix."""
+    """Runs that differ in engine, time scale, GPU product, testbed, model, workload or lengths, given where they
+    must not mix."""
 
 
 def is_simulated(run: RunMetadata) -> bool:
@@ -122,6 +126,10 @@ def _shown(name: str, run: RunMetadata) -> str:
     value = getattr(run, name)
     if value is None and name == "sim_time_scale" and run.engine not in (None, SIM):
         return "none"  # a real engine has no time scale: not unknown
+    return _text(value)
+
+
+def _text(value: object) -> str:
     if value is None:
         return UNKNOWN
     if isinstance(value, bool):
@@ -131,13 +139,23 @@ def _shown(name: str, run: RunMetadata) -> str:
     return str(value)
 
 
-def mixed_fields(runs: Sequence[tuple[str, RunMetadata]]) -> list[FieldMix]:
-    """The provenance fields on which the (source, run) pairs differ; empty when they all agree."""
+def _measured(name: str, result: Result) -> str:
+    """A workload field of a run: the model, or the levels' value ('1024', or '128/1024' when its levels differ)."""
+    if name == "model":
+        return _text(result.run.model)
+    values = sorted({_text(getattr(level.load, name)) for level in result.results})
+    return "/".join(values) if values else UNKNOWN
+
+
+def mixed_fields(runs: Sequence[tuple[str, Result]]) -> list[FieldMix]:
+    """The provenance and workload fields on which the (source, result) pairs differ; empty when they all agree."""
     mixes = []
-    for name in PROVENANCE_FIELDS:
+    fields = [(name, lambda r, n=name: _shown(n, r.run)) for name in PROVENANCE_FIELDS]
+    fields += [(name, lambda r, n=name: _measured(n, r)) for name in WORKLOAD_FIELDS]
+    for name, shown in fields:
         values: dict[str, list[str]] = {}
-        for source, run in runs:
-            values.setdefault(_shown(name, run), []).append(source)
+        for source, result in runs:
+            values.setdefault(shown(result), []).append(source)
         if len(values) > 1:
             mixes.append(FieldMix(name, values))
     return mixes
@@ -158,7 +176,7 @@ def allowed_note(mixes: Sequence[FieldMix]) -> str:
     return f"Mixing allowed ({ALLOW_MIXED_FLAG}): the runs differ in " + "; ".join(m.text() for m in mixes)
 
 
-def check_mixing(runs: Sequence[tuple[str, RunMetadata]], allow_mixed: bool) -> list[FieldMix]:
+def check_mixing(runs: Sequence[tuple[str, Result]], allow_mixed: bool) -> list[FieldMix]:
     """The differing fields (to print when ``allow_mixed``); MixedRunsError when not allowed."""
     mixes = mixed_fields(runs)
     if mixes and not allow_mixed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from manifests import describe, load_variant, parse_manifest
+from manifests.describe import is_extended_resource, pod_accelerators
 from manifests.launch_command import parse_container
 
 
@@ -131,3 +132,26 @@ spec:
 """)
     )
     assert (info.tp, info.pp, info.group_gpus, info.launch_profile, info.port) == (8, 4, 32, "mp", 8000)
+
+
+def test_accelerators_are_every_extended_resource_a_pod_asks_for() -> None:
+    """Limits, else requests, summed over containers; never cpu, memory, hugepages or kubernetes.io names."""
+    spec = {
+        "containers": [
+            {
+                "resources": {
+                    "limits": {"amd.com/gpu": "8", "cpu": "32", "memory": "500Gi", "hugepages-2Mi": "1Gi"},
+                    "requests": {"rdma/ib": "1", "amd.com/gpu": "4", "ephemeral-storage": "10Gi"},
+                }
+            },
+            {"resources": {"limits": {"amd.com/gpu": "0", "example.kubernetes.io/thing": "1"}}},
+            {"name": "sidecar"},
+        ]
+    }
+    assert pod_accelerators(spec) == {"amd.com/gpu": 8, "rdma/ib": 1}
+    assert [
+        n for n in ("nvidia.com/gpu", "habana.ai/gaudi", "cpu", "kubernetes.io/x") if is_extended_resource(n)
+    ] == [
+        "nvidia.com/gpu",
+        "habana.ai/gaudi",
+    ]

@@ -5,6 +5,7 @@ run says so, with its time scale, and offers its figures in modelled time."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_a_file_without_engine_loads_as_unknown_and_does_not_mix_with_a_known_en
     old = parse_result(json.dumps(raw), "old.json")
     assert old.run.engine is None
 
-    assert mixed_fields([("old", old.run), ("new", old.run)]) == []
+    assert mixed_fields([("old", old), ("new", old)]) == []
     with pytest.raises(GateInputError, match=r"engine: unknown \(baseline #1\) vs sim \(candidate #1\)"):
         gate([old], [sim(make_result)])
     assert gate([old], [sim(make_result)], allow_mixed=True).mixed[0].field == "engine"
@@ -216,3 +217,46 @@ def test_gate_in_modelled_time_matches_simulated_runs_of_different_time_scales(m
     assert "tp8-pp2 [baseline sim 0.2x, modelled time; candidate sim 1x, modelled time]" in {
         c.config for c in modelled.checks
     }
+
+
+def with_loads(result: Result, **fields: object) -> Result:
+    """Every level's load spec changed, as a run with another workload or other lengths has them."""
+    levels = [lv.model_copy(update={"load": lv.load.model_copy(update=fields)}) for lv in result.results]
+    return result.model_copy(update={"results": levels})
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        (lambda r: with_run(r, model="meta-llama/Llama-3.1-8B"), "model: "),
+        (
+            lambda r: with_loads(r, workload="sharegpt"),
+            "workload: random (baseline #1) vs sharegpt (candidate #1)",
+        ),
+        (lambda r: with_loads(r, input_len=4096), "input_len: 1024 (baseline #1) vs 4096 (candidate #1)"),
+        (lambda r: with_loads(r, output_len=512), "output_len: 128 (baseline #1) vs 512 (candidate #1)"),
+    ],
+    ids=["model", "workload", "input_len", "output_len"],
+)
+def test_compare_and_gate_refuse_runs_of_another_model_workload_or_length_by_name(
+    change,  # type: ignore[no-untyped-def]
+    shown: str,
+    tmp_path: Path,
+    make_result,  # type: ignore[no-untyped-def]
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    base, cand = sim(make_result), change(sim(make_result))
+    field = shown.split(":")[0]
+    with pytest.raises(GateInputError, match=re.escape(f"runs differ in {shown}")):
+        gate([base], [cand])
+    with pytest.raises(MixedRunsError, match=f"runs differ in {field}: "):
+        compare([base, cand], ["a", "b"])
+
+    a, b = write(tmp_path, "a", base), write(tmp_path, "b", cand)
+    assert main(["gate", "--baseline", a, "--candidate", b]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"runs differ in {field}: " in err, err
+    assert main(["compare", a, b]) == 2
+    assert f"runs differ in {field}: " in capsys.readouterr().err
+    assert main(["compare", a, b, "--allow-mixed"]) == 0
+    assert f"Mixing allowed (--allow-mixed): the runs differ in {field}: " in capsys.readouterr().out
