@@ -228,7 +228,15 @@ def test_a_marker_naming_an_unknown_profile_or_feature_says_what_exists() -> Non
 
 
 def test_a_partial_level_names_the_tests_that_did_not_run_in_its_summary() -> None:
-    faults = ["delete-worker", "delete-leader", "crash-worker", "crash-leader", "crash-both", "evict", "drain"]
+    faults = [
+        "delete-worker",
+        "delete-leader",
+        "crash-worker",
+        "crash-leader",
+        "crash-both",
+        "evict",
+        "drain",
+    ]
     deselected = "not run: deselected (-k, -m, --deselect or --last-failed)"
     tests = [passed(f"test_fault[{faults[0]}]", "RecreateGroupOnPodRestart")] + [
         skipped(f"test_fault[{f}]", "RecreateGroupOnPodRestart", reason=deselected) for f in faults[1:]
