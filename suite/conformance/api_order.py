@@ -25,7 +25,7 @@ from fixtures.kube import Kube
 from manifests.manifest import NAME_LABEL
 from suite.conformance.timeline import GROUP_INDEX, WORKER_INDEX
 
-WATCH_S = 5  # each watch call's server-side timeout; the next one resumes from the last resourceVersion
+WATCH_S = 2  # each watch call's server-side timeout; the next one resumes from the last resourceVersion
 LISTED = "LISTED"  # an object that existed when the watch started (from the list, not a watch event)
 
 
