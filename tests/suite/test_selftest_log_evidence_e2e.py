@@ -49,10 +49,14 @@ def test_two_groups_without_a_leader_readiness_probe_pass_the_log_evidence_of_bo
     )
     assert run.returncode == 0, run.tail(60)
     report = read_report(tmp_path / "artifacts" / run_id / "conformance-report.yaml")
-    (test,) = report.tests
+    (test,) = [
+        t for t in report.tests if t.name == "test_every_rank_of_every_group_loaded_its_weights_across_nodes"
+    ]
     assert (test.outcome, test.figure) == (
         "passed",
         "group 0: 16/16 ranks seen on 2 nodes; group 1: 16/16 ranks seen on 2 nodes",
     ), test
+    (multinode,) = report.profiles
+    assert multinode.core.result == "success", multinode
     evidence = tmp_path / "artifacts" / run_id / "evidence"
     assert sorted(p.name for p in evidence.iterdir()) == ["group-0.log", "group-1.log"]
