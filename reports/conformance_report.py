@@ -7,7 +7,9 @@ else partial if any was skipped, else success), statistics, and the skipped and 
 an extended feature the implementation does not support are left out of the statistics (Gateway's
 NOT_SUPPORTED) and the feature is listed as unsupported. One addition: a feature no test covered in this run
 is named in `untestedFeatures` and makes its level partial, so a profile whose tests did not run never reads
-as success. docs/conformance-report.md documents every field.
+as success; and a test deselected at collection (`-k`) counts as skipped ("not run: deselected"), so a feature
+covered by some of its tests only is partial too, and the summary names the tests that did not run.
+docs/conformance-report.md documents every field.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ KIND = "ConformanceReport"
 FILENAME = "conformance-report.yaml"
 
 Outcome = Literal["passed", "failed", "skipped"]
+NAMED_IN_SUMMARY = 5  # tests not run named in a profile's summary sentence; all are in skippedTests
 Verdict = Literal["success", "partial", "failure"]
 
 
@@ -223,7 +226,15 @@ def _status_words(status: Status) -> str:
     parts = [f"{s.skipped} test skip(s)"] if s.skipped else []
     if status.untested_features:
         parts.append(f"{len(status.untested_features)} untested feature(s)")
-    return "partially succeeded with " + " and ".join(parts)
+    return "partially succeeded with " + " and ".join(parts) + _not_run(status.skipped_tests)
+
+
+def _not_run(names: list[str]) -> str:
+    if not names:
+        return ""
+    more = len(names) - NAMED_IN_SUMMARY
+    shown = ", ".join(names[:NAMED_IN_SUMMARY]) + (f" and {more} more (skippedTests)" if more > 0 else "")
+    return f"; not run: {shown}"
 
 
 def build_report(

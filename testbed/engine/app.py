@@ -179,6 +179,7 @@ def create_server(setup: EngineSetup, on_fatal: Callable[[str], None] | None = N
         enable_test_hooks=o.enable_test_hooks,
         force_include_usage=o.force_include_usage,
         fail_after_requests=o.fail_after_requests,
+        break_answer=o.break_answer,
     )
     return SimServer(
         config, lambda on_token: EngineRunner(core, o.time_scale, on_token), metrics, on_fatal=on_fatal

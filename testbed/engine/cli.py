@@ -7,7 +7,7 @@ Simulator flags (never passed to a real vLLM): --host (default 127.0.0.1: loopba
 --time-scale, --gpu, --interconnect, --profile, --image, --log-format, --nodes, --gpus-per-node,
 --log-file, --worker-log-file, --node-ip, --ray-cluster-size, --launch-script, --script-then,
 --startup-seconds, --advertised-port, --advertised-host, --status-file, --enable-test-hooks,
---fail-after-requests, --ray-dedup-logs.
+--fail-after-requests, --break-answer, --ray-dedup-logs.
 Bad input raises `UsageError` (one line; `__main__` prints it and exits 2).
 """
 
@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plumbing import argtypes
+
+BREAKABLE_ANSWERS = ("completion", "streaming", "health", "metrics")
 
 
 class UsageError(Exception):
@@ -71,6 +73,7 @@ class EngineOptions:
     status_file: Path | None
     enable_test_hooks: bool
     fail_after_requests: int | None
+    break_answer: str | None
     ray_dedup_logs: bool
     quiet: bool
     non_default_args: dict[str, object] = field(default_factory=dict)
@@ -230,6 +233,12 @@ def _add_simulator_flags(s: argparse._ArgumentGroup) -> None:
         help="the engine dies on this request (fault injection)",
     )
     s.add_argument(
+        "--break-answer",
+        choices=BREAKABLE_ANSWERS,
+        help="answer this one route wrongly while serving the rest (an engine wrong in that way, to show a "
+        "check failing): completion (no usage), streaming (no [DONE]), health (503), metrics (no vllm: series)",
+    )
+    s.add_argument(
         "--ray-dedup-logs",
         action="store_true",
         help="collapse identical Ray worker lines as Ray does by default",
@@ -291,6 +300,7 @@ def parse_args(argv: Sequence[str]) -> EngineOptions:
         status_file=args.status_file,
         enable_test_hooks=args.enable_test_hooks,
         fail_after_requests=args.fail_after_requests,
+        break_answer=args.break_answer,
         ray_dedup_logs=args.ray_dedup_logs,
         quiet=args.quiet,
         non_default_args=_non_default_args(parser, args, model),

@@ -2,7 +2,8 @@
 
 Routes: POST /v1/completions, POST /v1/chat/completions (streaming SSE or not), GET /v1/models,
 GET /health (200 empty; 503 once the engine is dead), GET /version, GET /metrics, GET /load, GET|POST /ping,
-and POST /_sim/crash when test hooks are on. A request is read and checked (`protocol.py`,
+and POST /_sim/crash when test hooks are on. `--break-answer` answers one route wrongly (`_broken`), as an
+engine wrong in that way would, so a self-test can show the check of that route failing. A request is read and checked (`protocol.py`,
 `request_limits.py`; refusals in `request_errors.py`), handed to the engine (`runner.py`), and answered
 as one JSON body (`responses.py`) or as SSE frames (`stream_frames.py`). Every request is counted
 in the HTTP metrics of prometheus-fastapi-instrumentator (http_metrics.py) by its route template.
@@ -51,6 +52,7 @@ class ServeConfig:
     enable_test_hooks: bool = False
     force_include_usage: bool = False
     fail_after_requests: int | None = None
+    break_answer: str | None = None  # completion | streaming | health | metrics (cli.BREAKABLE_ANSWERS)
 
 
 class SimServer:
@@ -237,8 +239,11 @@ class SimServer:
             raise engine_dead(str(self.dead))
 
     # --- routes --------------------------------------------------------------------------------------
+    def _broken(self, answer: str) -> bool:
+        return self.config.break_answer == answer
+
     async def health(self, _request: web.Request) -> web.Response:
-        if self.dead is not None:
+        if self.dead is not None or self._broken("health"):
             return web.Response(status=503)
         return web.Response(status=200)
 
@@ -250,7 +255,10 @@ class SimServer:
         return json_response({"server_load": core.num_running + core.num_waiting})
 
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+        text = self.metrics.render()
+        if self._broken("metrics"):  # the HTTP server's own series only, as an exporter missing vLLM's
+            text = "".join(line for line in text.splitlines(keepends=True) if "vllm:" not in line)
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def models(self, request: web.Request) -> web.Response:
         if (denied := self._check_auth(request)) is not None:
@@ -333,6 +341,8 @@ class SimServer:
             v032=self.v032,
             fingerprint=self.fingerprint,
         )
+        if self._broken("completion"):
+            body.pop("usage", None)
         return json_response(body)
 
     async def _stream(
@@ -356,7 +366,10 @@ class SimServer:
                 out = frames.tokens(state.plan, sent, upto, state.finish_reason if state.done else None)
                 sent = upto
                 if state.done:
-                    await resp.write(b"".join(out + frames.closing(sent)))
+                    closing = frames.closing(sent)
+                    if self._broken("streaming"):  # the stream just ends, without data: [DONE]
+                        closing = closing[:-1]
+                    await resp.write(b"".join(out + closing))
                     break
                 if out:
                     await resp.write(b"".join(out))

@@ -225,3 +225,27 @@ def test_a_marker_naming_an_unknown_profile_or_feature_says_what_exists() -> Non
         feature_of("LWS-NOPE", "PodRoles")
     with pytest.raises(UnknownName, match="profile VLLM-API has no feature 'PodRoles'; its features are"):
         feature_of("VLLM-API", "PodRoles")
+
+
+def test_a_partial_level_names_the_tests_that_did_not_run_in_its_summary() -> None:
+    faults = [
+        "delete-worker",
+        "delete-leader",
+        "crash-worker",
+        "crash-leader",
+        "crash-both",
+        "evict",
+        "drain",
+    ]
+    deselected = "not run: deselected (-k, -m, --deselect or --last-failed)"
+    tests = [passed(f"test_fault[{faults[0]}]", "RecreateGroupOnPodRestart")] + [
+        skipped(f"test_fault[{f}]", "RecreateGroupOnPodRestart", reason=deselected) for f in faults[1:]
+    ]
+    report = profile_report(RESTART, tests, Support(frozenset()))
+    assert report.core.result == "partial"
+    assert report.core.skipped_tests == [f"test_fault[{f}]" for f in faults[1:]]
+    assert report.summary == (
+        "Core tests partially succeeded with 6 test skip(s); not run: test_fault[delete-leader], "
+        "test_fault[crash-worker], test_fault[crash-leader], test_fault[crash-both], test_fault[evict] "
+        "and 1 more (skippedTests)."
+    )

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from suite.conformance.checks.log_evidence import gather
+from suite.conformance.checks.log_evidence import gather, not_started
 
 LEGACY = """\
 2026-01-01T00:00:00.000000000Z stdout F All ray workers are active and the ray cluster is initialized successfully.
@@ -178,3 +178,21 @@ def test_a_start_up_that_raised_is_named_by_its_exception_not_the_traceback_head
     )
     problems = gather({LEADER_MP: text}).problems(tp=1, pp=2, size=2)
     assert any("--nnodes 3` must evenly divide" in p for p in problems), problems
+
+
+def test_a_group_has_logged_its_start_once_the_leader_served_and_every_worker_logged() -> None:
+    """What log evidence waits for before it judges: a leader Ready before its engine started (no readiness
+    probe) has not logged its start yet; a leader whose start-up ended in a traceback has (judge it now)."""
+    loading = "\n".join(CURRENT.splitlines()[:-1])  # everything but the server-start line
+    assert not_started({"vllm-0": "", "vllm-0-1": ""}, "vllm-0") == [
+        "vllm-0: no server-start line yet",
+        "vllm-0-1: nothing logged yet",
+    ]
+    assert not_started({"vllm-0": loading, "vllm-0-1": "ray start --block"}, "vllm-0") == [
+        "vllm-0: no server-start line yet"
+    ]
+    assert not_started({"vllm-0": CURRENT, "vllm-0-1": "ray start --block"}, "vllm-0") == []
+    crashed = (
+        loading + "\nTraceback (most recent call last):\nValueError: Invalid data-parallel launch options"
+    )
+    assert not_started({"vllm-0": crashed, "vllm-0-1": "x"}, "vllm-0") == []

@@ -9,6 +9,7 @@ from typing import Any
 from fixtures.cluster_views import EndpointSliceView, LwsView
 from fixtures.snapshot import Expectation
 from load.records import RequestRecord
+from suite.conformance.api_order import ApiEvent, event_of
 from suite.conformance.checks import lws_status, multi_group, restart_after_start, rollout, startup
 from suite.conformance.steady_load import LoadTally
 from suite.conformance.timeline import PodBrief, Sample
@@ -65,18 +66,90 @@ def tally(ok: int, failed: int = 0) -> LoadTally:
     return LoadTally(ok + failed, ok, failed, {"connect_error": failed} if failed else {}, tuple(records))
 
 
-def test_the_worker_statefulset_before_a_ready_leader_fails_leader_ready() -> None:
-    good = [at(0, []), at(1, [pod("vllm-0", 0, 0)]), at(2, [pod("vllm-0", 0, 0)], ("vllm", "vllm-0"))]
-    assert startup.workers_start_only_after_the_leader_is_ready(good, "vllm", 1) == []
-    bad = [
-        at(0, []),
-        at(1, [pod("vllm-0", 0, 0, ready=False)], ("vllm", "vllm-0")),
-        at(2, [pod("vllm-0", 0, 0)]),
+def api(
+    rv: int,
+    kind: str,
+    type_: str,
+    name: str,
+    group: int | None = None,
+    worker: int | None = None,
+    ready: bool = False,
+) -> ApiEvent:
+    return ApiEvent(rv, kind, type_, name, group, worker, ready)
+
+
+def leader(rv: int, type_: str, ready: bool) -> ApiEvent:
+    return api(rv, "Pod", type_, "vllm-0", 0, 0, ready)
+
+
+def test_the_worker_statefulset_created_before_the_leader_turned_ready_fails_leader_ready() -> None:
+    """Judged on the order of the API's writes: a StatefulSet created one write before the leader's Ready
+    fails, however close in time the two were (a sampler would have seen them in one sample)."""
+    sts = api(104, "StatefulSet", "ADDED", "vllm-0")
+    good = [
+        leader(101, "ADDED", False),
+        leader(103, "MODIFIED", True),
+        sts,
+        api(106, "Pod", "ADDED", "vllm-0-1", 0, 1),
     ]
+    assert startup.workers_start_only_after_the_leader_is_ready(good, "vllm", 1) == []
     assert (
-        "appeared at +1.00 s while vllm-0 Running, not Ready"
-        in startup.workers_start_only_after_the_leader_is_ready(bad, "vllm", 1)[0]
+        startup.figure(good, "vllm") == "worker StatefulSet at resourceVersion 104, after leader Ready at 103"
     )
+    early = api(102, "StatefulSet", "ADDED", "vllm-0")
+    bad = [
+        leader(101, "ADDED", False),
+        early,
+        leader(103, "MODIFIED", True),
+        api(104, "Pod", "ADDED", "vllm-0-1", 0, 1),
+    ]
+    assert startup.workers_start_only_after_the_leader_is_ready(bad, "vllm", 1) == [
+        "worker StatefulSet vllm-0 was created at resourceVersion 102, before leader vllm-0 turned Ready "
+        "(at resourceVersion 103)"
+    ]
+    worker_first = [
+        leader(101, "ADDED", False),
+        api(102, "Pod", "ADDED", "vllm-0-1", 0, 1),
+        leader(103, "MODIFIED", True),
+        sts,
+    ]
+    assert startup.workers_start_only_after_the_leader_is_ready(worker_first, "vllm", 1) == [
+        "worker pod vllm-0-1 existed at resourceVersion 102, before leader vllm-0 turned Ready (at resourceVersion 103)"
+    ]
+
+
+def test_leader_ready_cannot_pass_without_a_judgeable_order() -> None:
+    listed = [api(90, "StatefulSet", "LISTED", "vllm-0"), leader(101, "MODIFIED", True)]
+    assert (
+        "already existed when the watch started"
+        in startup.workers_start_only_after_the_leader_is_ready(listed, "vllm", 1)[0]
+    )
+    assert startup.workers_start_only_after_the_leader_is_ready([leader(101, "ADDED", True)], "vllm", 1) == [
+        "worker StatefulSet vllm-0 was never created (leader vllm-0 Ready at resourceVersion 101)"
+    ]
+    good = [leader(101, "ADDED", True), api(102, "StatefulSet", "ADDED", "vllm-0")]
+    assert (
+        "the watch may have missed events"
+        in startup.workers_start_only_after_the_leader_is_ready(
+            good, "vllm", 1, ["the Pod watch broke (ApiException: Gone)"]
+        )[0]
+    )
+
+
+def test_an_api_event_carries_the_resource_version_group_worker_and_readiness() -> None:
+    raw = {
+        "metadata": {
+            "name": "vllm-0",
+            "resourceVersion": "1234",
+            "labels": {
+                "leaderworkerset.sigs.k8s.io/group-index": "0",
+                "leaderworkerset.sigs.k8s.io/worker-index": "0",
+            },
+        },
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    assert event_of("Pod", "MODIFIED", raw) == ApiEvent(1234, "Pod", "MODIFIED", "vllm-0", 0, 0, True)
+    assert event_of("Pod", "MODIFIED", {"metadata": {"name": "x", "resourceVersion": "opaque-v1"}}) is None
 
 
 def rollout_run(

@@ -3,7 +3,8 @@ judged by the suite's own check functions):
 
 - LWS's headless Service replaced by a plain ClusterIP Service of the same name (LWS then leaves it alone);
 - a fault in group 1 that also reaches group 0 (what a controller recreating every group would do);
-- startupPolicy left at LeaderCreated where LeaderReady is checked: the worker StatefulSet before a Ready leader;
+- startupPolicy LeaderCreated where LeaderReady is checked, with the check's own setup (no leader readiness
+  probe): the worker StatefulSet created before the leader turned Ready, in the API's order of writes;
 - a rollout of two groups whose leader has no readiness probe: requests fail, and the check names the probe;
 - RecreateGroupOnPodRestart where RecreateGroupAfterStart is checked: a crash recreates a group with a Pending pod.
 """
@@ -23,8 +24,8 @@ from fixtures.plan import Plan, make_plan
 from fixtures.settings import Settings
 from fixtures.timeouts import Timeouts
 from suite.conformance import group_isolation, pending_group, rollout_run
+from suite.conformance.api_order import ApiWatch
 from suite.conformance.checks import headless_service, multi_group, restart_after_start, rollout, startup
-from suite.conformance.timeline import Timeline
 from testbed.cluster import TestbedInfo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
@@ -122,17 +123,30 @@ def test_a_fault_in_group_1_that_reaches_group_0_fails_the_isolation_check(case:
     assert "requests to group 0's leader failed" in problems, problems
 
 
+def _leader_created_with_the_checks_setup(lws: dict[str, Any]) -> None:
+    """The check's own deployment (no leader readiness probe), with the policy an LWS ignoring LeaderReady
+    acts on: the worker StatefulSet as soon as the leader pod exists."""
+    startup.leader_ready_variant(lws)
+    lws["spec"]["startupPolicy"] = "LeaderCreated"
+
+
 def test_a_worker_statefulset_before_the_leader_is_ready_fails_the_leader_ready_check(case: Any) -> None:
-    wrong = case(ONE_GROUP)  # startupPolicy left at LeaderCreated; the leader's readiness probe kept
-    timeline = Timeline(wrong.kube, wrong.ns.name, LWS).start()
+    """With the check's own setup the leader is Ready as soon as its container runs, within a second of the
+    StatefulSet: only the order of the API's writes tells them apart."""
+    wrong = case(variants.variant_plan(ONE_GROUP, _leader_created_with_the_checks_setup, "leader created"))
+    lws = next(o for o in wrong.plan.objects if o["kind"] == "LeaderWorkerSet")
+    assert "readinessProbe" not in variants.template(lws, "leader")["spec"]["containers"][0]
+    watched = ApiWatch(wrong.kube, wrong.ns.name, LWS).start()
     try:
         wrong.apply()
         wrong.wait_ready()
     finally:
-        samples = timeline.stop()
-    problems = "\n".join(startup.workers_start_only_after_the_leader_is_ready(samples, LWS, 1))
-    assert "worker StatefulSet vllm-0 appeared at +" in problems, problems
-    assert "while vllm-0 " in problems and "not Ready" in problems, problems
+        events = watched.stop()
+    assert watched.problems == []
+    problems = "\n".join(startup.workers_start_only_after_the_leader_is_ready(events, LWS, 1))
+    assert "worker StatefulSet vllm-0 was created at resourceVersion " in problems, problems
+    assert "before leader vllm-0 turned Ready (at resourceVersion " in problems, problems
+    print(f"LeaderCreated with the check's setup: {startup.figure(events, LWS)}")
 
 
 def _without_leader_probe(lws: dict[str, Any]) -> None:

@@ -65,3 +65,39 @@ def test_a_different_served_model_name_fails_the_models_check(wrong: WrongDeploy
     assert problems == [
         f"GET /v1/models lists ['llama-405b'], not the manifest's model {REFERENCE.info.model}"
     ]
+
+
+def test_an_engine_answering_completions_without_usage_fails_only_the_completion_check(
+    wrong: WrongDeployment,
+) -> None:
+    """The leader's command carries the simulator's `--break-answer completion` (an engine whose completions
+    lack usage): it reaches the engine as any flag of the command does, the deployment serves, and through the
+    Service exactly the completion check fails (each check's own failure, engine by engine:
+    tests/testbed/engine/test_engine_broken_answers.py)."""
+    objects = reference_objects()
+    replace_in_leader_command(objects, "--port 8080", "--port 8080 --break-answer completion")
+    wrong.apply(objects)
+    wrong.wait_ready(REFERENCE.info.size)
+    forward = ServicePortForward(
+        wrong.kube, wrong.ns.name, SERVICE, wrong.expect.forward_port, TIMEOUTS.port_forward
+    )
+    forward.start()
+    try:
+        verdicts = {
+            "completion": service_routing.completion_returns_tokens_and_usage(
+                forward.url, wrong.expect, TIMEOUTS.request
+            ),
+            "streaming": service_routing.streaming_completion_ends_with_done_and_usage(
+                forward.url, wrong.expect, TIMEOUTS.request
+            ),
+            "health": service_routing.health_answers_ok(forward.url, TIMEOUTS.request),
+            "metrics": service_routing.metrics_expose_vllm_series(forward.url, TIMEOUTS.request),
+        }
+    finally:
+        forward.stop()
+    assert {name: problems for name, problems in verdicts.items() if problems} == {
+        "completion": [
+            "usage.completion_tokens=None, expected 8 (ignore_eos)",
+            "usage.prompt_tokens missing or 0: {}",
+        ]
+    }

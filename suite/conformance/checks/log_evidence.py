@@ -261,6 +261,22 @@ def gather(logs: dict[str, str], addresses: dict[str, str] | None = None) -> Evi
     return ev
 
 
+def not_started(logs: dict[str, str], leader: str) -> list[str]:
+    """The pods of a group that have not logged their start yet, each with what is missing: the leader until its
+    server started or its start-up ended in a traceback (it will not serve; judge it now), a worker until its
+    log has a line. Log evidence judges only once this is empty: a pod Ready before its engine started (no
+    readiness probe) has not logged its start-up yet, and judging then fails a deployment that is only slow."""
+    missing = []
+    for pod, text in logs.items():
+        if pod == leader:
+            ev = gather({pod: text})
+            if not (ev.server_started or ev.exceptions or any("Traceback" in e for e in ev.errors)):
+                missing.append(f"{pod}: no server-start line yet")
+        elif not text.strip():
+            missing.append(f"{pod}: nothing logged yet")
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m suite.conformance.checks.log_evidence",
