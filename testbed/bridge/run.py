@@ -23,6 +23,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from testbed.bridge.group_join import worker_joins
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
 from testbed.bridge.local_pods import LocalPods
 from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
@@ -302,6 +303,9 @@ class Bridge:
             running = None
         if running is None and group.complete and group.leader is not None:
             log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
+            for join in worker_joins(group):
+                if not join.joins:  # the leader will wait for it, as on a cluster
+                    log.warning("worker %s does not join its leader: %s", join.worker.name, join.problem)
             uid = None
             if self._sandboxes is not None:
                 self._sandboxes.retire(group.leader.uid)  # its stand-in, while the group was incomplete
