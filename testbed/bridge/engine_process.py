@@ -21,6 +21,7 @@ from testbed.bridge.podnet import sandbox_prefix
 from testbed.bridge.pods import TIME_SCALE, Group
 from testbed.bridge.run import LogFiles
 from testbed.engine.launch import LaunchSpec, parse_launch
+from testbed.engine.signals import PEER_LOST_SIGNAL
 
 # node addresses for the engine's log prefixes when a pod has none yet
 LEADER_IP_FALLBACK = "10.0.0.1"
@@ -41,6 +42,11 @@ class EngineProcess:
 
     def healthy(self) -> bool:
         return answers_health(self.port)
+
+    def peer_lost(self) -> None:
+        """A worker of the group went away: the engine dies as vLLM's does (testbed/engine/app.py)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(PEER_LOST_SIGNAL)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
