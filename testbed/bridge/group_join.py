@@ -104,9 +104,7 @@ def _mp_world(spec: LaunchSpec) -> tuple[int | None, int, int]:
     return nnodes, spec.tensor_parallel_size, spec.pipeline_parallel_size
 
 
-def _mp_problem(
-    leader: LaunchSpec, worker: LaunchSpec, names: frozenset[str], taken: set[int]
-) -> str | None:
+def _mp_problem(leader: LaunchSpec, worker: LaunchSpec, names: frozenset[str], taken: set[int]) -> str | None:
     serve = worker.serve
     if serve is None or not serve.model:
         return "its command runs no `vllm serve` (the mp launch's worker runs `vllm serve --headless`)"

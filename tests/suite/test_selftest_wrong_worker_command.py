@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
 
 
 def _never_ready(wrong: WrongDeployment) -> None:
-    ready, seen = deploy.observe(wrong.kube, deploy.Deployment(wrong.ns.name, LWS, SERVICE, REFERENCE.info.size, 1))
+    ready, seen = deploy.observe(
+        wrong.kube, deploy.Deployment(wrong.ns.name, LWS, SERVICE, REFERENCE.info.size, 1)
+    )
     assert not ready, f"a group whose worker never joined became ready: {seen}"
 
 

@@ -128,9 +128,7 @@ def test_two_mp_workers_with_the_same_rank_the_second_does_not_join() -> None:
 def test_an_mp_worker_with_another_world_or_port_does_not_join() -> None:
     world = _worker_command("mp").replace("--nnodes $(LWS_GROUP_SIZE)", "--nnodes 4")
     (join,) = worker_joins(_group("mp", world))
-    assert join.problem == (
-        "its world (--nnodes 4, TP 8, PP 2) is not the leader's (--nnodes 2, TP 8, PP 2)"
-    )
+    assert join.problem == ("its world (--nnodes 4, TP 8, PP 2) is not the leader's (--nnodes 2, TP 8, PP 2)")
     port = _worker_command("mp").replace("--master-port 29500", "--master-port 29511")
     (join,) = worker_joins(_group("mp", port))
     assert join.problem == "its --master-port is 29511; the leader's is 29500"

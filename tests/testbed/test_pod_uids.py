@@ -21,7 +21,10 @@ def test_a_range_is_recorded_in_the_testbeds_state_and_the_same_range_comes_back
     ids = allocate(tmp_path / "tb-a", claims, [], subids=[])
     assert ids == range(UID_BASE, UID_BASE + UIDS_PER_TESTBED)
     assert pod_uids.recorded(tmp_path / "tb-a") == ids
-    assert json.loads((tmp_path / "tb-a" / pod_uids.RECORD).read_text()) == {"start": ids.start, "stop": ids.stop}
+    assert json.loads((tmp_path / "tb-a" / pod_uids.RECORD).read_text()) == {
+        "start": ids.start,
+        "stop": ids.stop,
+    }
     assert allocate(tmp_path / "tb-a", claims, [], subids=[]) == ids  # asked again: its own range
 
 

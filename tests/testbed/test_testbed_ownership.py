@@ -70,7 +70,8 @@ def test_a_testbed_without_an_owner_record_is_left_alone(state: Path) -> None:
 
 def test_a_reused_pid_does_not_pass_for_the_owner(state: Path) -> None:
     me = ownership.this_process()
-    make_testbed(state, "pytest-reused", Owner(me.pid, me.start_ticks - 1, me.host))  # same pid, another start
+    reused = Owner(me.pid, me.start_ticks - 1, me.host)  # same pid, another start time
+    make_testbed(state, "pytest-reused", reused)
     assert reap() == ["pytest-reused"]
 
 
@@ -80,7 +81,9 @@ def test_the_owner_record_names_its_boot_machine_and_pid_namespace(state: Path) 
     raw = json.loads((path / ownership.OWNER_FILE).read_text())
     assert raw["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert raw["hostname"] == socket.gethostname()
-    assert raw["pid_namespace"] == os.readlink("/proc/self/ns/pid") and raw["pid_namespace"].startswith("pid:[")
+    assert raw["pid_namespace"] == os.readlink("/proc/self/ns/pid") and raw["pid_namespace"].startswith(
+        "pid:["
+    )
     assert ownership.read(path) == me
 
 
