@@ -123,11 +123,13 @@ def _mp_problem(leader: LaunchSpec, worker: LaunchSpec, names: frozenset[str], t
     port = serve.int_value("master-port") or MP_DEFAULT_MASTER_PORT
     if port != leader_port:
         return f"its --master-port is {port}; the leader's is {leader_port}"
+    if leader_nnodes is None or leader_nnodes < 2:
+        return f"the leader's --nnodes is {leader_nnodes or 'not given'}: it waits for no other node"
     rank = serve.int_value("node-rank")
-    if rank is None or not 1 <= rank < (leader_nnodes or 1):
+    if rank is None or not 1 <= rank < leader_nnodes:
         return (
             f"its --node-rank is {serve.value('node-rank') or 'not given'}; the group expects ranks "
-            f"1..{(leader_nnodes or 1) - 1} from its workers (rank 0 is the leader)"
+            f"1..{leader_nnodes - 1} from its workers (rank 0 is the leader)"
         )
     if rank in taken:
         return f"its --node-rank {rank} is already taken by another worker of the group"
