@@ -254,7 +254,11 @@ def build_report(
         run_id=run_id,
         suite_revision=suite_revision,
         implementation=implementation,
-        profiles=[profile_report(p, tests, support) for name, p in BY_NAME.items() if name in chosen],
+        profiles=[
+            with_engine_note(profile_report(p, tests, support), implementation.engine)
+            for name, p in BY_NAME.items()
+            if name in chosen
+        ],
         tests=[
             TestEntry(
                 name=t.name,
@@ -267,6 +271,20 @@ def build_report(
             for t in tests
         ],
     )
+
+
+# the engine a vLLM verdict stands on ----------------------------------------------------------------------------
+SIMULATED_ENGINE = "sim"  # Implementation.engine of the testbed's simulated vLLM (fixtures/run_metadata.SIM)
+VLLM_PROFILE_PREFIX = "VLLM-"
+
+
+def with_engine_note(report: ProfileReport, engine: str | None) -> ProfileReport:
+    """A vLLM profile judged on the testbed's simulator says so beside its verdict: its logs and answers came
+    from the simulated engine, so the verdict is about the deployment and the suite, not about vLLM."""
+    if engine != SIMULATED_ENGINE or not report.name.startswith(VLLM_PROFILE_PREFIX):
+        return report
+    note = " (engine: sim; judged on the simulated engine, not on vLLM)"
+    return report.model_copy(update={"summary": report.summary + note})
 
 
 # the end-of-run table -----------------------------------------------------------------------------------------

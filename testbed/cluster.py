@@ -179,7 +179,7 @@ class Testbed:
         if not self.state_dir.exists():
             return False
         stopped = self._stop_processes()
-        remove_pod_network(self.name, self.progress)
+        remove_pod_network(self.name, self.state_dir, self.progress)
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.progress(
             f"testbed {self.name!r}: stopped {', '.join(stopped) or 'no running process'}; "

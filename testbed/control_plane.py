@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from plumbing.wait import NotYet, wait_for
-from testbed.bridge import podnet
+from testbed.bridge import pod_uids, podnet
 from testbed.build import Binaries, Progress
 from testbed.failures import TestbedError, tail
 from testbed.layout import KWOK_CLUSTER, Layout
@@ -109,7 +109,10 @@ def _with_pod_users(layout: Layout, argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv
     passwd, group = layout.state_dir / "passwd", layout.state_dir / "group"
-    ids = podnet.uid_range(layout.name)
+    try:
+        ids = pod_uids.allocate(layout.state_dir, pod_uids.claims_dir(), podnet.process_uids().values())
+    except pod_uids.PodUidsExhausted as exc:
+        raise TestbedError(str(exc)) from None
     passwd.write_text(
         Path("/etc/passwd").read_text()
         + "".join(f"lws-pod-{u}:x:{u}:{u}:testbed pod:/nonexistent:/usr/sbin/nologin\n" for u in ids)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from testbed import processes
-from testbed.bridge import podnet
+from testbed.bridge import pod_uids, podnet
 from testbed.build import Progress
 from testbed.control_plane import kwok_pids
 from testbed.layout import Layout
@@ -32,14 +32,17 @@ def stop_processes(layout: Layout, bin_dir: Path | None) -> list[str]:
     return stopped
 
 
-def remove_pod_network(name: str, progress: Progress) -> None:
-    """What real-engine pods may have left when the bridge was killed: their processes and namespace."""
+def remove_pod_network(name: str, state_dir: Path, progress: Progress) -> None:
+    """What pods may have left when the bridge was killed: their processes (those of the user ids the testbed
+    recorded, and no others) and namespace; then the testbed's user ids are released."""
     if os.geteuid() != 0:
         return
-    left = podnet.kill_testbed_leftovers(name)
+    ids = pod_uids.recorded(state_dir)
+    left = podnet.kill_testbed_leftovers(name, ids if ids is not None else range(0))
     if left:
         progress(f"killed {left} leftover pod process(es) of testbed {name!r}")
     podnet.PodNetwork(podnet.netns_name(name)).delete()
+    pod_uids.release(state_dir, pod_uids.claims_dir())
 
 
 def _cmdline_under(pid: int, *dirs: Path | None) -> bool:

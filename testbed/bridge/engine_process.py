@@ -4,6 +4,7 @@ The leader's container command and env are read as a kubelet and the multi-node 
 (`testbed.engine.launch.parse_launch`), and `LaunchSpec.engine_argv` builds the engine's command line: the
 `vllm serve` arguments replayed with --host/--port replaced by a free loopback port, and the script path,
 image and group size that let the engine behave like the vLLM release in the image, failures included.
+Only the workers whose own command joins the leader (testbed/bridge/group_join.py) are the engine's nodes.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plumbing.ports import free_port
+from testbed.bridge.group_join import worker_joins
 from testbed.bridge.podnet import sandbox_prefix
 from testbed.bridge.pods import TIME_SCALE, Group
 from testbed.bridge.run import LogFiles
 from testbed.engine.launch import LaunchSpec, parse_launch
+from testbed.engine.signals import PEER_LOST_SIGNAL
 
 # node addresses for the engine's log prefixes when a pod has none yet
 LEADER_IP_FALLBACK = "10.0.0.1"
@@ -39,6 +42,11 @@ class EngineProcess:
 
     def healthy(self) -> bool:
         return answers_health(self.port)
+
+    def peer_lost(self) -> None:
+        """A worker of the group went away: the engine dies as vLLM's does (testbed/engine/app.py)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(PEER_LOST_SIGNAL)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -74,12 +82,15 @@ def engine_argv(
     leader = group.leader
     assert leader is not None
     spec = spec or leader_launch(group)
-    worker_ips = [w.pod_ip or WORKER_IP_FALLBACK for w in group.workers]
+    # Only the workers whose own command reaches this leader are nodes of its cluster (group_join.py); the
+    # others leave the leader waiting for them, as on a cluster.
+    joined = [j.worker for j in worker_joins(group) if j.joins]
+    worker_ips = [w.pod_ip or WORKER_IP_FALLBACK for w in joined]
     return spec.engine_argv(
         port=port,
         node_ips=[leader.pod_ip or LEADER_IP_FALLBACK, *worker_ips],
         log_file=str(logs.ensure(leader)),
-        worker_log_files=[str(logs.ensure(w)) for w in group.workers],
+        worker_log_files=[str(logs.ensure(w)) for w in joined],
         time_scale=time_scale,
     )
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import os
 import shutil
 import signal
@@ -34,9 +33,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-UID_BASE = 300_000
-UIDS_PER_TESTBED = 1000
 
 
 class PodNetworkError(RuntimeError):
@@ -89,46 +85,22 @@ class PodNetwork:
         return [line.split(":")[1].strip() for line in done.stdout.splitlines() if ":" in line]
 
 
-def uid_range(testbed_name: str) -> range:
-    slot = int(hashlib.sha1(testbed_name.encode()).hexdigest(), 16) % 500
-    base = UID_BASE + slot * UIDS_PER_TESTBED
-    return range(base, base + UIDS_PER_TESTBED)
-
-
 def pod_home(uid: int) -> Path:
     """A pod's HOME and TMPDIR root: short, because vLLM binds ZeroMQ sockets under TMPDIR and a Unix socket
     path may not exceed 107 bytes."""
     return Path(tempfile.gettempdir()) / f"lws-pod-{uid}"
 
 
-def kill_testbed_leftovers(testbed_name: str) -> int:
-    """SIGKILL every process running under one of this testbed's pod user ids, and the port relays into its
-    network namespace (they run as root), remove the pods' homes; how many processes there were."""
-    ids = uid_range(testbed_name)
+def kill_testbed_leftovers(testbed_name: str, ids: range) -> int:
+    """SIGKILL every process running under one of this testbed's pod user ids (`ids`: the range it recorded,
+    pod_uids.py), and the port relays into its network namespace (they run as root), remove the pods' homes;
+    how many processes there were."""
     killed = _kill([pid for pid, uid in process_uids().items() if uid in ids])
     killed += _kill(relay_pids(netns_name(testbed_name)))
     for home in Path(tempfile.gettempdir()).glob("lws-pod-*"):
         if home.name.removeprefix("lws-pod-").isdigit() and int(home.name.removeprefix("lws-pod-")) in ids:
             shutil.rmtree(home, ignore_errors=True)
     return killed
-
-
-class Addresses:
-    """Pod addresses in 127.42.0.0/16 and per-pod user ids, never reused while the bridge lives (a new
-    incarnation of a pod name gets a new address, as a new pod gets a new IP)."""
-
-    def __init__(self, testbed_name: str) -> None:
-        self._uid_base = uid_range(testbed_name).start
-        self._counter = itertools.count(1)
-        self._by_uid: dict[str, tuple[str, int]] = {}
-
-    def of(self, pod_uid: str) -> tuple[str, int]:
-        """(loopback address, user id) of a pod, allocated on first ask."""
-        if pod_uid not in self._by_uid:
-            n = next(self._counter)
-            address = f"127.42.{(n - 1) // 254 % 256}.{(n - 1) % 254 + 1}"  # .1 to .254 in each /24
-            self._by_uid[pod_uid] = (address, self._uid_base + n % UIDS_PER_TESTBED)
-        return self._by_uid[pod_uid]
 
 
 def sandbox_prefix(uid: int) -> list[str]:

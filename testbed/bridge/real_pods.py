@@ -42,7 +42,8 @@ from testbed.bridge.container_status import report_death
 from testbed.bridge.engine_process import answers_health
 from testbed.bridge.kwok_rules import KwokRules, exec_object, port_forward_object
 from testbed.bridge.local_pods import start_logged
-from testbed.bridge.podnet import Addresses, PodNetwork, kill_all_of, pod_home, sandbox_prefix
+from testbed.bridge.pod_uids import Addresses
+from testbed.bridge.podnet import PodNetwork, kill_all_of, pod_home, sandbox_prefix
 from testbed.bridge.pods import PodView, stop_gone
 from testbed.processes import signal_and_wait
 from testbed.vllm_cpu.install import CpuEngine

@@ -23,6 +23,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from testbed.bridge.group_join import worker_joins
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
 from testbed.bridge.local_pods import LocalPods
 from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
@@ -41,6 +42,8 @@ class Engine(Protocol):
     def alive(self) -> bool: ...
 
     def healthy(self) -> bool: ...
+
+    def peer_lost(self) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -82,6 +85,8 @@ class RunningEngine:
     pointed: bool = False  # its port-forward rule (and a restarted leader's not-ready mark) written
     uid: int | None = None  # the leader pod's sandbox user id (sim_pods.py), when sandboxed
     death_reported: bool = False
+    worker_restarts: tuple[int, ...] = ()  # each worker's restart count when the engine started
+    peer_lost: bool = False  # the engine was told a worker of its group went away
 
 
 class RealPodsLike(Protocol):
@@ -295,6 +300,10 @@ class Bridge:
         if self._sandboxes is not None:
             self._sandboxes.reconcile(self._pods, frozenset(r.leader_uid for r in self._engines.values()))
         running = self._engines.get(group_id)
+        if running is not None and not running.peer_lost and (gone := self._peer_gone(running)) is not None:
+            log.info("group %s: %s; its engine loses that node", group_id, gone)
+            running.engine.peer_lost()
+            running.peer_lost = True
         if running is not None and not self._still_valid(running, group):
             log.info("stopping engine for group %s (leader %s)", group_id, running.leader_uid)
             running.engine.stop()
@@ -302,6 +311,9 @@ class Bridge:
             running = None
         if running is None and group.complete and group.leader is not None:
             log.info("starting engine for %s/%s", group.leader.namespace, group.leader.name)
+            for join in worker_joins(group):
+                if not join.joins:  # the leader will wait for it, as on a cluster
+                    log.warning("worker %s does not join its leader: %s", join.worker.name, join.problem)
             uid = None
             if self._sandboxes is not None:
                 self._sandboxes.retire(group.leader.uid)  # its stand-in, while the group was incomplete
@@ -320,6 +332,7 @@ class Bridge:
                 tuple(w.uid for w in group.workers),
                 engine,
                 uid=uid,
+                worker_restarts=tuple(w.restart_count for w in group.workers),
             )
             running = self._engines[group_id]
         if running is not None and not running.pointed and group.leader is not None:
@@ -338,6 +351,19 @@ class Bridge:
             and leader.uid == running.leader_uid
             and leader.restart_count == running.leader_restarts
         )
+
+    def _peer_gone(self, running: RunningEngine) -> str | None:
+        """Which worker the engine's group lost since the engine started, if any: a worker pod deleted (or
+        being deleted) or its container restarted (a crash). Real vLLM loses the ranks on that node with it
+        and stops serving (measured on vLLM's CPU build: every request failed until the group was
+        recreated), whatever the LWS restart policy then does."""
+        for uid, restarts in zip(running.worker_uids, running.worker_restarts, strict=True):
+            pod = self._pods.get(uid)
+            if pod is None or pod.deleting:
+                return f"worker pod {pod.name if pod else uid} was deleted"
+            if pod.restart_count != restarts:
+                return f"worker pod {pod.name}'s container restarted"
+        return None
 
     def _reap_dead_engines(self) -> None:
         """A simulator that died is the leader container's death: reported as its kubelet would, once."""

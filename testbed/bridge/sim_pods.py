@@ -24,7 +24,8 @@ from kubernetes import client
 
 from testbed.bridge.container_status import report_death
 from testbed.bridge.kwok_rules import KwokRules, exec_object
-from testbed.bridge.podnet import Addresses, kill_all_of, sandbox_prefix
+from testbed.bridge.pod_uids import Addresses
+from testbed.bridge.podnet import kill_all_of, sandbox_prefix
 from testbed.bridge.pods import PodView, stop_gone
 
 log = logging.getLogger("bridge.sim-pods")

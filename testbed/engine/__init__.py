@@ -20,6 +20,7 @@ pipeline), `published.py` (the published figures as scenarios); the served proce
 `request_limits.py` (context and sampling checks), `request_state.py` (a request in flight, its metrics),
 `responses.py` (JSON bodies), `stream_frames.py` (SSE frames), `tokens.py` (token counts, text),
 `metrics.py` (Prometheus; its families in `metric_families.py`, `http_metrics.py`), `runner.py` (pacing),
-`startup_logs.py` (start-up lines), `profiles.py` (vLLM versions), `logsink.py` (CRI log files), `app.py`
+`startup_logs.py` (start-up lines), `profiles.py` (vLLM versions), `logsink.py` (CRI log files), `signals.py` (what
+the bridge signals besides a stop: a lost peer), `app.py`
 (one process); `capacity.py` measures the process's ceiling.
 """

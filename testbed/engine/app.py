@@ -33,6 +33,7 @@ from testbed.engine.profiles import Profile, resolve_profile
 from testbed.engine.runner import EngineRunner
 from testbed.engine.scheduler import EngineCore
 from testbed.engine.server import ServeConfig, SimServer
+from testbed.engine.signals import PEER_LOST_SIGNAL
 from testbed.engine.startup_logs import LogEvent, StartupInputs, StartupPlan, plan_startup, render
 
 EXIT_STOPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -220,6 +221,8 @@ class EngineProcess:
         self.stop = asyncio.Event()
         self.exit_code = EXIT_STOPPED
         self.api_prefix = ""
+        self.server: SimServer | None = None
+        self.peer_lost: str | None = None
 
     def log(self, e: LogEvent) -> None:
         self.sink.write(e.pod, render(e, self.setup.profile))
@@ -259,12 +262,18 @@ class EngineProcess:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(PEER_LOST_SIGNAL, self._lose_peer)
         setup = self.setup
         for flag in setup.options.ignored_flags:
             print(f"warning: ignoring vLLM flag the simulator does not model: {flag}", file=sys.stderr)
         self.status.set("starting", "simulated vLLM start-up")
         plan = plan_startup(setup.startup)
         await self._pace(plan)
+        if self.peer_lost is not None:  # a node went away during start-up: vLLM's start-up fails
+            self.vllm_line("ERROR", "core.py:710", f"EngineCore failed to start: {self.peer_lost}")
+            self.status.set("failed", f"start-up failed: {self.peer_lost}", EXIT_FAILED)
+            return EXIT_FAILED
         if self.stop.is_set():
             self.status.set("stopped", "stopped during start-up", EXIT_STOPPED)
             return EXIT_STOPPED
@@ -279,6 +288,9 @@ class EngineProcess:
     async def _serve(self) -> int:
         setup, o = self.setup, self.setup.options
         server = create_server(setup, on_fatal=self._on_fatal)
+        self.server = server
+        if self.peer_lost is not None:  # lost between the end of start-up and now
+            server.kill(self.peer_lost)
         core, metrics = server.runner.core, server.metrics
         app = server.app()
         if not o.disable_access_log:
@@ -329,6 +341,20 @@ class EngineProcess:
             return response
 
         return access_log
+
+    def _lose_peer(self) -> None:
+        """A node of the group went away (its pod deleted, its container crashed): the ranks there are gone,
+        so the engine core dies as vLLM's does, every request fails and the server exits (vLLM's API server
+        ends itself once its engine is dead, and the container with it). The bridge signals it
+        (PEER_LOST_SIGNAL); a single-node engine has no peer to lose."""
+        reason = "a node of the group went away: its ranks are gone (their worker processes died)"
+        if self.peer_lost is not None:
+            return
+        self.peer_lost = reason
+        if self.server is not None:
+            self.server.kill(reason)
+        else:
+            self.stop.set()  # ends the paced start-up; run() reports the failure
 
     def _on_fatal(self, reason: str) -> None:
         core_prefix = (

@@ -249,3 +249,36 @@ def test_a_partial_level_names_the_tests_that_did_not_run_in_its_summary() -> No
         "test_fault[crash-worker], test_fault[crash-leader], test_fault[crash-both], test_fault[evict] "
         "and 1 more (skippedTests)."
     )
+
+
+def test_a_vllm_profile_judged_on_the_simulated_engine_says_so_in_its_summary_and_the_report(
+    tmp_path: Path,
+) -> None:
+    tests = [*API_PASSING, passed("test_recreate", "RecreateGroupOnPodRestart")]
+    simulated = implementation().model_copy(update={"engine": "sim"})
+    report = build_report(
+        tests=tests,
+        profiles=["VLLM-API", "LWS-RESTART"],
+        support=Support(frozenset()),
+        implementation=simulated,
+        date="2026-12-03T14:00:00+00:00",
+        run_id="abcd1234",
+    )
+    lines = summary_lines(report)
+    assert "LWS-RESTART: Core tests succeeded (1 passed)." in lines  # LWS's verdicts stand on LWS itself
+    api = next(line for line in lines if line.startswith("VLLM-API:"))
+    assert api == (
+        "VLLM-API: Core tests succeeded (3 passed). (engine: sim; judged on the simulated engine, not on vLLM)"
+    )
+    raw = yaml.safe_load(report.write(tmp_path / "r.yaml").read_text())
+    assert raw["implementation"]["engine"] == "sim"
+    assert "simulated engine" in raw["profiles"][1]["summary"]
+    real = build_report(
+        tests=tests,
+        profiles=["VLLM-API"],
+        support=Support(frozenset()),
+        implementation=implementation().model_copy(update={"engine": "vllm-cpu"}),
+        date="2026-12-03T14:00:00+00:00",
+        run_id="abcd1234",
+    )
+    assert real.profiles[0].summary == "Core tests succeeded (3 passed)."

@@ -1,8 +1,10 @@
 """The recreate-the-group checks fail on a deployment that does not recreate the group: the reference manifest
-with restartPolicy None, where LWS replaces only the deleted pod."""
+with restartPolicy None, where LWS replaces only the deleted pod. Meanwhile the leader stops serving, as real
+vLLM does when a node of its group goes away."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +58,8 @@ def test_restart_policy_none_fails_the_recreate_check_saying_only_one_pod_was_re
         in run.stdout
     )
     assert "1 failed" in run.stdout
+    # The simulated leader stops serving once its worker is gone, as real vLLM does (measured on the CPU build
+    # with restartPolicy None: every request failed until the group was recreated); it used to serve on.
+    (result,) = (tmp_path / "artifacts").glob("*/result.json")
+    (recovery,) = json.loads(result.read_text())["recovery"]
+    assert recovery["requests_sent"] and recovery["requests_failed"], recovery

@@ -78,6 +78,12 @@ def replace_in_leader_command(objects: list[dict[str, Any]], old: str, new: str)
     command[-1] = command[-1].replace(old, new)
 
 
+def replace_in_worker_command(objects: list[dict[str, Any]], old: str, new: str) -> None:
+    command = container(objects, "worker")["command"]
+    assert old in command[-1], f"the reference worker command changed; {old!r} not in {command[-1]!r}"
+    command[-1] = command[-1].replace(old, new)
+
+
 # a wrong deployment ---------------------------------------------------------------------------------------
 class WrongDeployment:
     """One namespace of the testbed holding one deliberately wrong deployment."""

@@ -26,6 +26,9 @@ class FakeEngine:
     def healthy(self) -> bool:
         return False
 
+    def peer_lost(self) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 

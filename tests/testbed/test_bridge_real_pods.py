@@ -6,20 +6,16 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from testbed.bridge.kwok_rules import exec_object
+from testbed.bridge.pod_uids import Addresses
 from testbed.bridge.podnet import (
-    Addresses,
     kill_testbed_leftovers,
     netns_name,
-    pod_home,
-    process_uids,
     relay_pids,
     sandbox_prefix,
-    uid_range,
 )
 from testbed.bridge.real_pods import bind_host
 
@@ -54,12 +50,12 @@ def test_headless_workers_and_other_commands_are_left_as_written() -> None:
 
 
 def test_pods_get_distinct_addresses_and_user_ids_within_the_testbeds_range() -> None:
-    addresses = Addresses("tb-a")
+    ids = range(301_000, 302_000)
+    addresses = Addresses(ids)
     seen = {addresses.of(f"uid-{n}") for n in range(300)}
     assert len({a for a, _ in seen}) == 300 and len({u for _, u in seen}) == 300
-    assert all(a.startswith("127.42.") and u in uid_range("tb-a") for a, u in seen)
+    assert all(a.startswith("127.42.") and u in ids for a, u in seen)
     assert addresses.of("uid-5") == addresses.of("uid-5"), "a pod keeps its address"
-    assert uid_range("tb-a") != uid_range("tb-b")
 
 
 def test_exec_runs_as_the_pods_user_with_no_privileges_but_reading() -> None:
@@ -99,20 +95,14 @@ def test_a_relay_left_by_a_testbed_is_found_by_its_network_namespace_and_killed(
     if os.geteuid() != 0:
         pytest.skip("the leftover sweep runs as root, as the testbed's teardown does")
 
-    def unused(name: str) -> bool:  # the sweep also kills its user ids' processes: never a live testbed's
-        ids = uid_range(name)
-        return not any(uid in ids for uid in process_uids().values()) and not any(
-            Path(pod_home(uid)).exists() for uid in ids
-        )
-
-    name = next(n for n in (f"relay-{uuid.uuid4().hex[:6]}" for _ in range(100)) if unused(n))
+    name = f"relay-{uuid.uuid4().hex[:6]}"
     # A stand-in with a relay's command line (python -c takes the rest as its own argv), and one of another testbed.
     argv = [sys.executable, "-c", "import time; time.sleep(60)", "-m", "testbed.bridge.relay", "--netns"]
     mine = subprocess.Popen([*argv, netns_name(name), "--listen-port", "1"])
     other = subprocess.Popen([*argv, netns_name(name + "-other"), "--listen-port", "1"])
     try:
         assert relay_pids(netns_name(name)) == [mine.pid]
-        assert kill_testbed_leftovers(name) == 1
+        assert kill_testbed_leftovers(name, range(0)) == 1  # no user ids: only the relay
         assert mine.wait(timeout=10) == -9 and other.poll() is None
     finally:
         for proc in (mine, other):

@@ -25,7 +25,7 @@ from fixtures.faults import CRASH_COMMAND
 from manifests.render import Overrides, render
 from plumbing.ports import free_port
 from plumbing.wait import NotYet, wait_for
-from testbed.bridge import podnet
+from testbed.bridge import pod_uids, podnet
 from testbed.cluster import Testbed, TestbedInfo
 from testbed.vllm_cpu.install import installed
 
@@ -116,7 +116,7 @@ def _is_loopback(address: str) -> bool:
 
 def _pids_of_testbed(info: TestbedInfo) -> set[int]:
     """The testbed's own processes (control plane, bridge, relays) and its pods' processes (their uids)."""
-    ids = podnet.uid_range(info.name)
+    ids = pod_uids.recorded(info.state_dir) or range(0)
     ours = set()
     for pid, uid in podnet.process_uids().items():
         try:
@@ -157,7 +157,7 @@ def test_every_real_engine_process_listens_on_loopback_only(
 
 
 def _rss_by_pod_user(info: TestbedInfo) -> dict[int, int]:
-    ids = podnet.uid_range(info.name)
+    ids = pod_uids.recorded(info.state_dir) or range(0)
     found: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -3,6 +3,10 @@ owner record (long-lived testbeds, other runs on this machine)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,5 +70,40 @@ def test_a_testbed_without_an_owner_record_is_left_alone(state: Path) -> None:
 
 def test_a_reused_pid_does_not_pass_for_the_owner(state: Path) -> None:
     me = ownership.this_process()
-    make_testbed(state, "pytest-reused", Owner(me.pid, me.start_ticks - 1))  # same pid, another start time
+    reused = Owner(me.pid, me.start_ticks - 1, me.host)  # same pid, another start time
+    make_testbed(state, "pytest-reused", reused)
     assert reap() == ["pytest-reused"]
+
+
+def test_the_owner_record_names_its_boot_machine_and_pid_namespace(state: Path) -> None:
+    me = ownership.this_process()
+    path = make_testbed(state, "pytest-host", me)
+    raw = json.loads((path / ownership.OWNER_FILE).read_text())
+    assert raw["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert raw["hostname"] == socket.gethostname()
+    assert raw["pid_namespace"] == os.readlink("/proc/self/ns/pid") and raw["pid_namespace"].startswith(
+        "pid:["
+    )
+    assert ownership.read(path) == me
+
+
+@pytest.mark.parametrize("field", ["boot_id", "hostname", "pid_namespace"])
+def test_a_dead_owner_recorded_on_another_boot_machine_or_pid_namespace_is_not_judged_here(
+    state: Path, field: str
+) -> None:
+    """A state directory shared between machines (an NFS home) or containers: the owner's pid means nothing
+    in this /proc, so its testbed is left alone, however dead the pid looks here."""
+    dead = dead_owner()
+    assert dead.host is not None
+    elsewhere = Owner(dead.pid, dead.start_ticks, dataclasses.replace(dead.host, **{field: "elsewhere"}))
+    make_testbed(state, "pytest-elsewhere", elsewhere)
+    make_testbed(state, "pytest-here", dead)
+    assert reap() == ["pytest-here"]
+    assert ownership.lock_path("pytest-elsewhere").exists()
+
+
+def test_an_owner_recorded_without_its_host_is_never_reaped(state: Path) -> None:
+    dead = dead_owner()
+    path = make_testbed(state, "pytest-old-record", None)
+    (path / ownership.OWNER_FILE).write_text(json.dumps({"pid": dead.pid, "start_ticks": dead.start_ticks}))
+    assert reap() == []

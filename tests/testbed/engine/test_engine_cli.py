@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from engine_testkit import REPO, TWO_RAY_NODES, EngineProc
 
+from testbed.engine.signals import PEER_LOST_SIGNAL
+
 SEED = [
     "meta-llama/Meta-Llama-3.1-405B-Instruct",
     "--port",
@@ -176,3 +178,43 @@ def _get_refused(port: int) -> bool:
     except OSError:
         return True
     return False
+
+
+def _request_fails(port: int) -> bool:
+    """A completion fails as real vLLM's do once its engine is dead: 500 EngineDeadError, or no server."""
+    try:
+        status, body = _post(port, "/v1/completions", {"prompt": "after", "max_tokens": 2})
+    except OSError:
+        return True
+    return status == 500 and b"EngineCore encountered an issue" in body
+
+
+def test_an_engine_that_loses_a_node_of_its_group_stops_serving_and_exits_1(tmp_path: Path) -> None:
+    """The bridge signals a lost peer (a worker pod deleted or crashed): real vLLM's engine core dies with the
+    ranks it had there and fails every request until the group is recreated (measured on the CPU build)."""
+    leader_log = tmp_path / "vllm-0.log"
+    eng = EngineProc(tmp_path, *SEED, "--image", "vllm/vllm-openai:v0.10.1", "--log-file", str(leader_log))
+    try:
+        port = eng.wait_state("ready")["port"]
+        assert _post(port, "/v1/completions", {"prompt": "before", "max_tokens": 2})[0] == 200
+        eng.proc.send_signal(PEER_LOST_SIGNAL)
+        assert "a node of the group went away" in eng.wait_state("failed")["message"]
+        assert _request_fails(port)
+        eng.proc.wait(timeout=20)
+    finally:
+        code, _, _ = eng.stop()
+    assert code == 1
+    text = "\n".join(_cri_lines(leader_log))
+    assert "EngineCore encountered a fatal error." in text and "a node of the group went away" in text
+    assert _get_refused(port)
+
+
+def test_an_engine_that_loses_a_node_during_start_up_fails_its_start_up(tmp_path: Path) -> None:
+    argv = [a if a != "0.001" else "0.05" for a in SEED]  # a start-up slow enough to interrupt
+    eng = EngineProc(tmp_path, *argv, "--image", "vllm/vllm-openai:v0.10.1")
+    eng.wait_state("starting")
+    eng.proc.send_signal(PEER_LOST_SIGNAL)
+    eng.proc.wait(timeout=20)
+    code, _, _ = eng.stop()
+    assert code == 1
+    assert "a node of the group went away" in eng.read_status()["message"]
