@@ -26,6 +26,8 @@ BENCH_TIME_SCALE = 0.2
 def topologies(settings: Settings) -> tuple[str, ...]:
     if settings.endpoint is not None:
         return ("endpoint",)
+    if settings.lws is not None:
+        return (settings.lws,)
     if settings.manifest is not None:
         return (settings.manifest.stem,)
     return settings.topologies or (settings.topology,)
@@ -55,6 +57,9 @@ def bench_target(
     request: pytest.FixtureRequest, topology: str, settings: Settings, run_state: RunState, progress: Any
 ) -> Iterator[BenchTarget]:
     """The server to load: this topology deployed and ready, reached through its Service (torn down after)."""
+    if settings.in_place:
+        yield from _in_place_target(request, settings, progress)
+        return
     try:
         plan = make_plan(
             settings
@@ -105,6 +110,29 @@ def bench_target(
         if not settings.keep:
             progress(f"deleting namespace {name}")
             lifecycle.delete_namespace(kube, name, True, settings, progress)
+
+
+def _in_place_target(
+    request: pytest.FixtureRequest, settings: Settings, progress: Any
+) -> Iterator[BenchTarget]:
+    """--lws: the LeaderWorkerSet already there, reached through its Service; metadata from the live objects.
+    Nothing deployed or deleted."""
+    kube = request.getfixturevalue("kube")
+    deployed = request.getfixturevalue("deployed")  # read from the live objects (the `plan` fixture), ready
+    try:
+        forward = lifecycle.open_service(kube, deployed, settings, progress)
+    except (deploy.DeployError, PortForwardError) as exc:
+        pytest.fail(str(exc))
+    scale = run_metadata.sim_time_scale_of(deployed.plan) if settings.embedded else None
+    meta = {
+        **lifecycle.metadata(kube, deployed, settings, scale),
+        "vllm_version": run_metadata.vllm_version(forward.url),
+        "endpoint": f"svc/{deployed.expect.service_name} via kubectl port-forward",
+    }
+    try:
+        yield BenchTarget(forward.url, deployed.plan.info.model or "", meta)
+    finally:
+        forward.stop()
 
 
 # the comparison report and the regression gate, once every topology has run -------------------------------
