@@ -23,7 +23,7 @@ PYTHON = "3.11"
 CLEANUP_S = 300.0
 # pytest's own usage error (an option it does not know: it stops before the suite's plugins can map it, see
 # fixtures/exit_codes_plugin.py) is the suite's usage error.
-PYTEST_USAGE_ERROR, USAGE_ERROR = 4, 2
+PYTEST_USAGE_ERROR, USAGE_ERROR, PREREQUISITE_MISSING = 4, 2, 3
 
 
 def _run(session: nox.Session, *args: str, codes: dict[int, int] | None = None, **kwargs: object) -> None:
@@ -32,7 +32,8 @@ def _run(session: nox.Session, *args: str, codes: dict[int, int] | None = None, 
     try:
         session.run(*args, **kwargs)  # type: ignore[arg-type]
     except CommandFailed as failed:
-        code = failed.return_code if failed.return_code is not None else 1
+        # no return code: the program could not be started (not installed): a missing prerequisite
+        code = failed.return_code if failed.return_code is not None else PREREQUISITE_MISSING
         raise SystemExit((codes or {}).get(code, code)) from None
 
 

@@ -41,6 +41,7 @@ case "$*" in
     + """' > "$artifacts/run/benchmark-tp8-pp2.json"; fi
     exit "$BENCH" ;;
   *"gate"*) exit "$GATE" ;;
+  *"compare"*) exit "${COMPARE:-0}" ;;
   *) exit 0 ;;
 esac
 """
@@ -146,3 +147,13 @@ def test_sigterm_stops_the_night_after_the_step_cleaned_up(tmp_path: Path) -> No
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[-1] == "cleaned-up" and not any("report" in c for c in calls), calls
     assert (tmp_path / "termination").read_text().startswith("exit 130: interrupted")
+
+
+def test_a_night_whose_runs_compare_refuses_ends_with_2_and_joins_no_baseline(tmp_path: Path) -> None:
+    """compare refuses runs it must not put side by side (another model, workload or lengths, exit 2): the night
+    says so and is not accepted, whatever the gate made of it."""
+    _accepted_night(tmp_path)
+    returncode, output = _run(tmp_path, COMPARE="2")
+    assert returncode == 2, output
+    assert (tmp_path / "termination").read_text().startswith("exit 2: "), output
+    assert len(list((tmp_path / "results" / "accepted").iterdir())) == 1
