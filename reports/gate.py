@@ -36,9 +36,16 @@ from dataclasses import dataclass, field
 from reports.gate_verdict import DEFAULT_K, Verdict, judge, pooled_cv, worse_interval
 from reports.levels import level_key, level_label
 from reports.metrics import METRICS
-from reports.provenance import FieldMix, MixedRunsError, check_mixing, engine_label, in_modelled_time, sim_tag
+from reports.provenance import (
+    FieldMix,
+    MixedRunsError,
+    check_mixing_per_configuration,
+    engine_label,
+    in_modelled_time,
+    sim_tag,
+)
 from reports.repeats import unfold
-from reports.runs import config_key, config_name
+from reports.runs import config_key, config_name, layout_key
 from reports.schema import LevelResult, Result
 from reports.validity import (
     INVALID_TAG,
@@ -229,11 +236,12 @@ def _refuse_mixed_or_invalid(
     base_sources = [f"baseline {name}" for name in base_names_]
     cand_sources = [f"candidate {name}" for name in cand_names_]
     try:
-        mixed = check_mixing(
+        mixed = check_mixing_per_configuration(
             [
                 *zip(base_sources, baseline, strict=True),
                 *zip(cand_sources, candidate, strict=True),
             ],
+            lambda result: layout_key(result.run),
             allow_mixed,
         )
     except MixedRunsError as exc:

@@ -17,7 +17,7 @@ path's own overheads are scaled too) and impossible at s = 0 (pacing off: latenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reports.repeats import level_intervals, unfold
@@ -147,11 +147,14 @@ def _measured(name: str, result: Result) -> str:
     return "/".join(values) if values else UNKNOWN
 
 
-def mixed_fields(runs: Sequence[tuple[str, Result]]) -> list[FieldMix]:
-    """The provenance and workload fields on which the (source, result) pairs differ; empty when they all agree."""
+def mixed_fields(
+    runs: Sequence[tuple[str, Result]], names: Sequence[str] = (*PROVENANCE_FIELDS, *WORKLOAD_FIELDS)
+) -> list[FieldMix]:
+    """The provenance and workload fields (of ``names``) on which the (source, result) pairs differ; empty when
+    they all agree."""
     mixes = []
-    fields = [(name, lambda r, n=name: _shown(n, r.run)) for name in PROVENANCE_FIELDS]
-    fields += [(name, lambda r, n=name: _measured(n, r)) for name in WORKLOAD_FIELDS]
+    fields = [(name, lambda r, n=name: _shown(n, r.run)) for name in PROVENANCE_FIELDS if name in names]
+    fields += [(name, lambda r, n=name: _measured(n, r)) for name in WORKLOAD_FIELDS if name in names]
     for name, shown in fields:
         values: dict[str, list[str]] = {}
         for source, result in runs:
@@ -179,6 +182,24 @@ def allowed_note(mixes: Sequence[FieldMix]) -> str:
 def check_mixing(runs: Sequence[tuple[str, Result]], allow_mixed: bool) -> list[FieldMix]:
     """The differing fields (to print when ``allow_mixed``); MixedRunsError when not allowed."""
     mixes = mixed_fields(runs)
+    if mixes and not allow_mixed:
+        raise MixedRunsError(refusal(mixes))
+    return mixes
+
+
+def check_mixing_per_configuration(
+    runs: Sequence[tuple[str, Result]], key: Callable[[Result], object], allow_mixed: bool
+) -> list[FieldMix]:
+    """As ``check_mixing`` for the gate, which judges each configuration (``key``) against itself: what produced
+    the numbers must agree across all runs, what was measured only between the runs of one configuration. A
+    sweep whose topologies serve different models (tp8-pp2 405B, tp8-pp1 70B) is gated, each against its own
+    baseline; the same topology measured on another model or workload is refused."""
+    mixes = mixed_fields(runs, PROVENANCE_FIELDS)
+    groups: dict[object, list[tuple[str, Result]]] = {}
+    for source, result in runs:
+        groups.setdefault(key(result), []).append((source, result))
+    for group in groups.values():
+        mixes += mixed_fields(group, WORKLOAD_FIELDS)
     if mixes and not allow_mixed:
         raise MixedRunsError(refusal(mixes))
     return mixes

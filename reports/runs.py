@@ -43,6 +43,13 @@ def gpu_count_note(run: RunMetadata) -> str | None:
     return "run.gpus not recorded and TP/PP unknown; per-GPU values left empty"
 
 
+def layout_key(run: RunMetadata) -> tuple[object, ...]:
+    """The deployment's layout alone (topology, TP, PP, GPUs): what the gate holds one model and workload to
+    (config_key without the model)."""
+    topology, _model, *layout = config_key(run)
+    return (topology, *layout)
+
+
 def config_key(run: RunMetadata) -> tuple[object, ...]:
     """What makes two runs repeats of the same configuration (for the gate).
 

@@ -260,3 +260,24 @@ def test_compare_and_gate_refuse_runs_of_another_model_workload_or_length_by_nam
     assert f"runs differ in {field}: " in capsys.readouterr().err
     assert main(["compare", a, b, "--allow-mixed"]) == 0
     assert f"Mixing allowed (--allow-mixed): the runs differ in {field}: " in capsys.readouterr().out
+
+
+def test_the_gate_holds_each_topology_to_its_own_model_so_a_sweep_of_two_models_is_gated(
+    make_result,  # type: ignore[no-untyped-def]
+) -> None:
+    """A nightly sweep whose topologies serve different models (tp8-pp2 the 405B, tp8-pp1 the 70B) is gated,
+    each topology against its own baseline; the same topology on another model is still refused."""
+    big = with_run(sim(make_result), topology="tp8-pp2", model="meta-llama/Llama-3.1-405B-Instruct")
+    small = with_run(
+        sim(make_result, seed=1), topology="tp8-pp1", model="meta-llama/Llama-3.1-70B-Instruct",
+        pipeline_parallel_size=1,
+    )  # fmt: skip
+    report = gate([big, small], [big, small])
+    assert report.passed, render_gate_markdown(report)
+    assert {c.config.split(" [")[0] for c in report.checks} >= {"tp8-pp2", "tp8-pp1"}
+    with pytest.raises(GateInputError, match="runs differ in model: "):
+        gate([big, small], [with_run(big, model="meta-llama/Llama-3.1-8B"), small])
+    with pytest.raises(MixedRunsError, match="runs differ in model: "):
+        compare(
+            [big, small], ["a", "b"]
+        )  # side by side, two models are two experiments: refused unless allowed
