@@ -176,6 +176,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             [read_result(p) for p in settings.baseline],
             results,
             sources=([str(p) for p in settings.baseline], [f.name for f in files]),
+            strict=settings.gate_strict,
         )
     except (SchemaError, GateInputError) as exc:
         say(f"[lws-vllm] gate: {exc}")
@@ -186,9 +187,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         names_ = ", ".join(sorted({c.metric for c in report.regressions}))
         say(f"[lws-vllm] REGRESSION against the baseline: {names_} (see {directory / 'gate.md'})")
         session.exitstatus = 1
-    elif not report.passed:  # a level or metric the baseline has and this run lacks
-        names_ = ", ".join(sorted({f"{c.level} {c.metric}" for c in report.failures}))
-        say(f"[lws-vllm] MISSING against the baseline: {names_} (see {directory / 'gate.md'})")
+    elif not report.passed:  # a level or metric the baseline has and this run lacks; with --strict, unclear
+        names_ = ", ".join(sorted({f"{c.level} {c.metric} ({c.verdict})" for c in report.failures}))
+        say(f"[lws-vllm] FAILED against the baseline: {names_} (see {directory / 'gate.md'})")
         session.exitstatus = 1
     else:
         say(f"[lws-vllm] gate passed against {len(settings.baseline)} baseline file(s)")
