@@ -238,3 +238,13 @@ def running_testbed(
 def all_testbeds() -> list[Testbed]:
     root = paths.state_root() / "testbeds"
     return [Testbed(p.name) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+
+
+def testbed_at(server: str) -> TestbedInfo | None:
+    """The running testbed of this machine whose API server is at ``server`` (a kubeconfig's URL), if any: a run
+    given that kubeconfig is on the testbed, whatever it was told, and what serves its pods is the testbed's."""
+    for testbed in all_testbeds():
+        info = testbed.info()
+        if info is not None and info.server.rstrip("/") == server.rstrip("/") and testbed.healthy():
+            return info
+    return None
