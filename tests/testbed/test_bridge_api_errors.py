@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bridge_testkit import bridge_pod
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -43,20 +44,7 @@ class Launcher:
         return FakeEngine()
 
 
-def pod(name: str, index: int) -> dict[str, Any]:
-    labels = {
-        "leaderworkerset.sigs.k8s.io/name": "vllm",
-        "leaderworkerset.sigs.k8s.io/group-key": "k",
-        "leaderworkerset.sigs.k8s.io/worker-index": str(index),
-    }
-    return {
-        "metadata": {
-            "name": name, "namespace": "ns", "uid": f"uid-{name}", "labels": labels,
-            "annotations": {"leaderworkerset.sigs.k8s.io/size": "2"},
-        },
-        "spec": {"containers": [{"name": "vllm", "command": ["sh", "-c", "vllm serve m"]}]},
-        "status": {"phase": "Running"},
-    }  # fmt: skip
+pod = bridge_pod
 
 
 def test_an_api_error_is_retried_and_does_not_end_the_bridge(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from bridge_testkit import bridge_pod
 from kubernetes import client
 
 from testbed.bridge.pods import Group
@@ -44,19 +45,7 @@ class Launcher:
 
 
 def pod(name: str, index: int, restarts: int = 0) -> dict[str, Any]:
-    labels = {
-        "leaderworkerset.sigs.k8s.io/name": "vllm",
-        "leaderworkerset.sigs.k8s.io/group-key": "k",
-        "leaderworkerset.sigs.k8s.io/worker-index": str(index),
-    }
-    return {
-        "metadata": {
-            "name": name, "namespace": "ns", "uid": f"uid-{name}", "labels": labels,
-            "annotations": {"leaderworkerset.sigs.k8s.io/size": "2"},
-        },
-        "spec": {"containers": [{"name": "vllm", "command": ["sh", "-c", "vllm serve m"]}]},
-        "status": {"phase": "Running", "containerStatuses": [{"name": "vllm", "restartCount": restarts}]},
-    }  # fmt: skip
+    return bridge_pod(name, index, restarts)
 
 
 def serving_bridge(tmp_path: Path) -> tuple[Bridge, Launcher]:
