@@ -44,7 +44,7 @@ class EngineProcess:
         return answers_health(self.port)
 
     def peer_lost(self) -> None:
-        """A worker of the group went away: the engine dies as vLLM's does (testbed/engine/app.py)."""
+        """A worker of the group went away: the engine fails as vLLM's does, at its next model step (testbed/engine/app.py)."""
         if self.proc.poll() is None:
             self.proc.send_signal(PEER_LOST_SIGNAL)
 

@@ -181,6 +181,7 @@ def create_server(setup: EngineSetup, on_fatal: Callable[[str], None] | None = N
         force_include_usage=o.force_include_usage,
         fail_after_requests=o.fail_after_requests,
         break_answer=o.break_answer,
+        execute_model_timeout_s=o.execute_model_timeout_s,
     )
     return SimServer(
         config, lambda on_token: EngineRunner(core, o.time_scale, on_token), metrics, on_fatal=on_fatal
@@ -290,7 +291,7 @@ class EngineProcess:
         server = create_server(setup, on_fatal=self._on_fatal)
         self.server = server
         if self.peer_lost is not None:  # lost between the end of start-up and now
-            server.kill(self.peer_lost)
+            server.lose_peer(self.peer_lost)
         core, metrics = server.runner.core, server.metrics
         app = server.app()
         if not o.disable_access_log:
@@ -324,8 +325,9 @@ class EngineProcess:
         await runner.cleanup()
         pid = self.api_prefix.split("pid=")[-1].rstrip(") ") if self.api_prefix else "1"
         self.sink.write(0, f"{self.api_prefix}INFO:     Finished server process [{pid}]")
-        state = "failed" if self.exit_code else "stopped"
-        self.status.set(state, "engine died" if self.exit_code else "stopped by signal", self.exit_code)
+        died = self.exit_code or self.peer_lost is not None
+        state = "failed" if died else "stopped"
+        self.status.set(state, "engine died" if died else "stopped by signal", self.exit_code)
         return self.exit_code
 
     def _access_log_middleware(self):  # type: ignore[no-untyped-def]
@@ -343,16 +345,19 @@ class EngineProcess:
         return access_log
 
     def _lose_peer(self) -> None:
-        """A node of the group went away (its pod deleted, its container crashed): the ranks there are gone,
-        so the engine core dies as vLLM's does, every request fails and the server exits (vLLM's API server
-        ends itself once its engine is dead, and the container with it). The bridge signals it
-        (PEER_LOST_SIGNAL); a single-node engine has no peer to lose."""
+        """A node of the group went away (its pod deleted, its container crashed): the ranks there are gone.
+        As vLLM's, the engine notices only when a model step needs them: that step waits until the
+        execute-model timeout, then the engine core dies, every request fails and the server exits (vLLM's
+        API server ends itself once its engine is dead, and the container with it); SimServer.lose_peer. The
+        bridge signals it (PEER_LOST_SIGNAL); a single-node engine has no peer to lose."""
         reason = "a node of the group went away: its ranks are gone (their worker processes died)"
         if self.peer_lost is not None:
             return
         self.peer_lost = reason
         if self.server is not None:
-            self.server.kill(reason)
+            self.server.lose_peer(reason)
+            # still serving as far as a client can tell; the status says the engine took the signal
+            self.status.set("ready", f"serving, but {reason}; the next model step waits for it")
         else:
             self.stop.set()  # ends the paced start-up; run() reports the failure
 
@@ -371,8 +376,11 @@ class EngineProcess:
             "async_llm.py:485",
             "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
         )
-        self.status.set("failed", f"engine died: {reason}", EXIT_FAILED)
-        self.exit_code = EXIT_FAILED
+        # vLLM's API server stops itself once its engine is dead; after a lost node that ends in exit 0
+        # (measured on the CPU build, tests/testbed/engine/test_fidelity_peer_loss.py)
+        code = EXIT_STOPPED if self.peer_lost is not None else EXIT_FAILED
+        self.status.set("failed", f"engine died: {reason}", code)
+        self.exit_code = code
         asyncio.get_running_loop().call_later(FATAL_GRACE_S, self.stop.set)
 
     async def _stats(self, core: EngineCore, metrics: EngineMetrics) -> None:

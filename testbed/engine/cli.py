@@ -7,13 +7,14 @@ Simulator flags (never passed to a real vLLM): --host (default 127.0.0.1: loopba
 --time-scale, --gpu, --interconnect, --profile, --image, --log-format, --nodes, --gpus-per-node,
 --log-file, --worker-log-file, --node-ip, --ray-cluster-size, --launch-script, --script-then,
 --startup-seconds, --advertised-port, --advertised-host, --status-file, --enable-test-hooks,
---fail-after-requests, --break-answer, --ray-dedup-logs.
+--fail-after-requests, --break-answer, --execute-model-timeout, --ray-dedup-logs.
 Bad input raises `UsageError` (one line; `__main__` prints it and exits 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 from plumbing import argtypes
 
 BREAKABLE_ANSWERS = ("completion", "streaming", "health", "metrics")
+EXECUTE_TIMEOUT_ENV = "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS"
+DEFAULT_EXECUTE_TIMEOUT_S = 300.0  # vLLM's default for EXECUTE_TIMEOUT_ENV (vllm/envs.py)
 
 
 class UsageError(Exception):
@@ -74,6 +77,7 @@ class EngineOptions:
     enable_test_hooks: bool
     fail_after_requests: int | None
     break_answer: str | None
+    execute_model_timeout_s: float
     ray_dedup_logs: bool
     quiet: bool
     non_default_args: dict[str, object] = field(default_factory=dict)
@@ -239,6 +243,13 @@ def _add_simulator_flags(s: argparse._ArgumentGroup) -> None:
         "check failing): completion (no usage), streaming (no [DONE]), health (503), metrics (no vllm: series)",
     )
     s.add_argument(
+        "--execute-model-timeout",
+        type=argtypes.positive_finite_number,
+        metavar="SECONDS",
+        help="how long a model step waits for a node that went away before the engine core dies, as vLLM's "
+        f"{EXECUTE_TIMEOUT_ENV} (default: that variable, else {DEFAULT_EXECUTE_TIMEOUT_S:.0f})",
+    )
+    s.add_argument(
         "--ray-dedup-logs",
         action="store_true",
         help="collapse identical Ray worker lines as Ray does by default",
@@ -301,6 +312,7 @@ def parse_args(argv: Sequence[str]) -> EngineOptions:
         enable_test_hooks=args.enable_test_hooks,
         fail_after_requests=args.fail_after_requests,
         break_answer=args.break_answer,
+        execute_model_timeout_s=_execute_model_timeout(args.execute_model_timeout),
         ray_dedup_logs=args.ray_dedup_logs,
         quiet=args.quiet,
         non_default_args=_non_default_args(parser, args, model),
@@ -336,3 +348,17 @@ def _non_default_args(
     if args.advertised_port and "port" not in non_default and args.advertised_port != 8000:
         non_default["port"] = args.advertised_port
     return non_default
+
+
+def _execute_model_timeout(flag: float | None) -> float:
+    """The flag, else the variable vLLM reads (from this process's environment, as vLLM reads it), else
+    vLLM's default."""
+    if flag is not None:
+        return flag
+    text = os.environ.get(EXECUTE_TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_EXECUTE_TIMEOUT_S
+    try:
+        return argtypes.positive_finite_number(text)
+    except (argparse.ArgumentTypeError, ValueError):
+        raise UsageError(f"{EXECUTE_TIMEOUT_ENV}={text!r} is not a positive number of seconds") from None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from manifests.launch_command import ScriptCall, ServeCall, parse_container
 from manifests.launch_command import expand_kubelet as expand_vars
+from testbed.engine.cli import EXECUTE_TIMEOUT_ENV
 from testbed.engine.profiles import Profile
 
 __all__ = ["LaunchSpec", "ScriptCall", "ServeCall", "expand_vars", "parse_launch", "worker_script_failure"]
@@ -93,6 +94,8 @@ class LaunchSpec:
             argv += ["--log-file", log_file]
         for f in worker_log_files:
             argv += ["--worker-log-file", f]
+        if (timeout := self.env.get(EXECUTE_TIMEOUT_ENV)) is not None:  # the pod's, as vLLM would read it
+            argv += ["--execute-model-timeout", timeout]
         if time_scale is not None:
             argv += ["--time-scale", repr(time_scale)]
         if startup_seconds is not None:

@@ -53,6 +53,7 @@ class ServeConfig:
     force_include_usage: bool = False
     fail_after_requests: int | None = None
     break_answer: str | None = None  # completion | streaming | health | metrics (cli.BREAKABLE_ANSWERS)
+    execute_model_timeout_s: float = 300.0  # vLLM's VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS
 
 
 class SimServer:
@@ -71,6 +72,8 @@ class SimServer:
         self.runner = runner_factory(self._on_token)
         self.on_fatal = on_fatal
         self.dead: str | None = None
+        self.peer_lost: str | None = None
+        self._stall: asyncio.TimerHandle | None = None
         self._ids = itertools.count()
         self._requests_seen = 0
         self._live: set[StreamState] = set()
@@ -104,6 +107,8 @@ class SimServer:
         return self.runner.scale if self.runner.scale > 0 else 1.0
 
     def _on_token(self, req: SimRequest, t: float) -> None:
+        if self.peer_lost is not None:  # the step that made it waits for the lost node: nobody sees it
+            return
         state: StreamState = req.payload  # type: ignore[assignment]
         record_token(self.metrics, req, state, t, self.wall_per_sim_s)
         if req.finished:
@@ -115,12 +120,38 @@ class SimServer:
         if self.dead is not None:
             return
         self.dead = reason
+        if self._stall is not None:
+            self._stall.cancel()
         for state in list(self._live):
             state.error = reason
             state.wake()
         self._live.clear()
         if self.on_fatal is not None:
             self.on_fatal(reason)
+
+    def lose_peer(self, reason: str) -> None:
+        """A node of the group went away. vLLM's leader does not notice until its engine next needs that node:
+        /health still answers 200, and the next model step (one in flight now, or the next request's) waits for
+        the lost ranks' answer until the execute-model timeout (`execute_model_timeout_s`, vLLM's
+        VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS); then the engine core dies and every request waiting fails
+        (measured on vLLM's CPU build, tests/testbed/engine/test_fidelity_peer_loss.py)."""
+        if self.peer_lost is not None or self.dead is not None:
+            return
+        self.peer_lost = reason
+        stalled = [s for s in self._live if s.req is not None and not s.done]
+        for state in stalled:
+            assert state.req is not None
+            self.runner.abort(state.req)
+        if stalled:
+            self._stall_step()
+
+    def _stall_step(self) -> None:
+        if self._stall is None and self.dead is None:
+            self._stall = asyncio.get_running_loop().call_later(
+                self.config.execute_model_timeout_s,
+                self.kill,
+                f"RPC call to execute_model timed out. ({self.peer_lost})",
+            )
 
     def _submit(self, gen: GenerationRequest, max_tokens: int) -> StreamState:
         """Plan the request's output (seeded by its prompt) and hand it to the engine."""
@@ -137,7 +168,10 @@ class SimServer:
         )
         state.req = req
         self._live.add(state)
-        self.runner.submit(req)
+        if self.peer_lost is not None:  # the engine's next step waits for the lost node (lose_peer)
+            self._stall_step()
+        else:
+            self.runner.submit(req)
         return state
 
     def _abort(self, state: StreamState) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -346,3 +347,44 @@ def test_api_key_is_enforced_when_set() -> None:
             return denied.status, ok.status
 
     assert run(go()) == (401, 200)
+
+
+def test_a_lost_node_stalls_the_next_step_until_the_execute_timeout_then_every_request_fails() -> None:
+    """As real vLLM's leader (CPU build, tests/testbed/engine/test_fidelity_peer_loss.py): it does not notice a
+    lost node until a model step needs it; /health answers 200 meanwhile, and the request waits out the
+    execute-model timeout, then fails with the engine."""
+
+    async def go() -> tuple[int, float, int, bytes, int]:
+        loop = asyncio.get_running_loop()
+        async with serving(*FAST, "--execute-model-timeout", "0.5") as (client, server):
+            server.lose_peer("lost")
+            health_before = (await client.get("/health")).status
+            sent = loop.time()
+            status, body = await _post(client, "/v1/completions", {"prompt": "x", "max_tokens": 4})
+            waited = loop.time() - sent
+            return health_before, waited, status, body, (await client.get("/health")).status
+
+    health_before, waited, status, body, health_after = run(go())
+    assert health_before == 200
+    assert waited >= 0.5 and status == 500 and b'"InternalServerError"' in body
+    assert b"execute_model timed out" in body
+    assert health_after == 503
+
+
+def test_a_stream_in_flight_when_a_node_is_lost_stops_and_then_fails() -> None:
+    async def go() -> tuple[bytes, int]:
+        async with serving(MODEL, "--time-scale", "1", "--execute-model-timeout", "0.3") as (client, server):
+            stream = await client.post(
+                "/v1/completions",
+                json={"prompt": "x", "max_tokens": 1000, "ignore_eos": True, "stream": True},
+            )
+            await stream.content.readuntil(b"\n\n")  # the stream is running; its first frame read
+            made = sum(s.req.generated for s in server._live if s.req is not None)
+            server.lose_peer("lost")
+            return await stream.read(), made
+
+    raw, made = run(go())
+    assert b'"InternalServerError"' in raw and raw.endswith(b"data: [DONE]\n\n")
+    # only the tokens made before the loss, then the error frame and [DONE] (an engine that went on would have
+    # sent about 200 tokens in those 0.3 s)
+    assert raw.count(b"data: ") - 2 <= made - 1, raw[:400]
