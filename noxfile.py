@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 
@@ -64,8 +66,24 @@ def _install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".", *requirements)
 
 
+def _require_a_temporary_directory() -> None:
+    """pytest itself needs a temporary file before the suite's checks can say anything (its output capture): with
+    none writable (a pod with a read-only root filesystem and no volume at /tmp) the run ends here, one line, 3."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        print(
+            f"prerequisite missing: no writable temporary directory (uid {os.geteuid()}; TMPDIR "
+            f"{os.environ.get('TMPDIR') or 'unset'}, /tmp, /var/tmp); mount a volume (e.g. an emptyDir) at /tmp "
+            "or set TMPDIR to a writable directory (docs/in-cluster.md)",
+            file=sys.stderr,
+        )
+        raise SystemExit(PREREQUISITE_MISSING) from None
+
+
 def _pytest(session: nox.Session, *paths: str) -> None:
     """Run pytest on paths, passing the user's arguments through (options first, so they override)."""
+    _require_a_temporary_directory()
     _run(
         session,
         "python",
@@ -91,6 +109,13 @@ def benchmark(session: nox.Session) -> None:
     """Deploy each topology in turn, run a load sweep, write results and the comparison report."""
     _install(session, "suite")
     _pytest(session, "suite/benchmark", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON)
+def matrix(session: nox.Session) -> None:
+    """Run the conformance suite over LWS and Kubernetes versions, one after another; write a Markdown table."""
+    _install(session, "suite")
+    _run(session, "python", "-m", "suite.version_matrix", *session.posargs, interrupt_timeout=CLEANUP_S)
 
 
 @nox.session(python=PYTHON)
@@ -124,9 +149,42 @@ def engine(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the suite's own tests (unit tests, and e2e tests on the embedded testbed)."""
+    """Run the suite's own tests (unit tests, and e2e tests on the embedded testbed); `nox -s tests -- PATH...`
+    runs only the tests named."""
     _install(session, "test")
-    _pytest(session, "tests")
+    if _names_tests(session.posargs) or "-m" in session.posargs:
+        _pytest(session)
+    else:  # the end-to-end tests of minutes run in `nox -s tests_long` (CI holds 90 minutes)
+        _pytest(session, "tests", "-m", "not long")
+
+
+@nox.session(python=PYTHON)
+def tests_long(session: nox.Session) -> None:
+    """The suite's long end-to-end tests (marked `long`: minutes each), which `nox -s tests` leaves out."""
+    _install(session, "test")
+    _pytest(session, "tests", "-m", "long")
+
+
+def _names_tests(args: list[str]) -> bool:
+    """Whether the arguments name tests of their own (a path or node id that exists), as pytest takes them."""
+    values_of = {
+        "-k",
+        "-m",
+        "-p",
+        "-c",
+        "-o",
+        "--deselect",
+        "--ignore",
+        "--basetemp",
+        "--rootdir",
+        "--confcutdir",
+    }
+    for before, arg in zip([None, *args], args, strict=False):
+        if arg.startswith("-") or before in values_of:
+            continue
+        if Path(arg.split("::")[0]).exists():
+            return True
+    return False
 
 
 @nox.session(python=PYTHON)

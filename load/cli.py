@@ -20,8 +20,12 @@ from typing import NoReturn
 
 from load.config import (
     APIS,
+    LENGTH_KINDS,
+    LENGTH_UNITS,
     SLO_KEYS,
     ConfigError,
+    LengthDist,
+    MultiTurnWorkload,
     RandomWorkload,
     SharedPrefixWorkload,
     ShareGptWorkload,
@@ -69,7 +73,32 @@ def _add_workload_flags(work: argparse._ArgumentGroup) -> None:
     work.add_argument(
         "--dataset",
         default="random",
-        help="random (default) | shared-prefix | sharegpt:FILE (ShareGPT-format JSON)",
+        help="random (default) | shared-prefix | sharegpt:FILE (ShareGPT-format JSON) | multi-turn[:FILE] "
+        "(sessions of --turns turns; FILE: a ShareGPT file's human turns)",
+    )
+    work.add_argument(
+        "--length-unit",
+        choices=LENGTH_UNITS,
+        default="tokens",
+        help="tokens (default: the served model's, prompts fitted with the server's POST /tokenize and "
+        "checked against usage.prompt_tokens) | words (about a token each, unchecked: the earlier behaviour)",
+    )
+    for which in ("input", "output"):
+        work.add_argument(
+            f"--{which}-dist",
+            choices=LENGTH_KINDS,
+            default="fixed",
+            help=f"how {which} lengths vary around --{which}-len: fixed (default) | uniform (--{which}-min.."
+            f"--{which}-max) | normal (--{which}-std-dev, clamped to --{which}-min/--{which}-max)",
+        )
+        work.add_argument(
+            f"--{which}-std-dev", type=float, default=0.0, help=f"--{which}-dist normal: tokens"
+        )
+        work.add_argument(f"--{which}-min", type=positive_int, help=f"shortest {which} length")
+        work.add_argument(f"--{which}-max", type=positive_int, help=f"longest {which} length")
+    work.add_argument("--turns", type=positive_int, default=3, help="multi-turn: turns a session (default 3)")
+    work.add_argument(
+        "--think-time", type=float, default=0.0, help="multi-turn: seconds between a reply and the next turn"
     )
     work.add_argument(
         "--input-len", type=positive_int, help="prompt length in tokens (random, shared-prefix)"
@@ -180,11 +209,29 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         warm_connections=not args.no_warmup,
         label=args.label,
         headers=headers,
+        length_unit=args.length_unit,
+    )
+
+
+def _dist(args: argparse.Namespace, which: str) -> LengthDist:
+    return LengthDist(
+        kind=getattr(args, f"{which}_dist"),
+        std_dev=getattr(args, f"{which}_std_dev"),
+        min=getattr(args, f"{which}_min"),
+        max=getattr(args, f"{which}_max"),
     )
 
 
 def _workload(args: argparse.Namespace) -> Workload:
     kind, _, path = args.dataset.partition(":")
+    if kind == "multi-turn":
+        return MultiTurnWorkload(
+            input_len=args.input_len or 128,
+            output_len=args.output_len if (args.output_len is not None or path) else 128,
+            turns=args.turns,
+            think_time_s=args.think_time,
+            path=Path(path) if path else None,
+        )
     if kind == "sharegpt":
         if not path:
             raise ConfigError("--dataset sharegpt needs a file: --dataset sharegpt:FILE")
@@ -192,17 +239,25 @@ def _workload(args: argparse.Namespace) -> Workload:
     if path:
         raise ConfigError(f"--dataset {kind} takes no file; only sharegpt:FILE does")
     if kind not in ("random", "shared-prefix"):
-        raise ConfigError(f"unknown --dataset {args.dataset!r}; known: random, shared-prefix, sharegpt:FILE")
+        raise ConfigError(
+            f"unknown --dataset {args.dataset!r}; known: random, shared-prefix, sharegpt:FILE, multi-turn[:FILE]"
+        )
     if args.input_len is None or args.output_len is None:
         raise ConfigError(f"--dataset {kind} needs --input-len and --output-len")
     if kind == "random":
-        return RandomWorkload(input_len=args.input_len, output_len=args.output_len)
+        return RandomWorkload(
+            input_len=args.input_len,
+            output_len=args.output_len,
+            input_dist=_dist(args, "input"),
+            output_dist=_dist(args, "output"),
+        )
     prefix_len = args.prefix_len if args.prefix_len is not None else args.input_len // 2
     return SharedPrefixWorkload(
         input_len=args.input_len,
         output_len=args.output_len,
         prefix_len=prefix_len,
         num_prefixes=args.num_prefixes,
+        output_dist=_dist(args, "output"),
     )
 
 

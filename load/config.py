@@ -69,9 +69,14 @@ class Level(_Checked):
     ``burstiness=inf`` evenly spaced; ``concurrency`` then caps what is in flight (None = no cap), and
     requests held back by the cap show up as schedule lag. ``request_rate_end`` turns the level into a
     linear ramp of the rate from ``request_rate`` to ``request_rate_end``.
+
+    A level is bounded by ``num_requests``, by ``duration_s``, or by both (whichever comes first). Open loop:
+    a duration plans floor(rate x duration) arrivals (at least one), all due within it. Closed loop: no request
+    is sent after ``duration_s`` from the level's start; those in flight then finish and are measured.
     """
 
-    num_requests: Count
+    num_requests: OptionalCount = None
+    duration_s: float | None = None
     concurrency: OptionalCount = None
     request_rate: float | None = None
     burstiness: float = 1.0
@@ -79,6 +84,12 @@ class Level(_Checked):
 
     @model_validator(mode="after")
     def _a_schedule_that_can_run(self) -> Level:
+        if self.num_requests is None and self.duration_s is None:
+            raise ValueError("a level needs num_requests, duration_s, or both (whichever comes first)")
+        if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise ValueError(f"duration_s must be a finite number of seconds > 0, got {self.duration_s}")
+        if self.duration_s is not None and self.request_rate_end is not None:
+            raise ValueError("a ramp (request_rate_end) is bounded by num_requests, not duration_s")
         if self.request_rate is None:
             if self.concurrency is None:
                 raise ValueError("a level needs a concurrency, a request rate, or both")
@@ -104,6 +115,16 @@ class Level(_Checked):
     def open_loop(self) -> bool:
         return self.request_rate is not None
 
+    @property
+    def planned_requests(self) -> int | None:
+        """How many requests the level sends at most; None: a closed loop bounded only by its duration."""
+        if self.duration_s is None:
+            return self.num_requests
+        if self.request_rate is None:
+            return self.num_requests
+        by_time = max(1, math.floor(self.request_rate * self.duration_s + 1e-9))
+        return by_time if self.num_requests is None else min(by_time, self.num_requests)
+
     def describe(self) -> str:
         parts = []
         if self.concurrency is not None:
@@ -112,14 +133,49 @@ class Level(_Checked):
             parts.append(f"rate {self.request_rate:g}->{self.request_rate_end:g}/s")
         elif self.request_rate is not None:
             parts.append(f"rate {self.request_rate:g}/s")
+        if self.duration_s is not None:
+            parts.append(f"{self.duration_s:g} s")
         return ", ".join(parts)
 
 
+LengthUnit = Literal["tokens", "words"]
+LENGTH_UNITS: tuple[LengthUnit, ...] = ("tokens", "words")
+LengthKind = Literal["fixed", "uniform", "normal"]
+LENGTH_KINDS: tuple[LengthKind, ...] = ("fixed", "uniform", "normal")
+
+
+class LengthDist(_Checked):
+    """How a length varies from request to request around the workload's ``input_len`` / ``output_len``
+    (load/lengths.py draws it, seeded): ``fixed`` (always that length), ``uniform`` (whole numbers from
+    ``min`` to ``max``), ``normal`` (mean the length, ``std_dev``, clamped to ``min``..``max``). The shapes
+    and the clamps are those of inference-perf (fixed, Gaussian, min-max) and AIPerf's sampling
+    distributions (https://docs.nvidia.com/aiperf/tutorials/configuration/sampling-distributions-in-yaml-configs.md).
+    """
+
+    kind: LengthKind = "fixed"
+    std_dev: float = 0.0
+    min: OptionalCount = None
+    max: OptionalCount = None
+
+    @model_validator(mode="after")
+    def _drawable(self) -> LengthDist:
+        if self.kind == "uniform" and (self.min is None or self.max is None):
+            raise ValueError("a uniform length needs both min and max")
+        if self.kind == "normal" and not (math.isfinite(self.std_dev) and self.std_dev > 0):
+            raise ValueError(f"a normal length needs std_dev > 0, got {self.std_dev}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"length min {self.min} is above max {self.max}")
+        return self
+
+
 class RandomWorkload(_Checked):
-    """Random-word prompts of ``input_len`` words (about one token each) and ``output_len`` tokens."""
+    """Random-word prompts of ``input_len`` tokens of the served model (or words, ``length_unit="words"``)
+    and ``output_len`` tokens, each varying as its distribution says (default: fixed)."""
 
     input_len: Count
     output_len: Count
+    input_dist: LengthDist = Field(default_factory=LengthDist)
+    output_dist: LengthDist = Field(default_factory=LengthDist)
     name: Literal["random"] = "random"
 
 
@@ -131,6 +187,7 @@ class SharedPrefixWorkload(_Checked):
     output_len: Count
     prefix_len: int
     num_prefixes: Count = 4
+    output_dist: LengthDist = Field(default_factory=LengthDist)
     name: Literal["shared-prefix"] = "shared-prefix"
 
     @model_validator(mode="after")
@@ -156,7 +213,30 @@ class ShareGptWorkload(_Checked):
         return None
 
 
-Workload = RandomWorkload | SharedPrefixWorkload | ShareGptWorkload
+class MultiTurnWorkload(_Checked):
+    """Conversations of ``turns`` turns: each turn a new user message of ``input_len`` tokens (or, with
+    ``path``, the human turns of a ShareGPT-format file's conversations, in order), sent with the whole
+    history before it (every earlier message and the server's replies), ``think_time_s`` after the previous
+    reply ended; ``output_len`` tokens a reply (with ``path`` and no ``output_len``: the recorded reply's
+    length). A level's ``num_requests`` is rounded up to whole sessions; its concurrency is the number of
+    sessions in flight (load/conversations.py)."""
+
+    input_len: Count = 128
+    output_len: OptionalCount = 128
+    turns: Count = 3
+    think_time_s: float = 0.0
+    path: Path | None = Field(default=None, strict=False)
+    name: Literal["multi-turn"] = "multi-turn"
+
+    @field_validator("think_time_s")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"think_time_s must be a finite number >= 0 seconds, got {value}")
+        return value
+
+
+Workload = RandomWorkload | SharedPrefixWorkload | ShareGptWorkload | MultiTurnWorkload
 
 
 class Timeouts(_Checked):
@@ -194,6 +274,17 @@ class SweepConfig(_Checked):
     headers: Mapping[str, str] = Field(default_factory=dict)
     extra_body: Mapping[str, Any] = Field(default_factory=dict)  # merged into every request body
     repeat: int = 0  # which repeat of the sweep this is (--repeats): seeds its prompts and arrivals
+    # The loopback balancer in front of a Service's endpoints (load/balancer_proxy.py), when the endpoint is it
+    # or the Service itself: each level then records the requests every LWS group served, counted by the client
+    # (the x-lws-vllm-endpoint header) and by each leader's own /metrics read through the balancer.
+    balancer: str | None = None
+    # "tokens": lengths in the served model's tokens, prompts fitted with the server's POST /tokenize
+    # (load/token_workload.py); "words": the earlier behaviour, words of about one token each, unchecked
+    length_unit: LengthUnit = "tokens"
+    length_tolerance: float = 0.01  # requested vs usage.prompt_tokens mean, relative (load/input_check.py)
+    # the index of levels[0] in a longer sweep run a level at a time (the benchmark session): seeds level n as
+    # level first_level + n, so each level of the longer sweep draws its own prompts
+    first_level: int = 0
 
     @field_validator("endpoint")
     @classmethod
@@ -240,6 +331,14 @@ class SweepConfig(_Checked):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"SLO {key} must be a positive number of milliseconds, got {value}")
         return slo
+
+    @model_validator(mode="after")
+    def _multi_turn_in_tokens(self) -> SweepConfig:
+        if isinstance(self.workload, MultiTurnWorkload) and self.length_unit != "tokens":
+            raise ValueError("a multi-turn workload counts its turns in tokens: drop length_unit words")
+        if not (math.isfinite(self.length_tolerance) and self.length_tolerance > 0):
+            raise ValueError(f"length_tolerance must be a number > 0, got {self.length_tolerance}")
+        return self
 
     @property
     def base_url(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,11 +38,12 @@ class Progress:
     level: int  # 1-based
     levels: int
     description: str
-    planned: int
+    planned: int | None  # None: a closed loop bounded by its duration only
     sent: int
     completed: int
     failed: int
     elapsed_s: float
+    duration_s: float | None = None  # the level's time bound, if it has one
 
 
 ProgressSink = Callable[[Progress], None]
@@ -72,7 +73,7 @@ async def run_level(
     session: aiohttp.ClientSession,
     target: Target,
     level: Level,
-    specs: list[RequestSpec],
+    specs: Sequence[RequestSpec] | SpecStream,
     offsets: np.ndarray | None,
     *,
     stop: asyncio.Event | None = None,
@@ -103,6 +104,38 @@ async def run_level(
     )
 
 
+class SpecStream:
+    """A level's prompts without a count (a closed loop bounded only by its duration): handed out as the level
+    sends, a block at a time (``more`` draws the next); ``drawn`` keeps those handed out, request i at index i,
+    for the checks that compare what was sent with what was asked."""
+
+    def __init__(self, first: list[RequestSpec], more: Callable[[], Awaitable[list[RequestSpec]]]) -> None:
+        self.drawn: list[RequestSpec] = []
+        self._block = first
+        self._more = more
+
+    async def __aiter__(self) -> AsyncIterator[RequestSpec]:
+        while True:
+            for spec in self._block:
+                self.drawn.append(spec)
+                yield spec
+            self._block = await self._more()
+
+
+def sent_specs(specs: Sequence[RequestSpec] | SpecStream) -> Sequence[RequestSpec]:
+    """The prompts a level handed out, by request index."""
+    return specs.drawn if isinstance(specs, SpecStream) else specs
+
+
+async def _each(specs: Sequence[RequestSpec] | SpecStream) -> AsyncIterator[RequestSpec]:
+    if isinstance(specs, SpecStream):
+        async for spec in specs:
+            yield spec
+    else:
+        for spec in specs:
+            yield spec
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     gc.collect()
@@ -124,7 +157,7 @@ class _LevelSends:
         session: aiohttp.ClientSession,
         target: Target,
         level: Level,
-        specs: list[RequestSpec],
+        specs: Sequence[RequestSpec] | SpecStream,
         offsets: np.ndarray | None,
         progress: ProgressSink | None,
         position: tuple[int, int],
@@ -140,6 +173,11 @@ class _LevelSends:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.counts = _Counts()
         self.t0 = perf_counter()
+        self.planned = len(specs) if isinstance(specs, Sequence) else None
+        # closed loop bounded by time: nothing is sent after the deadline (open loop plans its arrivals in it)
+        self.deadline = (
+            self.t0 + level.duration_s if level.duration_s is not None and offsets is None else None
+        )
         self.slots: asyncio.Queue[float] | None = None
         if level.concurrency is not None:
             self.slots = asyncio.Queue()
@@ -175,8 +213,16 @@ class _LevelSends:
 
     async def dispatch(self) -> None:
         base_headers = {"Content-Type": "application/json", **self.target.headers}
-        for i, spec in enumerate(self.specs):
+        i = -1
+        async for spec in _each(self.specs):
+            i += 1
+            if self.planned is None and self.level.num_requests is not None and i >= self.level.num_requests:
+                break
+            if self.deadline is not None and perf_counter() >= self.deadline:
+                break
             due, ready = await self._due(i)
+            if self.deadline is not None and due >= self.deadline:
+                break  # the slot freed after the level's time: the level is over
             body = request_body(self.target, spec)
             record = RequestRecord(index=i, scheduled=due, ready=ready)
             self.records.append(record)
@@ -231,11 +277,12 @@ class _LevelSends:
                     level=self.position[0],
                     levels=self.position[1],
                     description=self.level.describe(),
-                    planned=len(self.specs),
+                    planned=self.planned if self.planned is not None else self.level.num_requests,
                     sent=self.counts.sent,
                     completed=self.counts.completed,
                     failed=self.counts.failed,
                     elapsed_s=perf_counter() - self.t0,
+                    duration_s=self.level.duration_s,
                 )
             )
 

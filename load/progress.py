@@ -27,11 +27,16 @@ class StderrProgress:
             self._last_logged = -_LOG_EVERY_S
         done = p.completed + p.failed
         text = (
-            f"level {p.level}/{p.levels} ({p.description}): {p.sent}/{p.planned} sent, "
+            f"level {p.level}/{p.levels} ({p.description}): {p.sent}/{p.planned if p.planned is not None else '?'} sent, "
             f"{p.completed} completed, {p.failed} failed, {p.elapsed_s:.1f} s"
         )
         if self.tty:
-            filled = round(_BAR * done / p.planned) if p.planned else _BAR
+            if p.planned:
+                filled = round(_BAR * done / p.planned)
+            elif p.duration_s:
+                filled = min(_BAR, round(_BAR * p.elapsed_s / p.duration_s))
+            else:
+                filled = _BAR
             self.stream.write(f"\r[{'#' * filled}{'.' * (_BAR - filled)}] {text}\x1b[K")
             self._open_line = True
         elif new_level or p.elapsed_s - self._last_logged >= _LOG_EVERY_S or done == p.planned:

@@ -24,6 +24,9 @@ class RequestRecord:
     status: int | None = None  # HTTP status, None when no response arrived
     error: str | None = None  # failure reason (README lists them); None = completed
     error_detail: str | None = None
+    endpoint: str | None = None  # the pod that served it, from the balancer's x-lws-vllm-endpoint header
+    # the streamed text, kept only when a list is given (multi-turn sessions send it back as history)
+    text: list[str] | None = None
 
     @property
     def first_token(self) -> float | None:

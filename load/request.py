@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from load import readclock
+from load.balancer_api import ENDPOINT_HEADER
 from load.config import Api, SweepConfig
 from load.records import RequestRecord
 from load.sse import SseDecoder
@@ -71,7 +72,10 @@ class Target:
         )
 
 
-def request_body(target: Target, spec: RequestSpec) -> bytes:
+def request_body(
+    target: Target, spec: RequestSpec, messages: Sequence[tuple[str, str]] | None = None
+) -> bytes:
+    """The JSON body; ``messages`` (role, content) for a chat request with history (load/conversations.py)."""
     body: dict[str, Any] = {
         "model": target.model,
         "max_tokens": spec.output_len,
@@ -79,7 +83,11 @@ def request_body(target: Target, spec: RequestSpec) -> bytes:
         "stream_options": {"include_usage": True},
     }
     if target.api == "chat":
-        body["messages"] = [{"role": "user", "content": spec.prompt}]
+        body["messages"] = (
+            [{"role": r, "content": c} for r, c in messages]
+            if messages is not None
+            else [{"role": "user", "content": spec.prompt}]
+        )
     else:
         body["prompt"] = spec.prompt
     if target.ignore_eos:
@@ -146,6 +154,7 @@ async def send_request(
             target.url, data=body, headers=headers, timeout=target.timeout, trace_request_ctx=record
         ) as response:
             record.status = response.status
+            record.endpoint = response.headers.get(ENDPOINT_HEADER)  # set only through the loopback balancer
             if response.status != 200:
                 record.fail(f"http_{response.status}", await _error_text(response), perf_counter())
                 return

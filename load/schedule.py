@@ -23,7 +23,8 @@ def arrival_offsets(level: Level, rng: np.random.Generator) -> np.ndarray | None
     """Offsets in seconds from the level start, non-decreasing; None for a closed-loop level."""
     if level.request_rate is None:
         return None
-    n = level.num_requests
+    n = level.planned_requests
+    assert n is not None, "an open-loop level always knows how many arrivals it plans"
     unit = _unit_rate_arrivals(n, level.burstiness, rng)  # mean gap 1, last arrival exactly at n
     r0 = level.request_rate
     if level.request_rate_end is None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import numpy as np
@@ -257,12 +257,18 @@ async def measure_round_trip(
 
 
 async def scrape_settled(
-    session: aiohttp.ClientSession, base_url: str, timeout_s: float, before: Snapshot, completed: int
+    session: aiohttp.ClientSession,
+    base_url: str,
+    timeout_s: float,
+    before: Snapshot,
+    completed: int,
+    scraper: Callable[[], Awaitable[Snapshot | None]] | None = None,
 ) -> Snapshot | None:
-    """Scrape until the server has counted the client's ``completed`` requests, for at most SETTLE_S."""
+    """Scrape until the server has counted the client's ``completed`` requests, for at most SETTLE_S.
+    ``scraper``: how to scrape instead of ``GET <base_url>/metrics`` (e.g. every leader behind a balancer)."""
     deadline = time.monotonic() + SETTLE_S
     while True:
-        after = await scrape(session, base_url, timeout_s)
+        after = await (scraper() if scraper is not None else scrape(session, base_url, timeout_s))
         if after is None:
             return None
         finished = server_delta(before, after).request_success

@@ -69,6 +69,8 @@ def take_events(
                 return MALFORMED, data, at
             if carries:
                 chunk_times.append(at)
+                if record.text is not None:
+                    record.text.append(streamed_text(choices, chat))
         usage = event.get("usage")
         if usage:
             try:
@@ -77,6 +79,12 @@ def take_events(
             except (KeyError, TypeError, ValueError):
                 return MALFORMED, data, at
     return None
+
+
+def streamed_text(choices: list[Any], chat: bool) -> str:
+    """The text a token-carrying chunk adds (the first choice's; the load sends n = 1)."""
+    choice = choices[0]
+    return str((choice.get("delta") or {}).get("content") or "") if chat else str(choice.get("text") or "")
 
 
 def completion_carries_token(choices: list[Any]) -> bool:

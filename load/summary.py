@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from load.input_check import workload_notes
 from reports.schema import LevelResult, Result
 
 
@@ -33,7 +34,9 @@ def level_line(n: int, label: str, level: LevelResult) -> str:
         f" | TPOT p50 {ci('tpot_p50', m.tpot_ms.p50)} p99 {ci('tpot_p99', m.tpot_ms.p99)} ms"
         f" | ITL p99 {ci('itl_p99', m.itl_ms.p99)} ms | E2EL p50 {ci('e2el_p50', m.e2el_ms.p50)} ms"
         f" | {ci('output_tokens_per_s', m.throughput.output_tokens_per_s)} output tok/s"
-        f" | schedule lag p99 {_ms(m.schedule_lag_ms.p99)} ms" + _client_text(level)
+        f" | schedule lag p99 {_ms(m.schedule_lag_ms.p99)} ms"
+        + _client_text(level)
+        + "".join(f" | {note}" for note in workload_notes(level))
     )
 
 

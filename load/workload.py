@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from load.config import RandomWorkload, SharedPrefixWorkload, ShareGptWorkload, Workload
+from load.config import (
+    MultiTurnWorkload,
+    RandomWorkload,
+    SharedPrefixWorkload,
+    ShareGptWorkload,
+    Workload,
+)
 
 # Short, common English words: each is a single token (with its leading space) in the GPT-2, Llama 2/3
 # and Mistral vocabularies, so a prompt of N of them is close to N tokens.
@@ -44,6 +50,10 @@ class RequestSpec:
     prompt: str
     output_len: int
     input_len: int | None  # the intended prompt length in tokens (estimate); usage has the truth
+    # lengths in tokens (load/token_workload.py): the server's count of the prompt (input_len is then what
+    # was asked for), and of its prefix shared with other requests of the level
+    counted: int | None = None
+    shared_tokens: int | None = None
 
 
 def build_requests(workload: Workload, n: int, rng: np.random.Generator) -> list[RequestSpec]:
@@ -56,11 +66,17 @@ def build_requests(workload: Workload, n: int, rng: np.random.Generator) -> list
         return _shared_prefix(workload, n, rng)
     if isinstance(workload, ShareGptWorkload):
         return _sharegpt(workload, n, rng)
+    if isinstance(workload, MultiTurnWorkload):
+        raise TypeError("a multi-turn workload is sent as sessions (load/conversations.py), not requests")
     raise TypeError(f"unknown workload {workload!r}")
 
 
 def _random_text(rng: np.random.Generator, words: int) -> str:
-    return " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), size=words))
+    return " ".join(random_words(rng, words))
+
+
+def random_words(rng: np.random.Generator, words: int) -> list[str]:
+    return [WORDS[i] for i in rng.integers(0, len(WORDS), size=words)]
 
 
 def _shared_prefix(w: SharedPrefixWorkload, n: int, rng: np.random.Generator) -> list[RequestSpec]:
@@ -98,8 +114,24 @@ def _sharegpt(w: ShareGptWorkload, n: int, rng: np.random.Generator) -> list[Req
     return picked
 
 
+def sharegpt_valid(prompt_len: int, output_len: int) -> bool:
+    """vLLM bench's ShareGPT filter (``is_valid_sequence``)."""
+    return (
+        prompt_len >= _SHAREGPT_MIN_TOKENS
+        and output_len >= _SHAREGPT_MIN_TOKENS
+        and prompt_len <= _SHAREGPT_MAX_PROMPT
+        and prompt_len + output_len <= _SHAREGPT_MAX_TOTAL
+    )
+
+
 def load_sharegpt_pairs(path: Path) -> list[tuple[str, str]]:
     """(first human turn, the reply to it) from each conversation of a ShareGPT-format JSON file."""
+    return [(c[0], c[1]) for c in load_sharegpt_conversations(path, 2)]
+
+
+def load_sharegpt_conversations(path: Path, min_turns: int = 2) -> list[list[str]]:
+    """Each conversation's turns (human, reply, human, ...) as text, from a ShareGPT-format JSON file; those
+    with fewer than ``min_turns`` turns are left out."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -108,23 +140,22 @@ def load_sharegpt_pairs(path: Path) -> list[tuple[str, str]]:
         raise WorkloadError(f"{path}: not a JSON file ({exc})") from None
     if not isinstance(raw, list):
         raise WorkloadError(f"{path}: expected a JSON list of conversations, got {type(raw).__name__}")
-    pairs = []
+    conversations = []
     for entry in raw:
         turns = entry.get("conversations") if isinstance(entry, dict) else None
-        if not isinstance(turns, list) or len(turns) < 2:
+        if not isinstance(turns, list) or len(turns) < min_turns:
             continue
-        first, second = turns[0], turns[1]
-        if not (isinstance(first, dict) and isinstance(second, dict)):
-            continue
-        prompt, reply = first.get("value"), second.get("value")
-        if isinstance(prompt, str) and isinstance(reply, str):
-            pairs.append((prompt, reply))
-    if not pairs:
+        texts = [t.get("value") if isinstance(t, dict) else None for t in turns]
+        # the turns up to the first that is not text; enough of them or none
+        usable = texts[: next((i for i, t in enumerate(texts) if not isinstance(t, str)), len(texts))]
+        if len(usable) >= min_turns:
+            conversations.append([str(t) for t in usable])
+    if not conversations:
         raise WorkloadError(
-            f"{path}: no conversation with two turns found; expected "
+            f"{path}: no conversation with {'two' if min_turns == 2 else min_turns} turns found; expected "
             '[{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}, ...]'
         )
-    return pairs
+    return conversations
 
 
 def _estimate_tokens(text: str) -> int:

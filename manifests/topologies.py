@@ -116,6 +116,20 @@ TOPOLOGIES: dict[str, Topology] = {
             description="the reference in two LWS groups (replicas: 2), four nodes: group isolation, rollouts",
         ),
         Topology(
+            name="cpu-tp1-pp1",
+            tp=1,
+            pp=1,
+            size=1,
+            gpus_per_pod=0,
+            nodes=1,
+            default_model=MODEL_TINY,
+            description="vLLM's CPU build, one pod per group, no worker: two real groups fit this 24 GB class of "
+            "machine, for rollouts and group faults on the real engine",
+            device="cpu",
+            default_profile="mp",
+            serve_args=("--max-model-len 512", "--dtype float32"),
+        ),
+        Topology(
             name="cpu-tp1-pp2",
             tp=1,
             pp=2,

@@ -6,7 +6,9 @@ that exits first, or does not say it within the ready timeout, is ended and reap
 own last line. Once ready, its output is drained so the pipe never fills (it logs every connection). Without a
 local port kubectl picks a free one and names it on that first line, so there is no race for a port; with one
 (a URL that must survive a restart of kubectl), kubectl listens there. kubectl exits when a connection through
-it fails (the pod went away, nothing listens there yet); `PortForward.url()` then starts it again.
+it fails (the pod went away, nothing listens there yet); `PortForward.url()` then starts it again, and an
+`on_exit` callback, if given, is called (on the output reader's thread) when a ready kubectl exits on its own, so
+an owner can start it again at once rather than on its next look.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class PortForward:
         *,
         local_port: int | None = None,
         ready_timeout: float = 30.0,
+        on_exit: Callable[[], None] | None = None,
     ) -> None:
         local = "" if local_port is None else str(local_port)
         self.argv = [*kubectl, "-n", namespace, "port-forward", "--address", "127.0.0.1", target]
         self.argv.append(f"{local}:{remote_port}")
         self.what = f"kubectl port-forward {target} -n {namespace}"
         self.ready_timeout = ready_timeout
+        self.on_exit = on_exit
         self._proc: subprocess.Popen[str] | None = None
         self._url: str | None = None
 
@@ -61,8 +65,13 @@ class PortForward:
         if self.running and self._url is not None:
             return self._url
         self.close()
-        self._proc, self._url = _launch(self.argv, self.what, self.ready_timeout)
+        self._proc, self._url = _launch(self.argv, self.what, self.ready_timeout, self._exited)
         return self._url
+
+    def _exited(self, proc: subprocess.Popen[str]) -> None:
+        """kubectl's output ended after it forwarded: tell the owner, unless `close()` ended it."""
+        if self._proc is proc and self.on_exit is not None:
+            self.on_exit()
 
     def close(self) -> None:
         proc, self._proc, self._url = self._proc, None, None
@@ -100,7 +109,12 @@ def port_forward(
         forward.close()
 
 
-def _launch(argv: list[str], what: str, ready_timeout: float) -> tuple[subprocess.Popen[str], str]:
+def _launch(
+    argv: list[str],
+    what: str,
+    ready_timeout: float,
+    on_exit: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -118,6 +132,9 @@ def _launch(argv: list[str], what: str, ready_timeout: float) -> tuple[subproces
                 answered.set()
                 for _ in stdout:  # drain, so the pipe never fills
                     pass
+                if on_exit is not None:
+                    proc.wait()
+                    on_exit(proc)
                 return
             said.append(line.strip())
         answered.set()  # kubectl exited without forwarding

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.compare import SLO_HELP, Comparison, SloError, compare, parse_slo
+from reports.compare import SLO_HELP, Comparison, SloError, compare, parse_slo, stored_slo
 from reports.gate import DEFAULT_TOLERANCES, GateInputError, gate, parse_tolerances
 from reports.gate_report import render_gate_markdown
 from reports.gate_verdict import DEFAULT_K
@@ -58,14 +58,19 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     results, names = _read_all(args.results)
+    if args.slo is None:
+        slo, slo_note = stored_slo(results)
+    else:
+        slo, slo_note = ({} if args.slo.strip().lower() == "none" else parse_slo(args.slo)), ""
     comparison = compare(
         results,
         names,
-        parse_slo(args.slo or ""),
+        slo,
         allow_mixed=args.allow_mixed,
         modelled_time=args.modelled_time,
         sources=args.results,
         allow_invalid=args.allow_invalid,
+        slo_note=slo_note,
     )
     text = render_comparison_markdown(comparison)
     sys.stdout.write(text)
@@ -118,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "results", nargs="+", metavar="RESULT", help="result JSON files, typically one per topology"
     )
-    cmp.add_argument("--slo", metavar="KEY=VALUE,...", help=f"e.g. tpot_ms=50,ttft_ms=2000; keys: {SLO_HELP}")
+    cmp.add_argument(
+        "--slo",
+        metavar="KEY=VALUE,...|none",
+        help=f"e.g. tpot_ms=50,ttft_ms=2000; keys: {SLO_HELP}. Default: the SLOs stored in the runs, when they "
+        "agree; none: rank without SLOs",
+    )
     cmp.add_argument("--html", metavar="OUT.html", help="write the HTML page with the comparison here")
     cmp.add_argument("--markdown", metavar="OUT.md", help="also write the Markdown here")
     _mixed_option(cmp)

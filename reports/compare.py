@@ -1,5 +1,6 @@
-"""Comparison across runs: every level normalised per GPU, the Pareto frontier of per-GPU output
-throughput against TPOT p99, and the best setting under given SLOs."""
+"""Comparison across runs: every level normalised per GPU (per pod and per CPU core when CPUs served every run:
+reports/normalise.py), the Pareto frontier of normalised output throughput against TPOT p99, and the best setting
+under given SLOs."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reports.group_load import level_gpus
 from reports.levels import level_labels
 from reports.metrics import METRICS, PER_GPU_FORMULA
+from reports.normalise import CORE_UNIT, GPU_UNIT, POD_UNIT, comparison_unit, core_count, per, pod_count
 from reports.provenance import FieldMix, check_mixing, in_modelled_time, sim_note, tagged
-from reports.runs import display_names, gpu_count, gpu_count_note, topology_name
+from reports.runs import display_names, gpu_count_note, topology_name
 from reports.schema import LevelResult, Result
 from reports.tables import per_gpu
 from reports.validity import InvalidLevel, check_valid, invalid_label
@@ -68,6 +71,27 @@ class Point:
     out_tps: float | None
     out_tps_per_gpu: float | None
     level_result: LevelResult
+    unit: str = GPU_UNIT  # what the comparison ranks by: "GPU", "pod" or "CPU core"
+    pods: int | None = None
+    cores: int | None = None
+
+    @property
+    def out_tps_per_pod(self) -> float | None:
+        return per(self.out_tps, self.pods)
+
+    @property
+    def out_tps_per_core(self) -> float | None:
+        return per(self.out_tps, self.cores)
+
+    @property
+    def units(self) -> int | None:
+        """How many of the comparison's unit served this run."""
+        return {GPU_UNIT: self.gpus, POD_UNIT: self.pods, CORE_UNIT: self.cores}.get(self.unit)
+
+    @property
+    def out_tps_per_unit(self) -> float | None:
+        """Output tokens/s per the comparison's unit: what the frontier and the best setting rank."""
+        return self.out_tps_per_gpu if self.unit == GPU_UNIT else per(self.out_tps, self.units)
 
     def value(self, metric_key: str) -> float | None:
         return METRICS[metric_key].value(self.level_result)
@@ -105,40 +129,60 @@ class Comparison:
     verdicts: dict[tuple[int, str], SloVerdict]  # (run index, level label)
     best: Point | None  # highest per-GPU output throughput meeting the SLOs (or overall without SLOs)
     best_per_run: list[Point | None]
+    best_any: Point | None  # the same ranking without the SLOs (said when no level meets them)
     notes: list[str]
     mixed: list[FieldMix] = field(default_factory=list)  # provenance fields that differ (allow_mixed)
     modelled_time: bool = False
     invalid: list[InvalidLevel] = field(default_factory=list)  # client-bound levels shown (allow_invalid)
+    unit: str = GPU_UNIT  # per GPU, or per pod / per CPU core when CPUs served every run
+
+    @property
+    def on_cpus(self) -> bool:
+        return self.unit != GPU_UNIT
 
 
 def pareto_frontier(points: Sequence[Point]) -> list[Point]:
-    """Points no other point beats on both lower TPOT p99 and higher output tokens/s per GPU."""
-    known = [p for p in points if p.value("tpot_p99") is not None and p.out_tps_per_gpu is not None]
-    known.sort(key=lambda p: (p.value("tpot_p99"), -(p.out_tps_per_gpu or 0.0)))
+    """Points no other point beats on both lower TPOT p99 and higher output tokens/s per GPU (per the
+    comparison's unit)."""
+    known = [p for p in points if p.value("tpot_p99") is not None and p.out_tps_per_unit is not None]
+    known.sort(key=lambda p: (p.value("tpot_p99"), -(p.out_tps_per_unit or 0.0)))
     frontier: list[Point] = []
     for point in known:
-        if not frontier or (point.out_tps_per_gpu or 0.0) > (frontier[-1].out_tps_per_gpu or 0.0):
+        if not frontier or (point.out_tps_per_unit or 0.0) > (frontier[-1].out_tps_per_unit or 0.0):
             frontier.append(point)
     return frontier
 
 
-def _points(names: Sequence[str], results: Sequence[Result]) -> list[Point]:
+def _points(names: Sequence[str], results: Sequence[Result], unit: str = GPU_UNIT) -> list[Point]:
     points = []
     for index, (name, result) in enumerate(zip(names, results, strict=True)):
-        gpus = gpu_count(result.run)
+        pods, cores = pod_count(result.run), core_count(result.run)
         labels = level_labels([lv.load for lv in result.results])
         for label, level in zip(labels, result.results, strict=True):
+            gpus = level_gpus(result.run, level)  # the GPUs of the groups that served it, where recorded
             out = level.metrics.throughput.output_tokens_per_s
             shown = invalid_label(label, level)
             points.append(
-                Point(name, index, shown, topology_name(result.run), gpus, out, per_gpu(out, gpus), level)
+                Point(
+                    name,
+                    index,
+                    shown,
+                    topology_name(result.run),
+                    gpus,
+                    out,
+                    per_gpu(out, gpus),
+                    level,
+                    unit,
+                    pods,
+                    cores,
+                )
             )
     return points
 
 
 def _best(points: Sequence[Point]) -> Point | None:
-    ranked = [p for p in points if p.out_tps_per_gpu is not None]
-    return max(ranked, key=lambda p: p.out_tps_per_gpu or 0.0, default=None)
+    ranked = [p for p in points if p.out_tps_per_unit is not None]
+    return max(ranked, key=lambda p: p.out_tps_per_unit or 0.0, default=None)
 
 
 def compare(
@@ -150,6 +194,7 @@ def compare(
     modelled_time: bool = False,
     sources: Sequence[str] | None = None,
     allow_invalid: bool = False,
+    slo_note: str = "",
 ) -> Comparison:
     """Compare runs (typically one result file per topology). SLO keys as in ``parse_slo``.
 
@@ -169,7 +214,8 @@ def compare(
         slo_metric(key)
     if checked and "error_rate" not in checked:
         checked["error_rate"] = DEFAULT_ERROR_RATE
-    points = _points(shown, results)
+    unit = comparison_unit(results)
+    points = _points(shown, results, unit)
     verdicts = {(p.run_index, p.level): check_slo(p, checked) for p in points}
     eligible = [  # a client-bound level never wins: its numbers are the client's
         p
@@ -184,6 +230,8 @@ def compare(
         if (note := sim_note(r.run, modelled_time)) is not None:
             simulated.setdefault(note, []).append(name)
     notes += [f"{', '.join(runs)} {note}" for note, runs in simulated.items()]
+    if slo_note:
+        notes.append(slo_note)
     return Comparison(
         names=shown,
         results=list(results),
@@ -193,10 +241,28 @@ def compare(
         verdicts=verdicts,
         best=_best(eligible),
         best_per_run=[_best([p for p in eligible if p.run_index == i]) for i in range(len(results))],
+        best_any=_best([p for p in points if not p.level_result.invalid]),
         notes=notes,
         mixed=mixed,
         modelled_time=modelled_time,
         invalid=invalid,
+        unit=unit,
+    )
+
+
+def stored_slo(results: Sequence[Result]) -> tuple[dict[str, float], str]:
+    """The SLOs the runs were measured under (every level stores its own, `load.slo`) when all levels of all
+    runs agree, with a note saying so; else none, and a note when they disagree (give --slo then)."""
+    kinds = {tuple(sorted(level.load.slo.items())) for r in results for level in r.results}
+    if len(kinds) > 1:
+        seen = "; ".join(sorted(slo_text(dict(k)) or "none" for k in kinds))
+        return {}, f"the runs were measured under different SLOs ({seen}): none applied here; give --slo"
+    stored = dict(next(iter(kinds))) if kinds else {}
+    if not stored:
+        return {}, ""
+    return (
+        stored,
+        f"SLOs as stored in the runs ({slo_text(stored)}); --slo overrides them, --slo none drops them",
     )
 
 

@@ -97,6 +97,20 @@ PROFILES: tuple[Profile, ...] = (
         },
     ),
     _profile(
+        "LWS-UPGRADE",
+        "The LWS controller and its CRDs upgraded in place (--lws-upgrade-from) while groups serve under load.",
+        {
+            "UpgradeLeavesGroups": "no pod of a running group is recreated, restarted or given another "
+            "template revision hash by the upgrade (the LWS spec unchanged); the new controller's events listed",
+            "UpgradeServesEveryRequest": "no request sent through the leader Service during the upgrade fails",
+            "UpgradeStaysAvailable": "the LWS stays Available throughout and, after the upgrade, carries the new "
+            "release's status fields (observedGeneration from v0.9.0)",
+            "RollsAfterUpgrade": "a template change made after the upgrade rolls the groups out within the "
+            "strategy while the Service serves",
+        },
+        {},
+    ),
+    _profile(
         "VLLM-MULTINODE",
         "vLLM really runs across the group's pods and nodes, as its logs show.",
         {
@@ -121,6 +135,9 @@ PROFILES: tuple[Profile, ...] = (
 )
 
 BY_NAME: dict[str, Profile] = {p.name: p for p in PROFILES}
+# run when asked for with --lws-upgrade-from, not by default: it upgrades the testbed's LWS in place
+UPGRADE_PROFILE = "LWS-UPGRADE"
+DEFAULT_PROFILES: tuple[str, ...] = tuple(name for name in BY_NAME if name != UPGRADE_PROFILE)
 FEATURES: dict[str, Feature] = {f.name: f for p in PROFILES for f in p.features}
 
 

@@ -113,6 +113,7 @@ class Implementation(_Model):
     cluster: Cluster
     kubernetes_version: str | None = None
     lws_version: str | None = None
+    lws_upgraded_from: str | None = None  # --lws-upgrade-from: the release the testbed ran before its upgrade
     vllm_image: str | None = None
     vllm_version: str | None = None
     engine: str | None = None

@@ -8,8 +8,10 @@ from html import escape
 from reports import plots, timeline_plot
 from reports.compare import Comparison, compare
 from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
+from reports.group_table import group_table
 from reports.levels import level_labels
 from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
+from reports.normalise import device_text, is_cpu, unit_formula
 from reports.predicted_table import predicted_table
 from reports.provenance import allowed_note, engine_label, sim_note, tagged
 from reports.runs import display_names, gpu_count, parallelism, topology_name
@@ -18,6 +20,7 @@ from reports.server_view_table import server_view_tables
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import MISSING, num
 from reports.validity import INVALID_TAG, allowed_invalid_note
+from reports.workload_table import workload_tables
 
 _CSS = """
 :root { color-scheme: light; }
@@ -85,7 +88,7 @@ def _runs_table(names: Sequence[str], results: Sequence[Result]) -> Table:
             topology_name(r.run) or MISSING,
             parallelism(r.run) or MISSING,
             MISSING if gpu_count(r.run) is None else str(gpu_count(r.run)),
-            r.run.gpu_product or MISSING,
+            device_text(r.run) if is_cpu(r.run) else (r.run.gpu_product or MISSING),
             r.run.model or MISSING,
             r.run.vllm_version or MISSING,
             r.run.started_at or MISSING,
@@ -99,7 +102,7 @@ def _runs_table(names: Sequence[str], results: Sequence[Result]) -> Table:
             notes.setdefault(note, []).append(name)
     return Table(
         "Runs",
-        ["run", "engine", "topology", "TP x PP", "GPUs", "GPU", "model", "vLLM", "started", "levels"],
+        ["run", "engine", "topology", "TP x PP", "GPUs", "GPU or CPU", "model", "vLLM", "started", "levels"],
         rows,
         [False, False, False, False, True, False, False, False, False, True],
         [f"{', '.join(runs)} {note}" for note, runs in notes.items()],
@@ -141,7 +144,11 @@ def _run_section(name: str, result: Result, anchor: str) -> str:
     if recovery is not None:
         parts.append(_table(recovery, "h4"))
     predicted = predicted_table(result)
-    parts += [_table(t, "h4") for t in [predicted, *server_view_tables(result)] if t is not None]
+    parts += [
+        _table(t, "h4")
+        for t in [group_table(result), predicted, *server_view_tables(result), *workload_tables(result)]
+        if t is not None
+    ]
     server = _server_metrics_table(result)
     if server is not None:
         parts.append(
@@ -203,11 +210,11 @@ def _figure_sections(
     sections.append(
         (
             "per-gpu",
-            "Per-GPU throughput",
+            f"Per-{cmp.unit} throughput",
             _figure(
                 plots.per_gpu_throughput(cmp),
-                f"{PER_GPU_FORMULA}. Right: every level of every run; the dashed line joins the Pareto frontier "
-                "(no other level has both lower TPOT p99 and higher per-GPU output throughput).",
+                f"{unit_formula(cmp.unit)}. Right: every level of every run; the dashed line joins the Pareto "
+                f"frontier (no other level has both lower TPOT p99 and higher per-{cmp.unit} output throughput).",
             ),
         )
     )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from reports.compare import Comparison
 from reports.compare_tables import best_lines, frontier_table, per_run_table, pivot_tables
+from reports.group_table import group_table
 from reports.predicted_table import predicted_table
 from reports.provenance import allowed_note, tagged
 from reports.runs import display_names
@@ -14,6 +15,7 @@ from reports.server_view_table import server_view_tables
 from reports.tables import Table, level_tables, metadata_lines, recovery_table
 from reports.text import md_table
 from reports.validity import allowed_invalid_note
+from reports.workload_table import workload_tables
 
 
 def table_markdown(table: Table, level: str = "###") -> str:
@@ -35,7 +37,12 @@ def run_markdown(name: str, result: Result) -> str:
     recovery = recovery_table(result)
     if recovery is not None:
         parts += ["", table_markdown(recovery)]
-    for table in [predicted_table(result), *server_view_tables(result)]:
+    for table in [
+        group_table(result),
+        predicted_table(result),
+        *server_view_tables(result),
+        *workload_tables(result),
+    ]:
         if table is not None:
             parts += ["", table_markdown(table)]
     return "\n".join(parts)

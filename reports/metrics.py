@@ -120,7 +120,10 @@ METRICS: dict[str, Metric] = _build()
 
 # The measured window every throughput divides by, named once for the reports.
 WINDOW_FORMULA = "measured window = first send to last completion of the level (duration_s)"
-PER_GPU_FORMULA = "per GPU = value / run.gpus (all GPUs serving, every LWS group)"
+PER_GPU_FORMULA = (
+    "per GPU = value / GPUs of the LWS groups that served the level (any request; see Requests per LWS group), "
+    "or / run.gpus (every group) where the split was not recorded"
+)
 
 
 def metric(key: str) -> Metric:

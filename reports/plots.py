@@ -15,11 +15,12 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 
 from reports.compare import Comparison, Point
+from reports.group_load import level_gpus
 from reports.levels import level_labels, offered_load
 from reports.metrics import METRICS
+from reports.normalise import GPU_UNIT, unit_count
 from reports.plot_marks import INVALID_LEGEND, mark_level
 from reports.plot_style import STYLE, colour, figure, log_if_wide, marker, svg
-from reports.runs import gpu_count
 from reports.schema import Result
 from reports.tables import per_gpu
 from reports.validity import invalid_label
@@ -79,7 +80,8 @@ def throughput_latency(names: Sequence[str], results: Sequence[Result]) -> str |
 
 def per_gpu_throughput(comparison: Comparison) -> str | None:
     """Output tokens/s per GPU against offered load, and against TPOT p99 with the Pareto frontier."""
-    if not any(p.out_tps_per_gpu is not None for p in comparison.points):
+    unit = comparison.unit  # per GPU; per pod or CPU core when CPUs served every run (reports/normalise.py)
+    if not any(p.out_tps_per_unit is not None for p in comparison.points):
         return None
     with rc_context(STYLE):
         fig = figure(11, 4.2)
@@ -87,9 +89,14 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
         axis_names = set()
         every_x: list[float] = []
         for i, (name, result) in enumerate(zip(comparison.names, comparison.results, strict=True)):
-            gpus = gpu_count(result.run)
             axis = offered_load([lv.load for lv in result.results])
-            ys = [per_gpu(lv.metrics.throughput.output_tokens_per_s, gpus) for lv in result.results]
+            ys = [
+                per_gpu(
+                    lv.metrics.throughput.output_tokens_per_s,
+                    level_gpus(result.run, lv) if unit == GPU_UNIT else unit_count(result.run, unit),
+                )
+                for lv in result.results
+            ]
             if axis is None:
                 axis = ("load level (index)", [float(n) for n in range(1, len(ys) + 1)])
             axis_names.add(axis[0])
@@ -105,16 +112,16 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
                     markersize=5,
                 )
             points = [p for p in comparison.points if p.run_index == i]
-            tpot = [(p.value("tpot_p99"), p.out_tps_per_gpu) for p in points]
+            tpot = [(p.value("tpot_p99"), p.out_tps_per_unit) for p in points]
             known = [(x, y) for x, y in tpot if x is not None and y is not None]
             if known:
                 right.scatter(
                     *zip(*known, strict=True), marker=marker(i), color=colour(i), label=name, s=28, zorder=3
                 )
-            if gpus:
-                for p in points:
+            for p in points:
+                if p.gpus:
                     mark_level(
-                        right, p.level_result, "tpot_p99", "output_tokens_per_s", colour(i), y_scale=gpus
+                        right, p.level_result, "tpot_p99", "output_tokens_per_s", colour(i), y_scale=p.gpus
                     )
         log_if_wide(left, every_x, "x")
         if left.get_xscale() == "log":
@@ -122,8 +129,8 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
             left.set_xticks(ticks, [f"{t:g}" for t in ticks])
             left.minorticks_off()
         left.set_xlabel(" / ".join(sorted(axis_names)))
-        left.set_ylabel("output tokens/s per GPU")
-        left.set_title("Per-GPU output throughput by load")
+        left.set_ylabel(f"output tokens/s per {unit}")
+        left.set_title(f"Per-{unit} output throughput by load")
         left.set_ylim(bottom=0)
         left.legend(loc="best")
         _frontier(right, comparison.frontier)
@@ -133,8 +140,8 @@ def per_gpu_throughput(comparison: Comparison) -> str | None:
                 tpot_slo, color="#888888", linestyle=":", linewidth=1.2, label=f"SLO {tpot_slo:g} ms"
             )
         right.set_xlabel("TPOT p99 (ms)")
-        right.set_ylabel("output tokens/s per GPU")
-        right.set_title("Pareto frontier: per-GPU throughput against TPOT p99")
+        right.set_ylabel(f"output tokens/s per {unit}")
+        right.set_title(f"Pareto frontier: per-{unit} throughput against TPOT p99")
         right.set_ylim(bottom=0)
         right.legend(loc="best")
         return svg(fig, "per-gpu")
@@ -144,7 +151,7 @@ def _frontier(ax: Axes, frontier: Sequence[Point]) -> None:
     if not frontier:
         return
     xs = [p.value("tpot_p99") or 0.0 for p in frontier]
-    ys = [p.out_tps_per_gpu or 0.0 for p in frontier]
+    ys = [p.out_tps_per_unit or 0.0 for p in frontier]
     ax.plot(
         xs,
         ys,

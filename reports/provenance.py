@@ -5,7 +5,7 @@ real vLLM's CPU build "vllm-cpu", real vLLM on a real cluster "vllm", an "extern
 ``sim_time_scale``, ``gpu_product`` and ``testbed``. Runs that differ in any of them measure different
 things, so the gate and the comparison refuse to mix them (``MixedRunsError``) unless told to
 (``allow_mixed``), and then say which fields differ. So do four fields of what was measured: the run's
-``model`` and its levels' ``workload``, ``input_len`` and ``output_len`` (``WORKLOAD_FIELDS``): the same
+``model`` and its levels' ``workload``, ``input_len``, ``output_len`` and ``length_unit`` (``WORKLOAD_FIELDS``): the same
 topology serving another model, or other prompts, is another experiment. A field that was not recorded
 (None, e.g. ``engine`` in files written before it existed) is "unknown", which differs from every known value.
 
@@ -25,7 +25,8 @@ from reports.schema import Distribution, LevelMetrics, LevelResult, LoadSpec, Re
 
 SIM = "sim"
 PROVENANCE_FIELDS = ("engine", "sim_time_scale", "gpu_product", "testbed")
-WORKLOAD_FIELDS = ("model", "workload", "input_len", "output_len")  # model from the run, the rest per level
+# model from the run, the rest per level; a length in tokens is not one in words (length_unit)
+WORKLOAD_FIELDS = ("model", "workload", "input_len", "output_len", "length_unit")
 UNKNOWN = "unknown"
 ALLOW_MIXED_FLAG = "--allow-mixed"
 MODELLED_FLAG = "--modelled-time"
@@ -139,11 +140,17 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _load_field(load: LoadSpec, name: str) -> object:
+    """A level's workload field; a length unit not recorded is words (files written before lengths in tokens)."""
+    value = getattr(load, name)
+    return "words" if name == "length_unit" and value is None else value
+
+
 def _measured(name: str, result: Result) -> str:
     """A workload field of a run: the model, or the levels' value ('1024', or '128/1024' when its levels differ)."""
     if name == "model":
         return _text(result.run.model)
-    values = sorted({_text(getattr(level.load, name)) for level in result.results})
+    values = sorted({_text(_load_field(level.load, name)) for level in result.results})
     return "/".join(values) if values else UNKNOWN
 
 

@@ -4,7 +4,10 @@ A level run N times is written once: ``repeats`` holds each repeat's metrics in 
 mean (every latency statistic, throughput, goodput and window averaged over the repeats that have it; request
 counts and token totals summed over all repeats; the server's /metrics deltas summed, gauges left out), and
 ``intervals`` the 95% t-interval of every metric of the catalogue (reports/intervals.py). The client check of
-the folded level is invalid when any repeat's is, each reason naming its repeat.
+the folded level is invalid when any repeat's is, each reason naming its repeat. The workload's own figures fold
+over all the repeats' requests: the load sent (asked and served prompt tokens, weighted by requests; within
+tolerance only when every repeat was), the prefix cache (hits and queries summed), and TTFT per turn (averaged
+per turn). The server's view (its histograms beside the client's) is per repeat only: ``repeats`` keeps it.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from reports.group_load import fold_groups, loaded_gpus
 from reports.intervals import t_interval
 from reports.metrics import METRICS
 from reports.schema import (
     ClientCheck,
     Distribution,
+    InputLengthCheck,
     Interval,
     LevelMetrics,
     LevelResult,
+    PrefixCacheView,
     RequestCounts,
     Throughput,
+    TurnLatency,
 )
 
 _DIST_FIELDS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms", "schedule_lag_ms")
@@ -121,7 +128,69 @@ def mean_metrics(repeats: Sequence[LevelMetrics]) -> LevelMetrics:
         output_tokens=_sum([m.output_tokens for m in repeats]),
         server_metrics_delta=_server_sum([m.server_metrics_delta for m in repeats]),
         client=fold_client([m.client for m in repeats]),
+        groups=(groups := fold_groups([m.groups for m in repeats])),
+        gpus_loaded=loaded_gpus(groups),
+        input_lengths=fold_input_lengths([m.input_lengths for m in repeats]),
+        prefix_cache=fold_prefix_cache([m.prefix_cache for m in repeats]),
+        ttft_by_turn=fold_turns([m.ttft_by_turn for m in repeats]),
     )
+
+
+def fold_input_lengths(checks: Sequence[InputLengthCheck | None]) -> InputLengthCheck | None:
+    """Asked and served means over every repeat's requests; within tolerance only when each repeat was."""
+    known = [c for c in checks if c is not None and c.requests > 0]
+    if not known:
+        return None
+    requests = sum(c.requests for c in known)
+    asked = sum(c.requested_mean * c.requests for c in known) / requests
+    served = sum(c.served_mean * c.requests for c in known) / requests
+    error = served / asked - 1 if asked else 0.0
+    tolerance = known[0].tolerance
+    return InputLengthCheck(
+        requests=requests,
+        requested_mean=asked,
+        served_mean=served,
+        relative_error=error,
+        tolerance=tolerance,
+        within_tolerance=all(c.within_tolerance for c in known) and abs(error) <= tolerance,
+    )
+
+
+def fold_prefix_cache(views: Sequence[PrefixCacheView | None]) -> PrefixCacheView | None:
+    """Hits and queries summed over the repeats (the rate is theirs), the shared share averaged."""
+    known = [v for v in views if v is not None]
+    if not known:
+        return None
+    queries = _fsum([v.queries for v in known])
+    hits = _fsum([v.hits for v in known])
+    return PrefixCacheView(
+        queries=queries,
+        hits=hits,
+        hit_rate=hits / queries if hits is not None and queries else None,
+        shared_fraction=_mean([v.shared_fraction for v in known]),
+        block_size=next((v.block_size for v in known if v.block_size is not None), None),
+    )
+
+
+def fold_turns(per_repeat: Sequence[Sequence[TurnLatency]]) -> list[TurnLatency]:
+    """Each turn's TTFT averaged over the repeats that had that turn."""
+    turns: dict[int, list[TurnLatency]] = {}
+    for repeat in per_repeat:
+        for t in repeat:
+            turns.setdefault(t.turn, []).append(t)
+    return [
+        TurnLatency(
+            turn=turn,
+            prompt_tokens_mean=_mean([t.prompt_tokens_mean for t in same]),
+            ttft_ms=mean_distribution([t.ttft_ms for t in same]),
+        )
+        for turn, same in sorted(turns.items())
+    ]
+
+
+def _fsum(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def level_intervals(levels: Sequence[LevelResult]) -> dict[str, Interval]:

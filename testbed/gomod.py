@@ -1,4 +1,5 @@
-"""Render testbed/gobuild/kube/go.mod from the pinned versions.
+"""Render testbed/gobuild/kube/go.mod from the pinned versions, or a module for another Kubernetes release
+(`generate`, used by the build for `--kubernetes-version`).
 
 k8s.io/kubernetes requires each staging module at v0.0.0, which no proxy serves; its own `replace => ./staging`
 lines are ignored for dependencies. So our module replaces every such requirement with the published staging
@@ -15,7 +16,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from testbed import versions
+from testbed import gotool, versions
 
 GOMOD_DIR = Path(__file__).parent / "gobuild" / "kube"
 
@@ -48,11 +49,43 @@ def staging_modules(kubernetes_gomod: str) -> list[str]:
     return sorted(set(re.findall(r"^\s+(k8s\.io/\S+) v0\.0\.0\s*$", kubernetes_gomod, flags=re.M)))
 
 
-def render(kubernetes_gomod: str) -> str:
-    lines = [HEADER.format(kubernetes=versions.KUBERNETES, etcd=versions.ETCD), "replace ("]
-    lines += [f"\t{m} => {m} {versions.KUBERNETES_STAGING}" for m in staging_modules(kubernetes_gomod)]
+def etcd_of(kubernetes_gomod: str) -> str | None:
+    """The go.etcd.io/etcd/server/v3 version a Kubernetes release requires (v3.6.8 for v1.36.3)."""
+    match = re.search(r"^\s+go\.etcd\.io/etcd/server/v3 (v\S+)", kubernetes_gomod, flags=re.M)
+    return match[1] if match else None
+
+
+def staging_of(kubernetes: str) -> str:
+    """The published staging release of a Kubernetes release: v0.36.3 for v1.36.3."""
+    return "v0." + kubernetes.lstrip("v").split(".", 1)[1]
+
+
+def render(
+    kubernetes_gomod: str,
+    kubernetes: str = versions.KUBERNETES,
+    etcd: str = versions.ETCD,
+    staging: str = versions.KUBERNETES_STAGING,
+) -> str:
+    lines = [HEADER.format(kubernetes=kubernetes, etcd=etcd), "replace ("]
+    lines += [f"\t{m} => {m} {staging}" for m in staging_modules(kubernetes_gomod)]
     lines.append(")\n")
     return "\n".join(lines)
+
+
+def generate(kubernetes: str, gomod_dir: Path) -> tuple[Path, str]:
+    """Write and tidy the module that builds Kubernetes `kubernetes` into gomod_dir; the directory and the etcd
+    it builds. VersionUnavailable when the proxy refuses the release or the module does not resolve."""
+    gomod = Path(gotool.download("k8s.io/kubernetes", kubernetes)["GoMod"]).read_text()
+    etcd = etcd_of(gomod)
+    if etcd is None:
+        raise gotool.VersionUnavailable(
+            f"Kubernetes {kubernetes}: its go.mod requires no go.etcd.io/etcd/server/v3, so the testbed cannot "
+            "tell which etcd to build with it; choose another version"
+        )
+    gomod_dir.mkdir(parents=True, exist_ok=True)
+    (gomod_dir / "go.mod").write_text(render(gomod, kubernetes, etcd, staging_of(kubernetes)))
+    gotool.tidy(gomod_dir, f"Kubernetes {kubernetes}")
+    return gomod_dir, etcd
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
-"""Put LWS on the testbed's started control plane: the LWS CRDs (server-side apply), then the LWS controller with
-its webhooks on 127.0.0.1, registered by URL with the cluster CA (the documents come from testbed/lws.py).
+"""Put LWS on the testbed's started control plane: the LWS CRDs (server-side apply), its ServiceAccount and RBAC
+(testbed/lws_rbac.py), then the LWS controller, running as that ServiceAccount, with its webhooks on 127.0.0.1,
+registered by URL with the cluster CA (the documents come from testbed/lws.py). All from the release's own
+config/ tree (testbed/lws_build.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import yaml
 
 from plumbing.ports import free_port
 from plumbing.wait import NotYet, wait_for
-from testbed import lws, processes
+from testbed import lws, lws_rbac, processes
 from testbed.build import Binaries, Progress
 from testbed.control_plane import KubectlRunner
 from testbed.failures import check_alive
@@ -30,9 +32,10 @@ def install_lws_crds(kubectl: KubectlRunner, bins: Binaries, progress: Progress)
 
     def established() -> None:
         out = json.loads(kubectl("get", "crd", *names, "-o", "json"))
+        items = out.get("items", [out])  # one name (LWS before v0.9.0 has one CRD): the object, not a List
         pending = [
             c["metadata"]["name"]
-            for c in out["items"]
+            for c in items
             if not any(
                 x["type"] == "Established" and x["status"] == "True"
                 for x in c.get("status", {}).get("conditions", [])
@@ -44,11 +47,37 @@ def install_lws_crds(kubectl: KubectlRunner, bins: Binaries, progress: Progress)
     wait_for(established, what="LWS CRDs Established", timeout=60, progress=progress)
 
 
+def install_lws_rbac(
+    layout: Layout, bins: Binaries, kubeconfig: Path, kubectl: KubectlRunner, progress: Progress
+) -> Path:
+    """The release's namespace, ServiceAccount and RBAC; the kubeconfig the controller runs with (a token of
+    that ServiceAccount)."""
+    namespace, account = lws_rbac.service_account(bins.lws_rbac)
+    progress(
+        f"applying LWS {bins.lws.version}'s RBAC; the controller runs as ServiceAccount {namespace}/{account}"
+    )
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    docs = [ns, *lws_rbac.render(bins.lws_rbac)]
+    kubectl("apply", "--server-side", "--field-manager=testbed", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    token = kubectl(
+        "create", "token", account, "-n", namespace, f"--duration={lws_rbac.TOKEN_DURATION}"
+    ).strip()
+    config = lws_rbac.token_kubeconfig(
+        yaml.safe_load(kubeconfig.read_text()), token, f"{namespace}-{account}"
+    )
+    path = layout.state_dir / "lws" / "kubeconfig.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
 def start_lws(
     layout: Layout, bins: Binaries, kubeconfig: Path, kubectl: KubectlRunner, progress: Progress
 ) -> None:
-    """Start the LWS controller, wait for its webhook's TLS port, register its webhooks, wait until they default."""
-    progress("starting the LWS controller with its webhooks on 127.0.0.1")
+    """Start the LWS controller, wait for its webhook's TLS port, register its webhooks, wait until they default.
+    `kubeconfig`: the controller's own (install_lws_rbac)."""
+    progress(f"starting the LWS controller {bins.lws.version} with its webhooks on 127.0.0.1")
     lws_dir = layout.state_dir / "lws"
     cert_dir = lws_dir / "certs"
     cert_dir.mkdir(parents=True, exist_ok=True)

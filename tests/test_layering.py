@@ -21,7 +21,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "plumbing": (),
     "manifests": ("plumbing",),
     "reports": ("plumbing",),
-    "load": ("plumbing", "reports.schema", "reports.repeats"),
+    "load": ("plumbing", "reports.schema", "reports.repeats", "reports.group_load"),
     "testbed": ("plumbing", "manifests"),
     "fixtures": ("plumbing", "manifests", "testbed", "reports", "load"),
     "suite": ("plumbing", "manifests", "testbed", "reports", "load", "fixtures"),

@@ -98,3 +98,24 @@ def _end(proc: subprocess.Popen[str], writer: int | None) -> None:
         proc.wait(timeout=30)
     if writer is not None:
         os.close(writer)
+
+
+def test_nox_tests_with_a_path_runs_only_the_tests_named(tmp_path: Path) -> None:
+    """`nox -s tests -- PATH` runs PATH, not the whole suite beside it (the session adds `tests` only when the
+    arguments name no tests of their own)."""
+    run = run_nox(
+        "-s",
+        "tests",
+        "--",
+        "tests/test_layering.py",
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        tmp_path=tmp_path,
+    )
+    assert run.returncode == 0, run.tail()
+    collected = [line for line in run.output.splitlines() if "::" in line]
+    assert collected, run.tail()
+    outside = [line for line in collected if not line.startswith("tests/test_layering.py::")]
+    assert not outside, f"collected beyond the path named: {outside[:5]}"

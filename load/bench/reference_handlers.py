@@ -63,6 +63,8 @@ class ReferenceServer:
         path = path.split("?", 1)[0]
         if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             self._generate(conn, "chat" if "chat" in path else "completions", headers, body, arrive)
+        elif method == "POST" and path == "/tokenize":
+            self._tokenize(conn, body)
         elif method == "GET" and path == "/v1/models":
             conn.respond(200, json.dumps({"object": "list", "data": [{"id": self.config.model, "object": "model", "owned_by": "reference"}]}).encode())  # fmt: skip
         elif method == "GET" and path == "/health":
@@ -83,6 +85,22 @@ class ReferenceServer:
             conn.respond(200, b"{}")
         else:
             conn.respond(404, error_body(f"no route {method} {path}", "NotFoundError", 404))
+
+    def _tokenize(self, conn: Connection, body: bytes) -> None:
+        """vLLM's POST /tokenize in this server's tokens: one a whitespace-separated word, as it counts
+        usage.prompt_tokens (a chat request's contents joined)."""
+        try:
+            request = json.loads(body)
+            if "messages" in request:
+                text = " ".join(str(m.get("content", "")) for m in request["messages"])
+            else:
+                text = str(request["prompt"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            conn.respond(400, error_body(f"bad request: {exc}", "BadRequestError", 400))
+            return
+        tokens = list(range(len(text.split())))
+        answer = {"count": len(tokens), "max_model_len": 1 << 20, "tokens": tokens, "token_strs": None}
+        conn.respond(200, json.dumps(answer).encode())
 
     def _generate(
         self, conn: Connection, api: str, headers: dict[str, str], body: bytes, arrive: float

@@ -40,6 +40,7 @@ import random
 from time import perf_counter
 from typing import Any
 
+import gevent
 from gevent import GreenletExit
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
@@ -66,6 +67,10 @@ events.init_command_line_parser.add_listener(add_options)
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
+    # gevent's loop caches its clock between iterations, and Locust arms --run-time (gevent.spawn_later) right after
+    # this event, with no iteration since it imported this file: on a slow import the timer was armed against a
+    # clock seconds old, and a 2 s run ended after 40 ms with no request (measured). Refresh it first.
+    gevent.get_hub().loop.update_now()
     runner = environment.runner
     options = environment.parsed_options
     if options is None or isinstance(runner, WorkerRunner):  # workers get the master's options at spawn

@@ -70,7 +70,7 @@ def _run(config: LocustRunConfig) -> int:
         load = LoadSpec(
             api=config.api, concurrency=config.users, duration_s=float(config.run_time_s),
             input_len=config.input_len, output_len=config.output_len, workload="random", seed=config.seed,
-            slo=dict(config.slo), generator="locust",
+            slo=dict(config.slo), generator="locust", length_unit="words",  # its prompts: words (locustfile.py)
         )  # fmt: skip
         metadata = RunMetadata(
             label=config.label,

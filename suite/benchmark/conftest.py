@@ -10,17 +10,29 @@ from typing import Any
 
 import pytest
 
-from fixtures import deploy, lifecycle, namespace, run_metadata, variants
+from fixtures import deploy, lifecycle, namespace, run_metadata, served_by, variants
 from fixtures.deployment_plugin import SETTINGS
 from fixtures.kube import ClusterUnreachable
 from fixtures.plan import make_plan
 from fixtures.run_state import RunState
+from fixtures.service_target import open_service_target
 from fixtures.settings import Settings, UsageError
 from plumbing.port_forward import PortForwardError
 
 # On the testbed, the simulated GPUs run 5x faster than modelled: slow enough that the simulator's own
 # overhead stays small next to the modelled step times, fast enough for a sweep of three topologies in minutes.
 BENCH_TIME_SCALE = 0.2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = config.stash.get(SETTINGS, None)
+    if settings is not None and settings.lws_upgrade_from is not None:
+        raise pytest.exit.Exception(
+            f"usage error: --lws-upgrade-from {settings.lws_upgrade_from} upgrades the testbed's LWS in place for "
+            "the LWS-UPGRADE conformance profile (nox -s conformance); the benchmark upgrades nothing: drop it, "
+            "or give --lws-version to benchmark on one release",
+            returncode=2,
+        )
 
 
 def topologies(settings: Settings) -> tuple[str, ...]:
@@ -50,6 +62,8 @@ class BenchTarget:
     url: str
     model: str
     metadata: dict[str, Any]
+    # the loopback balancer in front of the Service's endpoints (fixtures/service_target.py); None: --endpoint
+    balancer: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +84,18 @@ def bench_target(
         pytest.exit(f"usage error: {exc}", returncode=2)
     model = plan.info.model or ""
     if settings.endpoint is not None:
-        version = run_metadata.vllm_version(settings.endpoint)
+        answer = served_by.ask_server(settings.endpoint)  # the simulator says so; anything else is "external"
+        engine = served_by.engine_served(answer, None, served_by.EXTERNAL) or served_by.EXTERNAL
         yield BenchTarget(
             settings.endpoint,
             model,
-            {"endpoint": settings.endpoint, "vllm_version": version, "model": model, "engine": "external"},
+            {
+                "endpoint": settings.endpoint,
+                "vllm_version": answer.version if answer else None,
+                "model": model,
+                "engine": engine,
+                "engine_per_server": answer.engine if answer else None,
+            },
         )
         return
     kube = request.getfixturevalue("kube")
@@ -93,18 +114,24 @@ def bench_target(
             progress,
             sim_time_scale=scale,
         )
-        forward = lifecycle.open_service(kube, deployed, settings, progress)
+        forward = open_service_target(kube, deployed, settings, progress)
     except ClusterUnreachable as exc:
         pytest.exit(f"cluster prerequisite missing: {exc}", returncode=3)
     except (deploy.DeployError, PortForwardError) as exc:
         pytest.fail(str(exc))
-    meta = {
-        **lifecycle.metadata(kube, deployed, settings, scale),
-        "vllm_version": run_metadata.vllm_version(forward.url),
-        "endpoint": f"svc/{deployed.expect.service_name} via kubectl port-forward",
-    }
-    try:
-        yield BenchTarget(forward.url, model, meta)
+    try:  # the namespace is deleted even when asking what served it fails
+        meta = {  # what served it: the server (GET /version) and the testbed asked, fixtures/served_by.py
+            **lifecycle.metadata(
+                kube,
+                deployed,
+                settings,
+                scale,
+                engine=_testbed_engine(settings),
+                server_url=forward.balancer.url,
+            ),
+            "endpoint": forward.endpoint_label,
+        }
+        yield BenchTarget(forward.url, model, meta, forward.balancer.url)
     finally:
         forward.stop()
         if not settings.keep:
@@ -120,19 +147,25 @@ def _in_place_target(
     kube = request.getfixturevalue("kube")
     deployed = request.getfixturevalue("deployed")  # read from the live objects (the `plan` fixture), ready
     try:
-        forward = lifecycle.open_service(kube, deployed, settings, progress)
+        forward = open_service_target(kube, deployed, settings, progress)
     except (deploy.DeployError, PortForwardError) as exc:
         pytest.fail(str(exc))
     scale = run_metadata.sim_time_scale_of(deployed.plan) if settings.embedded else None
-    meta = {
-        **lifecycle.metadata(kube, deployed, settings, scale),
-        "vllm_version": run_metadata.vllm_version(forward.url),
-        "endpoint": f"svc/{deployed.expect.service_name} via kubectl port-forward",
+    meta = {  # what served it: the server (GET /version) and the testbed asked, fixtures/served_by.py
+        **lifecycle.metadata(
+            kube, deployed, settings, scale, engine=_testbed_engine(settings), server_url=forward.balancer.url
+        ),
+        "endpoint": forward.endpoint_label,
     }
     try:
-        yield BenchTarget(forward.url, deployed.plan.info.model or "", meta)
+        yield BenchTarget(forward.url, deployed.plan.info.model or "", meta, forward.balancer.url)
     finally:
         forward.stop()
+
+
+def _testbed_engine(settings: Settings) -> str | None:
+    """The engine the run's own testbed was started with (asked of the testbed first: run_metadata.discover)."""
+    return settings.engine if settings.embedded else None
 
 
 # the comparison report and the regression gate, once every topology has run -------------------------------
@@ -144,7 +177,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if getattr(config, "workerinput", None) is not None:
         return
     from fixtures.deployment_plugin import RUN_ID
-    from reports.compare import compare
+    from reports.compare import compare, stored_slo
     from reports.gate import GateInputError, gate
     from reports.gate_report import render_gate_markdown
     from reports.html import render_html
@@ -159,7 +192,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = [read_result(f) for f in files]
     names = [f.stem.removeprefix("benchmark-") for f in files]
     # one run's topologies; any mix is named in it, a client-bound level tagged [INVALID] (the gate refuses it)
-    comparison = compare(results, names, allow_mixed=True, allow_invalid=True)
+    slo, slo_note = stored_slo(results)  # the session's --slo (or its defaults), as each level stored it
+    comparison = compare(results, names, slo, allow_mixed=True, allow_invalid=True, slo_note=slo_note)
     markdown = render_comparison_markdown(comparison)
     (directory / "comparison.md").write_text(markdown)
     (directory / "report.html").write_text(render_html(results, names, comparison, title="Benchmark report"))
@@ -170,6 +204,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         say(line)
     say(f"[lws-vllm] comparison: {directory / 'comparison.md'}; report: {directory / 'report.html'}")
     if not settings.baseline:
+        _no_sim_in_real_outputs(session, results, directory, say)
         return
     try:
         report = gate(
@@ -181,6 +216,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except (SchemaError, GateInputError) as exc:
         say(f"[lws-vllm] gate: {exc}")
         session.exitstatus = 2
+        _no_sim_in_real_outputs(session, results, directory, say)
         return
     (directory / "gate.md").write_text(render_gate_markdown(report))
     if report.regressions:
@@ -193,3 +229,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
     else:
         say(f"[lws-vllm] gate passed against {len(settings.baseline)} baseline file(s)")
+    _no_sim_in_real_outputs(session, results, directory, say)
+
+
+def _no_sim_in_real_outputs(session: pytest.Session, results: list[Any], directory: Any, say: Any) -> None:
+    """A run real vLLM served whose results or reports say "sim" fails (exit 1), naming the file and text."""
+    from suite.benchmark.real_engine_outputs import check_outputs, run_outputs, served_by_real_engine
+
+    if not served_by_real_engine(results):
+        return
+    found = check_outputs(run_outputs(directory))
+    if found:
+        say(f"[lws-vllm] {found[0].message()}" + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
+        session.exitstatus = session.exitstatus or 1

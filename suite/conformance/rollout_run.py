@@ -14,7 +14,7 @@ from fixtures.settings import Settings
 from fixtures.variants import template
 from plumbing.wait import NotYet, wait_for
 from suite.conformance.checks.rollout import RolloutRun, Strategy
-from suite.conformance.steady_load import SteadyLoad
+from suite.conformance.service_watch import service_under_load
 from suite.conformance.timeline import Timeline, sample
 
 ROLLOUT_ENV = "VLLM_LOGGING_LEVEL"  # a real vLLM setting; changing it changes the template, hence a rollout
@@ -37,6 +37,11 @@ def strategy_of(lws: dict[str, Any]) -> Strategy:
         max_surge=min(scaled(config.get("maxSurge"), 0, True), replicas),
         partition=int(config.get("partition") or 0),
     )
+
+
+def rolling_update(**config: Any) -> dict[str, Any]:
+    """The rolloutStrategy of a RollingUpdate with this rollingUpdateConfiguration (maxUnavailable=1, ...)."""
+    return {"rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": config}}
 
 
 def template_patch(lws: dict[str, Any], value: str) -> dict[str, Any]:
@@ -76,9 +81,7 @@ def roll(
     has_probe = any(c.get("readinessProbe") for c in template(lws, "leader")["spec"]["containers"])
     first = sample(kube, ns, expect.lws_name)
     old = {g: lead.uid for g in range(expect.replicas) if (lead := first.leader(g)) is not None}
-    forward = lifecycle.open_service(kube, deployed, settings, progress)
-    try:
-        load = SteadyLoad(forward.url, expect.model or "", rate_per_s=5.0).start()
+    with service_under_load(kube, ns, expect, settings, progress) as run:
         timeline = Timeline(kube, ns, expect.lws_name).start()
         try:
             lifecycle.patch_lws(kube, deployed, patch)
@@ -87,12 +90,11 @@ def roll(
                 _observe_for(hold_s)
         finally:
             samples = timeline.stop()
-            tally = load.stop()
-        # the state _wait_rolled accepted, which the sampler (a beat behind) may not have seen yet
-        samples.append(sample(kube, ns, expect.lws_name))
-    finally:
-        forward.stop()
-    return RolloutRun(expect.replicas, strategy, samples, old, revision, tally, has_probe, expect.lws_name)
+    # the state _wait_rolled accepted, which the sampler (a beat behind) may not have seen yet
+    samples.append(sample(kube, ns, expect.lws_name))
+    return RolloutRun(
+        expect.replicas, strategy, samples, old, revision, run.tally, has_probe, expect.lws_name, run.split
+    )
 
 
 def _observe_for(seconds: float) -> None:
@@ -140,6 +142,8 @@ def _wait_rolled(
             raise NotYet(f"surge groups still there: {sorted(now.groups())}")
         return revisions.pop()
 
+    # groups are replaced one after another, each bounded as a recovery is (a real engine's group takes minutes)
+    groups = max(1, expect.replicas - strategy.partition)
     return wait_for(
-        rolled, what="the rollout to finish", timeout=settings.timeouts.recovery, progress=progress
+        rolled, what="the rollout to finish", timeout=settings.timeouts.recovery * groups, progress=progress
     )

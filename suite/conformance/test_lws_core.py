@@ -11,6 +11,7 @@ import pytest
 from fixtures.cluster_views import LwsView
 from fixtures.deployment_plugin import Deployed
 from fixtures.kube import Kube
+from fixtures.lws_release import OBSERVED_GENERATION_SINCE, LwsRelease
 from fixtures.settings import Settings
 from plumbing.wait import NotYet, WaitTimeout, wait_for
 from suite.conformance.checks import headless_service, lws_status
@@ -45,21 +46,35 @@ def test_headless_service(check, kube: Kube, deployed: Deployed, record_property
 
 
 @pytest.mark.feature("LWS-CORE", "AvailableCondition")
-def test_lws_is_available_with_its_reason(kube: Kube, deployed: Deployed, record_property) -> None:  # type: ignore[no-untyped-def]
+def test_lws_is_available_with_its_reason(
+    kube: Kube, deployed: Deployed, lws_release: LwsRelease, record_property
+) -> None:  # type: ignore[no-untyped-def]
     lws = LwsView.maybe(kube.lws(deployed.namespace, deployed.expect.lws_name))
     available = lws.condition("Available") if lws is not None else None
+    generation = lws_release.observed_generation
     record_property(
         "figure",
-        f"Available={available.status if available else None} reason {available.reason if available else None}",
+        f"Available={available.status if available else None} reason {available.reason if available else None}"
+        + (
+            ""
+            if generation
+            else f"; its generation not judged: {lws_release.lacks('condition observedGeneration', OBSERVED_GENERATION_SINCE)}"
+        ),
     )
-    _fail(lws_status.lws_is_available_with_its_reason, lws_status.lws_is_available_with_its_reason(lws))
+    problems = lws_status.lws_is_available_with_its_reason(
+        lws, with_generation=generation, update_condition=lws_release.update_condition
+    )
+    _fail(lws_status.lws_is_available_with_its_reason, problems)
 
 
 @pytest.mark.feature("LWS-CORE", "AvailableCondition")
 def test_observed_generation_catches_up(
-    kube: Kube, deployed: Deployed, settings: Settings, record_property
+    kube: Kube, deployed: Deployed, settings: Settings, lws_release: LwsRelease, record_property
 ) -> None:  # type: ignore[no-untyped-def]
-    """Waits (bounded by the API timeout) for the controller to observe the current generation, then judges."""
+    """Waits (bounded by the API timeout) for the controller to observe the current generation, then judges.
+    Skipped on a release that records no observedGeneration (before v0.9.0)."""
+    if not lws_release.observed_generation:
+        pytest.skip(lws_release.lacks("status.observedGeneration", OBSERVED_GENERATION_SINCE))
 
     def caught_up() -> LwsView:
         lws = LwsView.maybe(kube.lws(deployed.namespace, deployed.expect.lws_name))

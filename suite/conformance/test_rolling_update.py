@@ -22,13 +22,10 @@ from fixtures.settings import Settings
 from fixtures.variant_plugin import DeployVariant
 from suite.conformance import rollout_run
 from suite.conformance.checks import rollout
+from suite.conformance.judging import assert_conformant
 
 pytestmark = pytest.mark.disruptive
 PARTITION_HOLD_S = 8.0  # the controller goes on to the next group within a second or two when it may
-
-
-def _strategy(**config: Any) -> dict[str, Any]:
-    return {"rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": config}}
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +33,6 @@ def two_groups_rolling(deploy_variant: DeployVariant, plan: Plan) -> Iterator[De
     replicas = max(2, plan.info.replicas)
     with deploy_variant("roll", variants.with_replicas(replicas), extra_groups=1) as deployed:
         yield deployed
-
-
-def _judge(run: rollout.RolloutRun, *checks: Any) -> None:
-    failed = [(check, problems) for check in checks if (problems := check(run))]
-    assert not failed, "\n".join(f"{c.__doc__}\n" + "\n".join(f"  - {p}" for p in ps) for c, ps in failed)
 
 
 @pytest.mark.feature("LWS-ROLLOUT", "RollingUpdate")
@@ -53,11 +45,13 @@ def test_a_template_change_replaces_the_groups_one_at_a_time_while_the_service_s
         settings,
         progress,
         "INFO",
-        _strategy(maxUnavailable=1, maxSurge=0, partition=0),
+        rollout_run.rolling_update(maxUnavailable=1, maxSurge=0, partition=0),
     )
     record_property("figure", rollout.figure(run))
     progress(f"rolling update: {rollout.figure(run)}")
-    _judge(run, rollout.groups_are_replaced_within_the_strategy, rollout.the_service_kept_serving)
+    if run.split is not None:
+        progress(f"rolling update, the failed requests: {run.split.report()}")
+    assert_conformant(run, rollout.groups_are_replaced_within_the_strategy, rollout.the_service_kept_serving)
 
 
 @pytest.mark.feature("LWS-ROLLOUT", "RolloutPartition")
@@ -71,16 +65,18 @@ def test_a_partition_keeps_the_groups_below_it(
         settings,
         progress,
         "DEBUG",
-        _strategy(maxUnavailable=1, maxSurge=0, partition=1),
+        rollout_run.rolling_update(maxUnavailable=1, maxSurge=0, partition=1),
         PARTITION_HOLD_S,
     )
     record_property(
         "figure", f"partition 1: {rollout.figure(run)}; group 0 kept {PARTITION_HOLD_S:.0f} s after"
     )
     try:
-        _judge(run, rollout.groups_below_the_partition_are_kept)
+        assert_conformant(run, rollout.groups_below_the_partition_are_kept)
     finally:  # release the partition (group 0 then updates too), so the next case starts from one revision
-        lifecycle.patch_lws(kube, deployed, {"spec": _strategy(maxUnavailable=1, maxSurge=0, partition=0)})
+        lifecycle.patch_lws(
+            kube, deployed, {"spec": rollout_run.rolling_update(maxUnavailable=1, maxSurge=0, partition=0)}
+        )
         deploy.wait_ready(
             kube,
             deployed.deployment,
@@ -99,10 +95,10 @@ def test_max_surge_adds_a_group_during_the_rollout_and_removes_it(
         settings,
         progress,
         "WARNING",
-        _strategy(maxUnavailable=0, maxSurge=1, partition=0),
+        rollout_run.rolling_update(maxUnavailable=0, maxSurge=1, partition=0),
     )
     record_property("figure", f"maxSurge 1: {rollout.figure(run)}")
-    _judge(
+    assert_conformant(
         run,
         rollout.the_surge_is_used_and_removed,
         rollout.groups_are_replaced_within_the_strategy,

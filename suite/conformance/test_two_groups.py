@@ -82,14 +82,20 @@ def test_a_fault_in_group_1_leaves_group_0_untouched(
     expect = two_groups.expect
     fault = faults.target(fault_name, expect.lws_name, group=1)
     run = group_isolation.run(
-        kube, expect, settings, fault_name, lambda: faults.inject(kube, two_groups.namespace, fault), progress
+        kube,
+        expect,
+        settings,
+        fault_name,
+        lambda: faults.inject(kube, two_groups.namespace, fault),
+        progress,
+        fault_pod=fault.pod,
     )
     figure = (
-        f"group 1 recovered in {run.recovered_s:.1f} s; group 0: {len(run.watched_after)} pods kept, "
-        f"{run.tally.failed}/{run.tally.sent} requests failed"
+        f"group 1 recovered in {run.recovered_s:.1f} s; group 0: {len(run.watched_after)} pods kept; "
+        f"{run.split.figure()}"
     )
     record_property("figure", figure)
-    progress(f"{fault_name} in group 1: {figure}")
+    progress(f"{fault_name} in group 1: group 0: {len(run.watched_after)} pods kept; {run.split.report()}")
     problems = multi_group.a_fault_in_one_group_leaves_the_others_untouched(run)
     assert not problems, (
         f"{multi_group.a_fault_in_one_group_leaves_the_others_untouched.__doc__}\n"

@@ -23,6 +23,7 @@ from testbed.bridge.run import LogFiles
 from testbed.engine.launch import LaunchSpec, parse_launch
 from testbed.engine.signals import PEER_LOST_SIGNAL
 
+STOP_WAIT_S = 2.0
 # node addresses for the engine's log prefixes when a pod has none yet
 LEADER_IP_FALLBACK = "10.0.0.1"
 WORKER_IP_FALLBACK = "10.0.0.2"
@@ -48,14 +49,24 @@ class EngineProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(PEER_LOST_SIGNAL)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM, as a kubelet stops a container; the bridge sends SIGKILL after the grace period (kill)."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """The testbed going down: SIGTERM, then SIGKILL after STOP_WAIT_S (an engine with streams in flight
+        never ends on SIGTERM, as vLLM 0.32's does not: testbed/engine/app.py)."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 def answers_health(port: int) -> bool:

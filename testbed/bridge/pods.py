@@ -51,6 +51,9 @@ class PodView:
     # spec.hostname / spec.subdomain: the pod's DNS name under its headless Service
     hostname: str | None = None
     subdomain: str | None = None
+    # spec.terminationGracePeriodSeconds (Kubernetes' default 30 when unset): how long a kubelet waits after
+    # SIGTERM before SIGKILL
+    grace_s: float = 30.0
 
     @property
     def dns_names(self) -> tuple[str, ...]:
@@ -119,6 +122,9 @@ def pod_view(pod: dict[str, Any]) -> PodView | None:
         has_readiness_probe=any("readinessProbe" in c for c in spec.get("containers") or []),
         hostname=spec.get("hostname"),
         subdomain=spec.get("subdomain"),
+        grace_s=float(spec["terminationGracePeriodSeconds"])
+        if spec.get("terminationGracePeriodSeconds") is not None
+        else 30.0,
     )
 
 

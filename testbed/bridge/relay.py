@@ -20,15 +20,33 @@ import sys
 CLONE_NEWNET = 0x40000000
 
 
-def join_netns(name: str) -> None:
+def setns(fd: int, name: str) -> None:
+    """Move the calling thread into the network namespace open at ``fd`` (``name`` for the error)."""
     libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({name}): {os.strerror(err)}")
+
+
+def join_netns(name: str) -> None:
     fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({name}): {os.strerror(err)}")
+        setns(fd, name)
     finally:
         os.close(fd)
+
+
+async def splice(
+    client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, host: str, port: int
+) -> None:
+    """Carry one client connection to host:port and back; a refused dial closes the client's connection (the
+    client sees it closed, as when nothing listens)."""
+    try:
+        upstream_r, upstream_w = await asyncio.open_connection(host, port)
+    except OSError:
+        client_w.close()
+        return
+    await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,12 +63,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def _serve(listener: socket.socket, host: str, port: int) -> None:
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            upstream_r, upstream_w = await asyncio.open_connection(host, port)
-        except OSError:
-            client_w.close()  # nothing listens there yet: the client sees the connection closed
-            return
-        await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
+        await splice(client_r, client_w, host, port)  # nothing listens there yet: the client sees it closed
 
     server = await asyncio.start_server(handle, sock=listener)
     print("ready", flush=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,11 @@ from kubernetes.client.rest import ApiException
 
 from testbed.bridge.group_join import worker_joins
 from testbed.bridge.kwok_rules import KwokRules, logs_object, port_forward_object
+from testbed.bridge.local_pod_spec import MAX_GRACE_S
 from testbed.bridge.local_pods import LocalPods
 from testbed.bridge.pods import LWS_NAME, Group, PodView, group_of, pod_view
 from testbed.bridge.sim_pods import SimSandboxes
+from testbed.bridge.suite_pods import SuitePods
 from testbed.stages import ENGINE_READY
 
 log = logging.getLogger("bridge")
@@ -44,6 +47,10 @@ class Engine(Protocol):
     def healthy(self) -> bool: ...
 
     def peer_lost(self) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -121,6 +128,8 @@ class Bridge:
         self._state_dir = state_dir
         self._pods: dict[str, PodView] = {}  # by uid
         self._engines: dict[tuple[str, str], RunningEngine] = {}  # by group id
+        # engines sent SIGTERM for a pod that went (deleted, replaced): SIGKILL at the deadline (monotonic)
+        self._terminating: list[tuple[Engine, float, str]] = []
         self._retry: set[tuple[str, str]] = set()  # groups whose last reconcile an error cut short
         self._pointed: dict[
             tuple[str, str], tuple[str, int]
@@ -130,6 +139,10 @@ class Bridge:
         # Pods labelled run-locally (the in-cluster Locust master and workers) run as local processes, their
         # Service names pointed at engine ports from engine_port(): testbed/bridge/local_pods.py.
         self._local_pods = LocalPods(api, state_dir / "local-pods", self.engine_port)
+        # Pods of the suite's own image (its Job, its CronJob) run from this checkout: testbed/bridge/suite_pods.py.
+        self._suite_pods = SuitePods(
+            api, state_dir / "suite-pods", lambda ns, pod, _port: self.engine_port(ns, pod)
+        )
 
     # event loop -------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -145,6 +158,7 @@ class Bridge:
                         self._observe(self._core.api_client.sanitize_for_serialization(pod), deleted=False)
                     self._reconcile_all()
                 (self._state_dir / "ready").touch()
+                self._suite_pods.start()  # after the first list: the bridge reports ready without waiting on it
                 self._watch(str(listing.metadata.resource_version))  # type: ignore[union-attr]
             except ApiException as exc:
                 if exc.status == 410:
@@ -181,6 +195,7 @@ class Bridge:
     def stop(self) -> None:
         self._stop.set()
         self._local_pods.stop()
+        self._suite_pods.stop()
         with self._lock:
             if self._real is not None:
                 self._real.stop_all()
@@ -189,6 +204,9 @@ class Bridge:
             for running in self._engines.values():
                 running.engine.stop()
             self._engines.clear()
+            for engine, _deadline, _what in self._terminating:
+                engine.stop()
+            self._terminating.clear()
 
     def engine_port(self, namespace: str, pod: str) -> int | None:
         """The local port of the engine whose leader is this pod (for local pods' Service names), or None."""
@@ -219,6 +237,7 @@ class Bridge:
             return
         with self._lock:
             self._reap_dead_engines()
+            self._kill_after_grace()
             if self._sandboxes is not None:
                 self._sandboxes.poll()
             pending = [r for r in self._engines.values() if not r.ready_marked]
@@ -305,8 +324,7 @@ class Bridge:
             running.engine.peer_lost()
             running.peer_lost = True
         if running is not None and not self._still_valid(running, group):
-            log.info("stopping engine for group %s (leader %s)", group_id, running.leader_uid)
-            running.engine.stop()
+            self._terminate(running)
             del self._engines[group_id]
             running = None
         if running is None and group.complete and group.leader is not None:
@@ -340,6 +358,35 @@ class Bridge:
                 self._set_engine_ready(group.leader.namespace, group.leader.name, False)
             self._point_port_forward(group.leader, running.engine.port)
             running.pointed = True
+
+    def _terminate(self, running: RunningEngine) -> None:
+        """Stop the engine as a kubelet stops a container: SIGTERM now, SIGKILL once the leader pod's
+        terminationGracePeriodSeconds (at most MAX_GRACE_S here) have passed (_kill_after_grace, on the readiness
+        tick). Nothing waits here: the bridge's lock is never held through a grace period."""
+        leader = self._pods.get(running.leader_uid)
+        grace = min(leader.grace_s if leader is not None else 30.0, MAX_GRACE_S)
+        what = f"{running.leader_namespace}/{running.leader_name}"
+        log.info(
+            "stopping engine of %s (leader %s): SIGTERM, SIGKILL after %.0f s",
+            what,
+            running.leader_uid,
+            grace,
+        )
+        running.engine.terminate()
+        self._terminating.append((running.engine, time.monotonic() + grace, what))
+
+    def _kill_after_grace(self) -> None:
+        now = time.monotonic()
+        still = []
+        for engine, deadline, what in self._terminating:
+            if not engine.alive():
+                continue
+            if now >= deadline:
+                log.info("engine of %s still running after its grace period: SIGKILL", what)
+                engine.kill()
+                continue
+            still.append((engine, deadline, what))
+        self._terminating = still
 
     @staticmethod
     def _still_valid(running: RunningEngine, group: Group) -> bool:

@@ -29,6 +29,7 @@ from testbed.engine.logsink import LogSink
 from testbed.engine.metrics import EngineMetrics
 from testbed.engine.model_specs import ModelSpec, model_by_name
 from testbed.engine.perf_model import PerfModel, SchedulerConfig, Topology
+from testbed.engine.prefix_cache import CPU_BLOCK_SIZE, DEFAULT_BLOCK_SIZE
 from testbed.engine.profiles import Profile, resolve_profile
 from testbed.engine.runner import EngineRunner
 from testbed.engine.scheduler import EngineCore
@@ -38,6 +39,9 @@ from testbed.engine.startup_logs import LogEvent, StartupInputs, StartupPlan, pl
 
 EXIT_STOPPED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FATAL_GRACE_S = 1.0
+# SIGTERM with streams in flight: how long new requests are still taken (and refused with 500) before the
+# listener closes; measured on vLLM 0.32's CPU build, about 0.2 s (SimServer.shut_down)
+SHUTDOWN_REFUSING_S = 0.2
 STATS_INTERVAL_S = 10.0
 
 
@@ -75,7 +79,7 @@ def build_setup(opts: EngineOptions) -> EngineSetup:
         enable_chunked_prefill=chunked,
         gpu_memory_utilization=opts.gpu_memory_utilization,
         max_model_len=max_len,
-        block_size=opts.block_size,
+        block_size=block_size(opts, profile),
         per_stage_schedulers=profile.per_stage_schedulers,
         chunked_prefill_budget=profile.chunked_prefill_budget,
     )
@@ -89,6 +93,16 @@ def build_setup(opts: EngineOptions) -> EngineSetup:
     return EngineSetup(
         options=opts, profile=profile, spec=spec, perf=perf, node_ips=node_ips, startup=startup
     )
+
+
+def block_size(opts: EngineOptions, profile: Profile) -> int:
+    """The KV block size the command gives, else vLLM's default: 16, and 128 on the CPU build when the
+    command does not set one (vllm@v0.32.0:vllm/config/cache.py ``DEFAULT_BLOCK_SIZE``;
+    vllm/platforms/cpu.py ``check_and_update_config``: ``cache_config.block_size = 128``). The prefix
+    cache counts its hits in these blocks (prefix_cache.py)."""
+    if opts.block_size is not None:
+        return opts.block_size
+    return CPU_BLOCK_SIZE if profile.cpu else DEFAULT_BLOCK_SIZE
 
 
 def _model_spec(opts: EngineOptions) -> ModelSpec:
@@ -224,6 +238,7 @@ class EngineProcess:
         self.api_prefix = ""
         self.server: SimServer | None = None
         self.peer_lost: str | None = None
+        self.signalled = False  # SIGTERM or SIGINT arrived (not the engine's own death)
 
     def log(self, e: LogEvent) -> None:
         self.sink.write(e.pod, render(e, self.setup.profile))
@@ -262,7 +277,7 @@ class EngineProcess:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop.set)
+                loop.add_signal_handler(sig, self._on_signal)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(PEER_LOST_SIGNAL, self._lose_peer)
         setup = self.setup
@@ -316,6 +331,8 @@ class EngineProcess:
         stats = asyncio.get_running_loop().create_task(self._stats(core, metrics))
         await self.stop.wait()
         stats.cancel()
+        if self.signalled and server.dead is None:
+            await self._shut_down(server, site)
         for line in (
             "INFO:     Shutting down",
             "INFO:     Waiting for application shutdown.",
@@ -343,6 +360,30 @@ class EngineProcess:
             return response
 
         return access_log
+
+    def _on_signal(self) -> None:
+        self.signalled = True
+        self.stop.set()
+
+    async def _shut_down(self, server: SimServer, site: web.TCPSite) -> None:
+        """SIGTERM while serving, as vLLM 0.32 takes it (SimServer.shut_down): with no stream in flight the
+        server shuts down and exits 0; with streams in flight they never end, requests of the first moments get
+        500, then the listener closes and the process waits, until SIGKILL (a kubelet's, after the pod's
+        termination grace period)."""
+        hanging = server.shut_down()
+        self.vllm_line("INFO", "launcher.py:117", "Shutting down FastAPI HTTP server.")
+        if not hanging:
+            return
+        # modelled duration (how long vLLM still takes requests), not a synchronisation
+        await asyncio.sleep(SHUTDOWN_REFUSING_S)
+        await site.stop()
+        self.sink.write(
+            0, f"{self.api_prefix}INFO:     Waiting for connections to close. (CTRL+C to force quit)"
+        )
+        self.status.set(
+            "stopping", f"SIGTERM with {hanging} stream(s) in flight: they never end; until SIGKILL"
+        )
+        await asyncio.Event().wait()  # vLLM 0.32 waits for its in-flight streams, which never end
 
     def _lose_peer(self) -> None:
         """A node of the group went away (its pod deleted, its container crashed): the ranks there are gone.

@@ -51,7 +51,7 @@ class EngineOptions:
     max_num_seqs: int
     max_num_batched_tokens: int | None
     gpu_memory_utilization: float
-    block_size: int
+    block_size: int | None  # None: vLLM's default for the device (app.py)
     enable_chunked_prefill: bool | None
     quantization: str | None
     seed: int
@@ -156,7 +156,7 @@ def _add_vllm_flags(v: argparse._ArgumentGroup) -> None:
     v.add_argument("--max-num-seqs", type=argtypes.positive_int, default=256)
     v.add_argument("--max-num-batched-tokens", type=argtypes.positive_int)
     v.add_argument("--gpu-memory-utilization", type=argtypes.fraction, default=0.9)
-    v.add_argument("--block-size", type=argtypes.positive_int, default=16)
+    v.add_argument("--block-size", type=argtypes.positive_int, default=None)
     v.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None)
     v.add_argument("--quantization", "-q")
     v.add_argument("--seed", type=int, default=0)

@@ -59,6 +59,8 @@ class TokenCounters:
     generation: Counter
     prefix_queries: Counter | None  # 0.32: every prompt token is a prefix-cache query
     prompt_by_source: Counter | None  # 0.32: the "local_compute" source
+    prefix_hits: Counter | None = None  # 0.32: the prompt tokens the prefix cache held (prefix_cache.py)
+    prompt_cached: Counter | None = None  # 0.32: the "local_cache_hit" source
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,8 @@ def register_vllm_families(
     if full:
         _register_mfu_counters(f)
     gauges = _register_gauges(f, profile, full)
-    prefix_queries = _register_cache_hit_counters(f) if full else None
-    counters = _register_token_counters(f, full, prefix_queries)
+    prefix_queries, prefix_hits = _register_cache_hit_counters(f) if full else (None, None)
+    counters = _register_token_counters(f, full, prefix_queries, prefix_hits)
     success = _register_request_success(f, full)
     prompt_tokens = f.histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", tokens)
     generation_tokens = f.histogram(
@@ -197,39 +199,46 @@ def _register_gauges(f: _Families, profile: Profile, full: bool) -> Gauges:
     )
 
 
-def _register_cache_hit_counters(f: _Families) -> Counter:
-    """0.32's cache counters; returns vllm:prefix_cache_queries, the one the simulator feeds."""
+def _register_cache_hit_counters(f: _Families) -> tuple[Counter, Counter]:
+    """0.32's cache counters; returns vllm:prefix_cache_queries and _hits, the ones the simulator feeds."""
     queries = f.counter(
         "vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens."
     ).labels(*f.values)
+    hits = f.counter(
+        "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
+    ).labels(*f.values)
     ext = "from KV connector cross-instance cache sharing, in terms of number of"
     for name, doc in (
-        ("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."),
         ("vllm:external_prefix_cache_queries", f"External prefix cache queries {ext} queried tokens."),
         ("vllm:external_prefix_cache_hits", f"External prefix cache hits {ext} cached tokens."),
         ("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of number of queried items."),
         ("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items."),
     ):
         f.counter(name, doc).labels(*f.values)
-    return queries
+    return queries, hits
 
 
-def _register_token_counters(f: _Families, full: bool, prefix_queries: Counter | None) -> TokenCounters:
+def _register_token_counters(
+    f: _Families, full: bool, prefix_queries: Counter | None, prefix_hits: Counter | None
+) -> TokenCounters:
     preemptions = f.counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.")
     prompt = f.counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
-    prompt_by_source = _register_prompt_source_counters(f) if full else None
+    by_source = _register_prompt_source_counters(f) if full else None
     generation = f.counter("vllm:generation_tokens", "Number of generation tokens processed.")
     return TokenCounters(
         preemptions.labels(*f.values),
         prompt.labels(*f.values),
         generation.labels(*f.values),
         prefix_queries,
-        prompt_by_source,
+        by_source[0] if by_source else None,
+        prefix_hits,
+        by_source[1] if by_source else None,
     )
 
 
-def _register_prompt_source_counters(f: _Families) -> Counter:
-    """0.32's prompt tokens by source; returns the "local_compute" series, the one the simulator feeds."""
+def _register_prompt_source_counters(f: _Families) -> tuple[Counter, Counter]:
+    """0.32's prompt tokens by source; returns the "local_compute" and "local_cache_hit" series, the ones
+    the simulator feeds."""
     by_source = f.counter("vllm:prompt_tokens_by_source", "Number of prompt tokens by source.", "source")
     for source in PROMPT_SOURCES:
         by_source.labels(*f.values, source)
@@ -246,7 +255,7 @@ def _register_prompt_source_counters(f: _Families) -> Counter:
     )
     for source in CACHE_HIT_SOURCES:
         cached.labels(*f.values, source)
-    return by_source.labels(*f.values, "local_compute")
+    return by_source.labels(*f.values, "local_compute"), by_source.labels(*f.values, "local_cache_hit")
 
 
 def _register_request_success(f: _Families, full: bool) -> dict[str, Counter]:

@@ -54,6 +54,7 @@ class EngineMetrics:
         self.max_model_len = max_model_len
         self.cache_info = dict(cache_info or {})
         self.prompt_tokens = 0
+        self.prefix_hit_tokens = 0  # of prompt_tokens, those the prefix cache held (prefix_cache.py)
         self.generation_tokens = 0
         self.requests_finished = 0
         self._build()
@@ -82,6 +83,7 @@ class EngineMetrics:
         requests = self._series.requests
         self._per_token = tuple(h for h in (requests.itl, requests.tpot_legacy) if h is not None)
         self._http = HttpMetrics(reg) if self.full else None
+        self._flushed_hits = 0
         self._flushed = (0, 0, 0)  # prompt, generation tokens and preemptions already in the counters
 
     # --- updates -----------------------------------------------------------------------------------
@@ -155,8 +157,13 @@ class EngineMetrics:
         prompt, generation, preempted = self._flushed
         counters.prompt.inc(self.prompt_tokens - prompt)
         if counters.prefix_queries is not None and counters.prompt_by_source is not None:
+            hits = self.prefix_hit_tokens - self._flushed_hits
             counters.prefix_queries.inc(self.prompt_tokens - prompt)
-            counters.prompt_by_source.inc(self.prompt_tokens - prompt)
+            counters.prompt_by_source.inc(self.prompt_tokens - prompt - hits)
+            if counters.prefix_hits is not None and counters.prompt_cached is not None:
+                counters.prefix_hits.inc(hits)
+                counters.prompt_cached.inc(hits)
+            self._flushed_hits = self.prefix_hit_tokens
         counters.generation.inc(self.generation_tokens - generation)
         counters.preemptions.inc(max(0, preemptions - preempted))
         self._flushed = (self.prompt_tokens, self.generation_tokens, max(preemptions, preempted))

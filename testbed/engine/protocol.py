@@ -14,7 +14,7 @@ from typing import Any
 
 from testbed.engine.profiles import Profile
 from testbed.engine.request_errors import RequestError, body_error, invalid
-from testbed.engine.tokens import chat_token_count, prompt_token_count
+from testbed.engine.tokens import chat_token_ids, prompt_token_ids
 
 SAMPLING_FIELDS = (
     "temperature",
@@ -41,6 +41,7 @@ class GenerationRequest:
     continuous_usage: bool
     seed: int | None
     max_tokens_param: str = "max_tokens"  # or "max_completion_tokens" (chat)
+    prompt_ids: tuple[int, ...] = ()  # the prompt's token ids (tokens.py), for the prefix cache
     default_max: int | None = None
     sampling: dict[str, float] = field(default_factory=dict)
 
@@ -101,6 +102,7 @@ def _common(
     prompt_tokens: int,
     key: str,
     default_max: int | None,
+    prompt_ids: tuple[int, ...] = (),
 ) -> GenerationRequest:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
@@ -145,6 +147,7 @@ def _common(
         model=model,
         prompt_tokens=prompt_tokens,
         prompt_key=key,
+        prompt_ids=prompt_ids,
         max_tokens=max_tokens,
         min_tokens=min_tokens,
         ignore_eos=_bool_field(profile, body, "ignore_eos", False),
@@ -185,21 +188,21 @@ def parse_completion(body: Any, profile: Profile) -> GenerationRequest:
             )
         prompt = prompt[0]
     if isinstance(prompt, str):
-        count, key = prompt_token_count(prompt), prompt
+        ids, key = tuple(prompt_token_ids(prompt)), prompt
     elif (
         isinstance(prompt, list)
         and prompt
         and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt)
     ):
-        count, key = len(prompt), ",".join(map(str, prompt[:64])) + f"#{len(prompt)}"
+        ids, key = tuple(prompt), ",".join(map(str, prompt[:64])) + f"#{len(prompt)}"
     else:
         raise body_error(
             profile, "prompt", prompt, "string_type", "Input should be a valid string",
             "prompt must be a string, a list of token ids, or a one-element list of either.",
         )  # fmt: skip
-    if count == 0:
+    if not ids:
         raise RequestError("The prompt cannot be empty.", param="prompt")
-    return _common(body, profile, chat=False, prompt_tokens=count, key=key, default_max=16)
+    return _common(body, profile, chat=False, prompt_tokens=len(ids), key=key, default_max=16, prompt_ids=ids)
 
 
 def _content_text(content: Any) -> str:
@@ -223,6 +226,20 @@ def _content_text(content: Any) -> str:
     )
 
 
+def chat_pairs(messages: Any) -> list[tuple[str, str]]:
+    """(role, text) of each message; RequestError for one that is not a message."""
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(
+            "messages must be a non-empty list of {'role': ..., 'content': ...} objects.", param="messages"
+        )
+    pairs: list[tuple[str, str]] = []
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise RequestError("each message must be an object with a string 'role'.", param="messages")
+        pairs.append((m["role"], _content_text(m.get("content"))))
+    return pairs
+
+
 def parse_chat(body: Any, profile: Profile) -> GenerationRequest:
     if not isinstance(body, dict):
         raise _not_an_object(profile, body)
@@ -235,10 +252,9 @@ def parse_chat(body: Any, profile: Profile) -> GenerationRequest:
         raise RequestError(
             "messages must be a non-empty list of {'role': ..., 'content': ...} objects.", param="messages"
         )
-    pairs: list[tuple[str, str]] = []
-    for m in messages:
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise RequestError("each message must be an object with a string 'role'.", param="messages")
-        pairs.append((m["role"], _content_text(m.get("content"))))
+    pairs = chat_pairs(messages)
     key = "\x1e".join(f"{r}\x1f{c}" for r, c in pairs)
-    return _common(body, profile, chat=True, prompt_tokens=chat_token_count(pairs), key=key, default_max=None)
+    ids = tuple(chat_token_ids(pairs))
+    return _common(
+        body, profile, chat=True, prompt_tokens=len(ids), key=key, default_max=None, prompt_ids=ids
+    )

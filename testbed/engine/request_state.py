@@ -40,6 +40,7 @@ def record_token(metrics: EngineMetrics, req: SimRequest, state: StreamState, t:
     """The engine made the request's next token at simulated time `t`: count it (`w` wall seconds per
     simulated second), and when it was the last one mark the request done and record how it finished."""
     if req.generated == 1:
+        metrics.prefix_hit_tokens += req.cached
         metrics.on_first_token(
             req.prompt_tokens,
             (t - req.arrival) * w,

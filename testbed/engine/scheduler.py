@@ -41,6 +41,7 @@ class SimRequest:
     record_times: bool = False
     payload: object = None  # the server's per-request state; the scheduler never looks inside
     computed: int = 0  # tokens whose KV is in the cache
+    cached: int = 0  # prompt tokens the prefix cache held when it was admitted (prefix_cache.py)
     generated: int = 0
     blocks: int = 0
     in_flight: bool = False
@@ -116,6 +117,7 @@ class BatchScheduler:
         self.free_blocks += req.blocks
         req.blocks = 0
         req.computed = 0
+        req.cached = 0  # recomputed from scratch (vLLM would look the cache up again)
         req.preemptions += 1
         self.preemptions += 1
         self.waiting.appendleft(req)

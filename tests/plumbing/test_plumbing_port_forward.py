@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,34 @@ def test_the_context_manager_gives_up_at_its_timeout_saying_what_kubectl_said_la
         port_forward(kubectl(tmp_path, REFUSES), "ns", "svc/x", 80, timeout=0.5),
     ):
         pytest.fail("a forward that never started must not be yielded")
+
+
+# forwards, then ends as kubectl does when a connection through it fails ("error: lost connection to pod")
+LOSES_THE_POD = """#!/bin/sh
+echo "Forwarding from 127.0.0.1:4545 -> 8080"
+read -r _ < "$(dirname "$0")/go"
+echo "error: lost connection to pod"
+exit 1
+"""
+
+
+def test_a_kubectl_that_exits_on_its_own_is_reported_and_one_that_is_closed_is_not(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "go")
+    exits: list[str] = []
+    ended = threading.Event()
+
+    def on_exit() -> None:
+        exits.append("exited")
+        ended.set()
+
+    forward = PortForward(kubectl(tmp_path, LOSES_THE_POD), "vllm", "pod/vllm-0", 8080, on_exit=on_exit)
+    assert forward.url() == "http://127.0.0.1:4545"
+    (tmp_path / "go").write_text("now\n")  # the connection fails: kubectl exits
+    assert ended.wait(10), "on_exit was not called after kubectl exited"
+    assert not forward.running and exits == ["exited"]
+    closed = PortForward(kubectl(tmp_path, FORWARDS), "vllm", "pod/vllm-0", 8080, on_exit=on_exit)
+    closed.url()
+    closed.close()  # ended by its owner: not an exit to report
+    for reader in [t for t in threading.enumerate() if t.name == "kubectl-port-forward-output"]:
+        reader.join(10)  # its reader has seen the output end and decided
+    assert exits == ["exited"]

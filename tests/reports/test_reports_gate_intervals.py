@@ -83,6 +83,20 @@ def test_an_invalid_level_is_refused_naming_it_unless_allowed(make_result) -> No
     assert comparison.best is not None and "INVALID" not in comparison.best.level
 
 
+def test_when_every_level_is_client_bound_the_best_setting_says_so(make_result) -> None:  # type: ignore[no-untyped-def]
+    """Not 'no per-GPU values': the values are there, but a client-bound level is never ranked."""
+    from reports.compare_tables import best_lines
+
+    candidate = make_result(50)
+    for index in range(len(candidate.results)):
+        candidate = _with_invalid_level(candidate, index)
+    comparison = compare([candidate], allow_invalid=True)
+    assert comparison.best is None
+    assert best_lines(comparison)[0].endswith(
+        "none: every level was client-bound [INVALID], so none can be ranked."
+    ), best_lines(comparison)
+
+
 def test_the_cli_exits_2_naming_the_level_and_allow_invalid_lets_it_through(
     tmp_path: Path,
     make_result,  # type: ignore[no-untyped-def]

@@ -77,3 +77,37 @@ def test_names_from_result_files_are_escaped(make_result) -> None:  # type: igno
 def test_the_same_results_give_the_same_page(runs: list[Result], page: str) -> None:
     again = render_html(runs, ["tp8-pp2", "tp4-pp4"], compare(runs, ["tp8-pp2", "tp4-pp4"], {"tpot_ms": 40}))
     assert again == page
+
+
+def test_the_load_sent_and_the_ttft_by_turn_are_on_the_page_as_in_the_markdown(make_result) -> None:  # type: ignore[no-untyped-def]
+    """The workload's own tables (tokens asked against served, the prefix-cache hit rate, TTFT per turn) are in
+    both renderings of a result, not in the Markdown only."""
+    from reports.markdown import render_markdown
+    from reports.schema import Distribution, InputLengthCheck, PrefixCacheView, TurnLatency
+
+    result = make_result(0)
+    first = result.results[0]
+    metrics = first.metrics.model_copy(
+        update={
+            "input_lengths": InputLengthCheck(
+                requests=16, requested_mean=96.0, served_mean=96.0, relative_error=0.0, within_tolerance=True
+            ),
+            "prefix_cache": PrefixCacheView(queries=1536, hits=672, hit_rate=0.4375, shared_fraction=0.625),
+            "ttft_by_turn": [
+                TurnLatency(
+                    turn=1, prompt_tokens_mean=96, ttft_ms=Distribution(mean=812.0, p90=900.0, count=8)
+                ),
+                TurnLatency(
+                    turn=2, prompt_tokens_mean=230, ttft_ms=Distribution(mean=931.0, p90=990.0, count=8)
+                ),
+            ],
+        }
+    )
+    result = result.model_copy(
+        update={"results": [first.model_copy(update={"metrics": metrics}), *result.results[1:]]}
+    )
+    page, markdown = render_html([result], ["tp8-pp2"]), render_markdown([result], ["tp8-pp2"])
+    for text in (page, markdown):
+        assert "Load sent" in text and "TTFT by turn" in text
+        assert "43.8%" in text or "43.75%" in text, "the prefix-cache hit rate"
+        assert "931" in text, "turn 2's TTFT mean"

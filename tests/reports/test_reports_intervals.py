@@ -102,3 +102,47 @@ def test_one_invalid_repeat_makes_the_folded_level_invalid_and_names_the_repeat(
     assert folded.metrics.client is not None
     assert folded.metrics.client.reasons == ["repeat 2: sent 10.0 requests/s of the 100.0/s that were due"]
     assert not fold_repeats([levels[0], levels[2]]).invalid
+
+
+def test_the_load_sent_the_prefix_cache_and_ttft_by_turn_fold_over_every_repeats_requests(
+    make_result,
+) -> None:  # type: ignore[no-untyped-def]
+    from reports.schema import Distribution, InputLengthCheck, PrefixCacheView, TurnLatency
+
+    def with_workload(
+        level: LevelResult, requests: int, served: float, hits: float, turn2: float
+    ) -> LevelResult:
+        check = InputLengthCheck(
+            requests=requests,
+            requested_mean=96.0,
+            served_mean=served,
+            relative_error=served / 96.0 - 1,
+            within_tolerance=abs(served / 96.0 - 1) <= 0.01,
+        )
+        turns = [
+            TurnLatency(turn=1, prompt_tokens_mean=96.0, ttft_ms=Distribution(mean=800.0, count=requests)),
+            TurnLatency(turn=2, prompt_tokens_mean=230.0, ttft_ms=Distribution(mean=turn2, count=requests)),
+        ]
+        cache = PrefixCacheView(queries=1000.0, hits=hits, hit_rate=hits / 1000, shared_fraction=0.625)
+        metrics = level.metrics.model_copy(
+            update={"input_lengths": check, "prefix_cache": cache, "ttft_by_turn": turns}
+        )
+        return level.model_copy(update={"metrics": metrics})
+
+    levels = [
+        with_workload(_level(make_result, 1), 16, 96.0, 400.0, 900.0),
+        with_workload(_level(make_result, 2), 16, 96.0, 500.0, 1000.0),
+        with_workload(_level(make_result, 3), 32, 97.5, 600.0, 1100.0),  # 1.6% over: this repeat mismatched
+    ]
+    folded = fold_repeats(levels).metrics
+    assert folded.input_lengths is not None
+    assert folded.input_lengths.requests == 64
+    assert folded.input_lengths.served_mean == pytest.approx((16 * 96 + 16 * 96 + 32 * 97.5) / 64)
+    assert folded.input_lengths.relative_error == pytest.approx(96.75 / 96 - 1)  # 0.8%: within, pooled
+    assert not folded.input_lengths.within_tolerance  # but one repeat did not send the load configured
+    assert folded.prefix_cache is not None and folded.prefix_cache.hit_rate == pytest.approx(1500 / 3000)
+    assert [t.turn for t in folded.ttft_by_turn] == [1, 2]
+    assert folded.ttft_by_turn[1].ttft_ms.mean == pytest.approx(1000.0)
+    assert folded.ttft_by_turn[1].ttft_ms.count == 64
+    clean = fold_repeats(levels[:2]).metrics.input_lengths
+    assert clean is not None and clean.within_tolerance

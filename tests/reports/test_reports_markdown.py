@@ -93,7 +93,7 @@ def test_each_metric_names_its_formula(make_result) -> None:  # type: ignore[no-
         "ITL = gaps between consecutive token-carrying chunks, pooled over requests",
         "E2EL = last token time - request send time",
         "out tok/s = sum of usage.completion_tokens / window",
-        "per GPU = value / run.gpus",
+        "per GPU = value / GPUs of the LWS groups that served the level",
         "send time - scheduled send time",
     ]:
         assert formula in text, formula

@@ -10,7 +10,15 @@ from fixtures.cluster_views import EndpointSliceView, LwsView
 from fixtures.snapshot import Expectation
 from load.records import RequestRecord
 from suite.conformance.api_order import ApiEvent, event_of
-from suite.conformance.checks import lws_status, multi_group, restart_after_start, rollout, startup
+from suite.conformance.checks import (
+    lws_status,
+    multi_group,
+    request_split,
+    restart_after_start,
+    rollout,
+    startup,
+)
+from suite.conformance.checks.service_timeline import ServiceEvent, ServiceTimeline
 from suite.conformance.steady_load import LoadTally
 from suite.conformance.timeline import PodBrief, Sample
 
@@ -152,10 +160,36 @@ def test_an_api_event_carries_the_resource_version_group_worker_and_readiness() 
     assert event_of("Pod", "MODIFIED", {"metadata": {"name": "x", "resourceVersion": "opaque-v1"}}) is None
 
 
+def service(*events: tuple[float, str, str, str]) -> ServiceTimeline:
+    """vllm-0 (uid a) and vllm-1 (uid b) ready endpoints when the watch starts, then `events`."""
+    return ServiceTimeline(
+        "vllm-leader",
+        0.0,
+        {"a": "vllm-0", "b": "vllm-1"},
+        tuple(ServiceEvent(t, kind, pod, uid, int(pod[-1]), 0) for t, kind, pod, uid in events),  # type: ignore[arg-type]
+        groups={"vllm-0": 0, "vllm-1": 1},
+    )
+
+
+# vllm-1 deleted by the rollout at +4.9 s and taken out of the Service at +4.95 s: the failures of tally(50, n)
+# (sent from +5.0 s on, to vllm-1) are within the Service's endpoint propagation
+PROMPT = service((4.9, "deleting", "vllm-1", "b"), (4.95, "not-ready", "vllm-1", "b"))
+# taken out at +2.0 s: the client still sends there 3 s later
+LATE = service((1.9, "deleting", "vllm-1", "b"), (2.0, "not-ready", "vllm-1", "b"))
+# both leaders out at once
+NONE = service((4.9, "not-ready", "vllm-1", "b"), (4.9, "not-ready", "vllm-0", "a"))
+
+
 def rollout_run(
-    samples: list[Sample], strategy: rollout.Strategy, load: LoadTally, probe: bool = True
+    samples: list[Sample],
+    strategy: rollout.Strategy,
+    load: LoadTally,
+    probe: bool = True,
+    timeline: ServiceTimeline = PROMPT,
 ) -> Any:
-    return rollout.RolloutRun(2, strategy, samples, {0: "a", 1: "b"}, "new", load, probe, "vllm")
+    endpoints = {r.index: "vllm-1" for r in load.records}
+    split = request_split.split(load.records, endpoints, timeline)
+    return rollout.RolloutRun(2, strategy, samples, {0: "a", 1: "b"}, "new", load, probe, "vllm", split)
 
 
 OLD = [pod("vllm-0", 0, 0, uid="a"), pod("vllm-1", 1, 0, uid="b")]
@@ -182,8 +216,8 @@ def test_a_rollout_within_its_strategy_passes_and_two_groups_down_at_once_fail()
     good = rollout_run(one_at_a_time(), strategy, tally(50))
     assert rollout.groups_are_replaced_within_the_strategy(good) == []
     assert rollout.the_service_kept_serving(good) == []
-    assert (
-        rollout.figure(good) == "group 1 replaced in 1.0 s, group 0 replaced in 1.0 s, 0/50 requests failed"
+    assert rollout.figure(good).startswith(
+        "group 1 replaced in 1.0 s, group 0 replaced in 1.0 s, 0/50 requests failed: 0 (a) on a pod going, 0 (b)"
     )
     both_down = one_at_a_time()
     both_down.insert(3, at(2.5, [], **BUSY))
@@ -193,17 +227,32 @@ def test_a_rollout_within_its_strategy_passes_and_two_groups_down_at_once_fail()
     )
 
 
-def test_failed_requests_without_a_leader_probe_name_the_probe_and_a_long_outage_fails_anyway() -> None:
+def test_requests_sent_to_a_leader_the_service_had_taken_out_fail_and_name_a_missing_probe() -> None:
     strategy = rollout.Strategy(1, 0, 0)
+    prompt = rollout_run(one_at_a_time(), strategy, tally(50, 2))
+    assert rollout.the_service_kept_serving(prompt) == []  # within the Service's endpoint propagation: (a)
+    assert prompt.split.counts()["going"] == 2
+    late = rollout.the_service_kept_serving(
+        rollout_run(one_at_a_time(), strategy, tally(50, 2), timeline=LATE)
+    )
+    assert (
+        "2/52 requests through the Service failed during the rollout on a leader the Service had taken out"
+        in (late[0])
+    )
+    assert "sent to vllm-1 after it was listed not ready in the Service's endpoints at +2.00 s" in late[0]
+    assert "readinessProbe" not in late[0]
     no_probe = rollout.the_service_kept_serving(
-        rollout_run(one_at_a_time(), strategy, tally(50, 1), probe=False)
+        rollout_run(one_at_a_time(), strategy, tally(50, 2), probe=False, timeline=LATE)
     )
     assert "has no readinessProbe" in no_probe[0]
-    assert (
-        rollout.the_service_kept_serving(rollout_run(one_at_a_time(), strategy, tally(50, 2))) == []
-    )  # 0.2 s
-    long = rollout.the_service_kept_serving(rollout_run(one_at_a_time(), strategy, tally(50, 20)))
-    assert "stopped serving for longer than 3 s" in long[0]
+    outage = rollout.the_service_kept_serving(
+        rollout_run(one_at_a_time(), strategy, tally(50, 2), timeline=NONE)
+    )
+    assert "2/52 requests were sent while the Service had no ready endpoint" in outage[0]
+    assert "replicas 2 - maxUnavailable 1 keep a group available" in outage[0]
+    # with maxUnavailable 2 both groups may be down at once: an outage is allowed
+    both = rollout_run(one_at_a_time(), rollout.Strategy(2, 0, 0), tally(50, 2), timeline=NONE)
+    assert rollout.the_service_kept_serving(both) == []
 
 
 def test_a_partition_that_does_not_hold_fails() -> None:

@@ -5,27 +5,38 @@ judged by the suite's own check functions):
 - a fault in group 1 that also reaches group 0 (what a controller recreating every group would do);
 - startupPolicy LeaderCreated where LeaderReady is checked, with the check's own setup (no leader readiness
   probe): the worker StatefulSet created before the leader turned Ready, in the API's order of writes;
-- a rollout of two groups whose leader has no readiness probe: requests fail, and the check names the probe;
+- two groups whose leader has no readiness probe (the Service sends to a new leader before vLLM listens, while
+  the other leader serves: request split class (b)): a rollout, a leader deleted, a leader crashed in group 1
+  each fail their check, the rollout's naming the probe;
 - RecreateGroupOnPodRestart where RecreateGroupAfterStart is checked: a crash recreates a group with a Pending pod.
 """
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from fixtures import deploy, faults, namespace, variants
+from fixtures import deploy, faults, namespace, serving, variants
 from fixtures.kube import Kube
 from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan, make_plan
 from fixtures.settings import Settings
 from fixtures.timeouts import Timeouts
-from suite.conformance import group_isolation, pending_group, rollout_run
+from suite.conformance import fault_run, group_isolation, pending_group, rollout_run
 from suite.conformance.api_order import ApiWatch
-from suite.conformance.checks import headless_service, multi_group, restart_after_start, rollout, startup
+from suite.conformance.checks import (
+    headless_service,
+    multi_group,
+    recovery,
+    restart_after_start,
+    rollout,
+    startup,
+)
 from testbed.cluster import TestbedInfo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
@@ -52,9 +63,22 @@ class Case:
         deploy.apply(self.kube, deploy.label_objects(objects, self.run_id, self.ns.name), self.ns.name)
 
     def wait_ready(self) -> None:
+        """Ready as the suite means it before its checks (fixtures/lifecycle.py): Available, then every group's
+        leader answering through the Service. Without a readiness probe the pods are Ready before the engine
+        listens; a fault injected then would count the still-loading group 0 as failing."""
         e = self.deployed.expect
+        started = time.monotonic()
         deploy.wait_ready(
             self.kube, deploy.Deployment(self.ns.name, LWS, e.service_name, e.size, e.replicas), 180, None
+        )
+        serving.wait_serving(
+            self.kube,
+            self.ns.name,
+            e.service_name,
+            e.forward_port,
+            started + 180,
+            TIMEOUTS,
+            leaders=e.replicas,
         )
 
     def delete(self) -> None:
@@ -120,7 +144,12 @@ def test_a_fault_in_group_1_that_reaches_group_0_fails_the_isolation_check(case:
     run = group_isolation.run(wrong.kube, expect, SETTINGS, "delete-worker", both_groups, lambda _m: None)
     problems = "\n".join(multi_group.a_fault_in_one_group_leaves_the_others_untouched(run))
     assert "replaced pods of group 0: ['vllm-0', 'vllm-0-1']" in problems, problems
-    assert "requests to group 0's leader failed" in problems, problems
+    # Whether a request was on group 0's leader when it went is timing (5 requests/s over two leaders, the
+    # leader deleted within a second of its worker): the check names them exactly when the split placed some.
+    on_group_0 = [f for f in run.split.failed if f.endpoint == run.watched_leader]
+    print(f"failed on {run.watched_leader}: {len(on_group_0)}; {run.split.report()}")
+    named = re.search(r"(\d+)/\d+ requests to group 0's leader \S+ failed", problems)
+    assert (int(named.group(1)) if named else 0) == len(on_group_0), problems
 
 
 def _leader_created_with_the_checks_setup(lws: dict[str, Any]) -> None:
@@ -162,10 +191,54 @@ def test_a_rollout_without_a_leader_readiness_probe_drops_requests_and_the_check
     wrong.wait_ready()
     run = rollout_run.roll(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None, "INFO")
     print(f"rollout without a leader readiness probe: {rollout.figure(run)}")
+    assert run.split is not None
+    print(run.split.report())
     assert rollout.groups_are_replaced_within_the_strategy(run) == []  # LWS itself rolls as it should
     problems = "\n".join(rollout.the_service_kept_serving(run))
-    assert "requests through the Service failed during the rollout" in problems, problems
+    assert (
+        "failed during the rollout on a leader the Service had taken out or that did not serve" in problems
+    ), problems
+    assert "a ready endpoint since" in problems and "that did not serve" in problems, problems
     assert "has no readinessProbe" in problems, problems
+
+
+def test_a_leader_deleted_without_a_readiness_probe_fails_the_recovery_check_on_the_service(
+    case: Any,
+) -> None:
+    """The new leader is Ready, and a ready endpoint, before vLLM listens; the other group's leader serves
+    meanwhile, so the requests the Service sends to the new one fail for the Service's sake (class (b))."""
+    wrong = case(variants.variant_plan(TWO_GROUPS, _without_leader_probe, "no probe"))
+    wrong.apply()
+    wrong.wait_ready()
+    _rec, _tally, split = fault_run.run_fault(
+        wrong.kube, wrong.deployed, SETTINGS, "delete-leader", lambda _m: None
+    )
+    print(f"delete-leader without a leader readiness probe: {split.report()}")
+    problems = "\n".join(recovery.the_service_sent_nothing_to_a_leader_it_had_taken_out(split))
+    assert "requests failed on a leader the Service had taken out or that did not serve" in problems, problems
+    # the new vllm-0, or vllm-1 when the deployment was Ready (no probe) before it served
+    assert "a ready endpoint since" in problems and "that did not serve" in problems, problems
+
+
+def test_a_leader_crashed_in_group_1_without_a_readiness_probe_fails_the_isolation_check(case: Any) -> None:
+    wrong = case(variants.variant_plan(TWO_GROUPS, _without_leader_probe, "no probe"))
+    wrong.apply()
+    wrong.wait_ready()
+    expect = wrong.deployed.expect
+    fault = faults.target("crash-leader", LWS, group=1)
+    run = group_isolation.run(
+        wrong.kube,
+        expect,
+        SETTINGS,
+        "crash-leader",
+        lambda: faults.inject(wrong.kube, wrong.ns.name, fault),
+        lambda _m: None,
+        fault_pod=fault.pod,
+    )
+    print(f"crash-leader in group 1 without a leader readiness probe: {run.split.report()}")
+    problems = "\n".join(multi_group.a_fault_in_one_group_leaves_the_others_untouched(run))
+    assert "failed on a leader the Service had taken out or that did not serve" in problems, problems
+    assert "sent to vllm-1" in problems, problems
 
 
 def test_recreating_a_group_whose_worker_is_pending_fails_the_recreate_after_start_check(case: Any) -> None:

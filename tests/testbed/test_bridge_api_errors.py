@@ -30,6 +30,12 @@ class FakeEngine:
     def peer_lost(self) -> None:
         pass
 
+    def terminate(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 

@@ -31,6 +31,12 @@ class Engine:
     def peer_lost(self) -> None:
         self.lost += 1
 
+    def terminate(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 

@@ -46,7 +46,9 @@ def test_up_is_idempotent_a_stale_testbed_is_cleaned_and_down_removes_everything
         assert _nodes(first) == ["node/gpu-node-0", "node/gpu-node-1"]
         assert _nodes(testbed)[:2] == ["node/gpu-node-0", "node/gpu-node-1"]
         again = tb.up()
-        assert again == first and messages[-1] == f"testbed {tb.name!r} is already running (engine sim)"
+        assert again == first and messages[-1] == (
+            f"testbed {tb.name!r} is already running (engine sim, Kubernetes v1.36.3, LWS v0.9.0)"
+        )
 
         os.kill(_apiserver_pid(tb), signal.SIGKILL)
 

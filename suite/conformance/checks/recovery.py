@@ -9,6 +9,7 @@ semantics), which is the contrast case.
 from __future__ import annotations
 
 from fixtures.recovery import Recovery
+from suite.conformance.checks.request_split import RequestSplit
 
 RACE = (
     "LWS skipped the group recreation: only {pod} came back (new UID) while the leader kept its UID. This is "
@@ -66,7 +67,8 @@ def service_endpoints_follow_the_new_leader(rec: Recovery, leader: str) -> list[
 
 
 def serving_resumed(rec: Recovery) -> list[str]:
-    """MUST: a completion through the Service succeeds after the recovery."""
+    """MUST: after the recovery the group's new leader, a ready endpoint of the Service, answers a completion
+    (sent to it alone: with several groups another leader answers all along)."""
     return (
         []
         if rec.first_success_s is not None
@@ -100,3 +102,18 @@ def only_the_failed_pod_was_replaced(rec: Recovery) -> list[str]:
             f"(restart count {before} before the fault, {after} after)"
         ]
     return []
+
+
+def the_service_sent_nothing_to_a_leader_it_had_taken_out(split: RequestSplit) -> list[str]:
+    """MUST (the Service during a recovery): no request of the steady load fails on a leader that the Service
+    had taken out of its endpoints (beyond its endpoint propagation), or on a ready endpoint that did not serve,
+    while another leader was ready (request split class (b)). Requests in flight on the faulted group, or sent
+    while the Service had no ready endpoint, are counted (classes (a), (c)), not judged: a group that is recreated
+    cannot serve meanwhile."""
+    taken_out = split.of("taken-out")
+    if not taken_out:
+        return []
+    return [
+        f"{len(taken_out)}/{split.sent} requests failed on a leader the Service had taken out or that did not "
+        f"serve, while another leader was ready: {'; '.join(split.causes('taken-out'))}"
+    ]

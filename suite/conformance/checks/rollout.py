@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from suite.conformance.checks.request_split import RequestSplit
 from suite.conformance.steady_load import LoadTally
 from suite.conformance.timeline import Sample
 
@@ -37,6 +38,7 @@ class RolloutRun:
     tally: LoadTally
     leader_has_probe: bool
     lws_name: str
+    split: RequestSplit | None = None  # the failed requests against the Service's timeline (request_split)
 
 
 def _available(sample: Sample) -> list[int]:
@@ -119,53 +121,45 @@ def groups_are_replaced_within_the_strategy(run: RolloutRun) -> list[str]:
     return problems
 
 
-MAX_OUTAGE_S = (
-    3.0  # kubectl port-forward moving to a serving leader: up to 1.4 s measured on a busy 2-core machine
-)
-
-
-def longest_outage(tally: LoadTally) -> float:
-    """Longest stretch, in seconds of the load's schedule, from a failed request to the next successful one."""
-    records = sorted(tally.records, key=lambda r: r.scheduled)
-    longest, since = 0.0, None
-    for record in records:
-        if not record.ok:
-            since = record.scheduled if since is None else since
-        elif since is not None:
-            longest, since = max(longest, record.scheduled - since), None
-    if since is not None and records:
-        longest = max(longest, records[-1].scheduled - since)
-    return round(longest, 2)
-
-
 def the_service_kept_serving(run: RolloutRun) -> list[str]:
-    """MUST (LWS-ROLLOUT RollingUpdate): through the rollout the leader Service keeps serving: under a steady load
-    through it, no stretch of failed requests lasts longer than MAX_OUTAGE_S (twice the time `kubectl port-forward`
-    takes to move from a leader that goes to one that serves; requests in flight at that moment fail on any
-    cluster), and with no readiness probe on the leader any failed request fails the check, naming the probe: the
-    new leader is Ready, and the Service's endpoint, before vLLM listens."""
+    """MUST (LWS-ROLLOUT RollingUpdate): through the rollout the leader Service sends no request to a pod it had
+    taken out of its endpoints, nor to a ready endpoint that does not serve, while another leader was ready
+    (request split class (b)); and while the strategy keeps a group available (replicas - maxUnavailable >= 1)
+    it always has a ready endpoint (class (c)). Requests in flight on a leader when it is deleted, or sent to it
+    within the Service's endpoint propagation, fail on any cluster (class (a)) and are counted, not judged.
+    Without a readiness probe on the leader, each new leader is Ready, and an endpoint, before vLLM listens: the
+    problem then names the probe."""
     if run.tally.sent == 0:
         return ["no request was sent during the rollout: nothing measured"]
-    if not run.tally.failed:
-        return []
-    outage = longest_outage(run.tally)
-    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(run.tally.errors_by_reason.items()))
-    said = (
-        f"{run.tally.failed}/{run.tally.sent} requests through the Service failed during the rollout ({reasons}), "
-        f"the longest run of failures lasting {outage:.1f} s"
-    )
-    if not run.leader_has_probe:
-        return [
-            f"{said}: the leader container has no readinessProbe, so each new leader was Ready and an endpoint of "
-            f"the Service before vLLM listened; add one (the reference's tcpSocket on the serving port)"
-        ]
-    if outage > MAX_OUTAGE_S:
-        return [f"{said}; the Service stopped serving for longer than {MAX_OUTAGE_S:.0f} s"]
-    return []
+    if run.split is None:
+        return ["the Service was not watched during the rollout: the failed requests cannot be placed"]
+    problems = []
+    split = run.split
+    taken_out = split.of("taken-out")
+    if taken_out:
+        causes = "; ".join(split.causes("taken-out"))
+        line = (
+            f"{len(taken_out)}/{run.tally.sent} requests through the Service failed during the rollout on a leader "
+            f"the Service had taken out or that did not serve, while another leader was ready: {causes}"
+        )
+        if not run.leader_has_probe:
+            line += (
+                "; the leader container has no readinessProbe, so each new leader was Ready and an endpoint of "
+                "the Service before vLLM listened: add one (the reference's tcpSocket on the serving port)"
+            )
+        problems.append(line)
+    outage = split.of("no-endpoint")
+    if outage and run.replicas - run.strategy.max_unavailable >= 1:
+        problems.append(
+            f"{len(outage)}/{run.tally.sent} requests were sent while the Service had no ready endpoint "
+            f"({split.no_endpoint_s:.2f} s in all), though replicas {run.replicas} - maxUnavailable "
+            f"{run.strategy.max_unavailable} keep a group available"
+        )
+    return problems
 
 
 def figure(run: RolloutRun) -> str:
-    """'group 1 replaced in 14.2 s, group 0 in 13.8 s, 0/230 requests failed'"""
+    """'group 1 replaced in 14.2 s, group 0 in 13.8 s, 2/230 requests failed: 2 (a) on a pod going, ...'"""
     times = group_times(run)
     order = sorted(
         (g for g in times if times[g] is not None),
@@ -175,8 +169,12 @@ def figure(run: RolloutRun) -> str:
     )
     parts = [f"group {g} replaced in {times[g]:.1f} s" for g in order]
     parts += [f"group {g} not replaced" for g in times if times[g] is None]
-    outage = f" (longest outage {longest_outage(run.tally):.1f} s)" if run.tally.failed else ""
-    return ", ".join(parts) + f", {run.tally.failed}/{run.tally.sent} requests failed{outage}"
+    failed = (
+        run.split.figure()
+        if run.split is not None
+        else f"{run.tally.failed}/{run.tally.sent} requests failed"
+    )
+    return ", ".join(parts) + f", {failed}"
 
 
 def groups_below_the_partition_are_kept(run: RolloutRun) -> list[str]:

@@ -100,10 +100,16 @@ class EngineProc:
 
         return wait_for(reached, what=f"engine status {' or '.join(states)}", timeout=timeout, interval=0.02)
 
-    def stop(self) -> tuple[int, str, str]:
+    def stop(self, grace: float = 20.0) -> tuple[int, str, str]:
+        """SIGTERM, then SIGKILL after `grace` seconds, as a kubelet stops a container (an engine with streams in
+        flight does not end on SIGTERM, as vLLM 0.32's does not)."""
         if self.proc.poll() is None:
             self.proc.terminate()
-        out, err = self.proc.communicate(timeout=20)
+        try:
+            out, err = self.proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=10)
         return self.proc.returncode, out, err
 
 

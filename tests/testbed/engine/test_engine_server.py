@@ -316,7 +316,7 @@ def test_models_health_and_version_routes() -> None:
         and card["max_model_len"] == 2048
     )
     assert health_status == 200 and health_body == b""
-    assert version == {"version": "0.10.1"}
+    assert version == {"version": "0.10.1", "simulator": "lws-vllm-suite"}
 
 
 def test_a_crash_turns_health_503_and_fails_open_streams() -> None:
