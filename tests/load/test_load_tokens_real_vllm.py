@@ -67,6 +67,7 @@ def test_random_and_sharegpt_prompts_are_the_tokens_asked_for(vllm: str, tmp_pat
     ]))  # fmt: skip
     sharegpt = level(vllm, ShareGptWorkload(path=data, output_len=4), 4)
     check = sharegpt.metrics.input_lengths
+    print(f"random: {random.metrics.input_lengths}; sharegpt: {check}")
     assert check is not None and check.relative_error == 0.0, check
 
 
@@ -79,6 +80,8 @@ def test_shared_prefix_hits_are_whole_blocks_and_multi_turn_carries_history(vllm
     assert cache.hits == (8 - 2) * CPU_BLOCK, f"192 shared tokens hold one 128-token block: {cache}"
     multi = level(vllm, MultiTurnWorkload(input_len=48, output_len=8, turns=3), 6, 2, api="chat", seed=12)
     turns = multi.metrics.ttft_by_turn
+    print(f"shared prefix: {cache}")
+    print("multi-turn TTFT by turn: " + "; ".join(f"{t}" for t in turns))
     assert [t.turn for t in turns] == [1, 2, 3]
     assert (turns[0].prompt_tokens_mean or 0) < (turns[2].prompt_tokens_mean or 0)
     check = multi.metrics.input_lengths

@@ -85,7 +85,12 @@ def test_benchmark_over_three_topologies_follows_the_model(testbed: TestbedInfo,
                                         "output_tokens_per_s": level.metrics.throughput.output_tokens_per_s
                                         * 1.5
                                     }
-                                )
+                                ),
+                                # the doctored baseline is judged valid: only the rerun's own client is in question
+                                "client": level.metrics.client
+                                and level.metrics.client.model_copy(
+                                    update={"verdict": "valid", "reasons": []}
+                                ),
                             }
                         )
                     }
@@ -97,6 +102,11 @@ def test_benchmark_over_three_topologies_follows_the_model(testbed: TestbedInfo,
     baseline = tmp_path / "baseline.json"
     faster.write(baseline)
     again = _bench(testbed, tmp_path / "again", "--baseline", str(baseline), "--topologies", "tp16-pp1")
+    if again.returncode == 2 and "client-bound level" in again.stdout:
+        # the gate rightly refuses a level this busy machine's client could not keep up with (exit 2): that is
+        # the instrument's, not the regression's; measure once more
+        print(f"rerun: {again.stdout[-1500:]}")
+        again = _bench(testbed, tmp_path / "again2", "--baseline", str(baseline), "--topologies", "tp16-pp1")
     assert again.returncode == 1, again.stdout[-3000:]
     # the line names every regressed metric, sorted: on a busy machine a latency tail of 6 requests may join it
     said = "REGRESSION against the baseline: "

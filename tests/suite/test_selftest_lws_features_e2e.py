@@ -13,6 +13,7 @@ judged by the suite's own check functions):
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -27,6 +28,7 @@ from fixtures.lifecycle import Deployed
 from fixtures.plan import Plan, make_plan
 from fixtures.settings import Settings
 from fixtures.timeouts import Timeouts
+from plumbing.wait import NotYet, wait_for
 from suite.conformance import fault_run, group_isolation, pending_group, rollout_run
 from suite.conformance.api_order import ApiWatch
 from suite.conformance.checks import (
@@ -37,6 +39,7 @@ from suite.conformance.checks import (
     rollout,
     startup,
 )
+from testbed.bridge.pods import TIME_SCALE
 from testbed.cluster import TestbedInfo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("testbed-gpus")]
@@ -46,6 +49,11 @@ TIMEOUTS = Timeouts()
 ONE_GROUP = make_plan(SETTINGS)
 TWO_GROUPS = make_plan(Settings(topology="tp8-pp2-r2"))
 LWS = ONE_GROUP.info.lws_name
+# A leader without a readiness probe is Ready, and a ready endpoint, while the engine starts (30 simulated
+# seconds): at the testbed's 0.02 that is under a second, and whether a request lands in it is luck; at 0.2 it
+# is 6 s, in which the steady load (5 requests/s) always sends some there.
+SLOW_START = {TIME_SCALE: "0.2"}
+HOLD_GATE = "lws-vllm-suite.io/hold-for-the-test"
 
 
 class Case:
@@ -58,9 +66,12 @@ class Case:
         self.ns = namespace.create(kube, f"selftest-{name}-{self.run_id[-6:]}", self.run_id, TIMEOUTS)
         self.deployed = Deployed(self.ns.name, plan.expectation(self.ns.name), plan)
 
-    def apply(self, objects: list[dict[str, Any]] | None = None) -> None:
+    def apply(
+        self, objects: list[dict[str, Any]] | None = None, leader_annotations: dict[str, str] | None = None
+    ) -> None:
         objects = objects if objects is not None else self.plan.objects
-        deploy.apply(self.kube, deploy.label_objects(objects, self.run_id, self.ns.name), self.ns.name)
+        labelled = deploy.label_objects(objects, self.run_id, self.ns.name, leader_annotations)
+        deploy.apply(self.kube, labelled, self.ns.name)
 
     def wait_ready(self) -> None:
         """Ready as the suite means it before its checks (fixtures/lifecycle.py): Available, then every group's
@@ -159,15 +170,36 @@ def _leader_created_with_the_checks_setup(lws: dict[str, Any]) -> None:
     lws["spec"]["startupPolicy"] = "LeaderCreated"
 
 
+def _leader_created_and_held(lws: dict[str, Any]) -> None:
+    """As above, with the leader pod held unscheduled by a scheduling gate the test removes once the worker
+    StatefulSet exists: otherwise the leader can turn Ready (its container runs at once) before the LWS controller
+    writes the StatefulSet, and the API's writes then read as LeaderReady's order. A LeaderReady controller
+    would write nothing while the leader is held."""
+    _leader_created_with_the_checks_setup(lws)
+    variants.template(lws, "leader")["spec"]["schedulingGates"] = [{"name": HOLD_GATE}]
+
+
 def test_a_worker_statefulset_before_the_leader_is_ready_fails_the_leader_ready_check(case: Any) -> None:
-    """With the check's own setup the leader is Ready as soon as its container runs, within a second of the
-    StatefulSet: only the order of the API's writes tells them apart."""
-    wrong = case(variants.variant_plan(ONE_GROUP, _leader_created_with_the_checks_setup, "leader created"))
+    """With the check's own setup the leader is Ready as soon as its container runs: only the order of the API's
+    writes tells the two policies apart, so the leader is held until the worker StatefulSet is there."""
+    wrong = case(variants.variant_plan(ONE_GROUP, _leader_created_and_held, "leader created"))
     lws = next(o for o in wrong.plan.objects if o["kind"] == "LeaderWorkerSet")
     assert "readinessProbe" not in variants.template(lws, "leader")["spec"]["containers"][0]
-    watched = ApiWatch(wrong.kube, wrong.ns.name, LWS).start()
+    ns = wrong.ns.name
+    watched = ApiWatch(wrong.kube, ns, LWS).start()
     try:
         wrong.apply()
+
+        def worker_statefulset() -> None:
+            if wrong.kube.get_object("apps/v1", "statefulsets", f"{LWS}-0", ns) is None:
+                pods = {
+                    p["metadata"]["name"]: (p.get("status") or {}).get("phase") for p in wrong.kube.pods(ns)
+                }
+                raise NotYet(f"no worker StatefulSet {LWS}-0 yet; pods {pods}")
+
+        wait_for(worker_statefulset, what="the worker StatefulSet of a LeaderCreated group", timeout=60)
+        release = json.dumps([{"op": "remove", "path": "/spec/schedulingGates"}])
+        wrong.kube.kubectl("patch", "pod", f"{LWS}-0", "-n", ns, "--type=json", "-p", release)
         wrong.wait_ready()
     finally:
         events = watched.stop()
@@ -187,9 +219,10 @@ def test_a_rollout_without_a_leader_readiness_probe_drops_requests_and_the_check
     case: Any,
 ) -> None:
     wrong = case(variants.variant_plan(TWO_GROUPS, _without_leader_probe, "no probe"))
-    wrong.apply()
+    wrong.apply(leader_annotations=SLOW_START)
     wrong.wait_ready()
-    run = rollout_run.roll(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None, "INFO")
+    # the load goes on 10 s after the last group is Ready: Ready is not serving without the probe
+    run = rollout_run.roll(wrong.kube, wrong.deployed, SETTINGS, lambda _m: None, "INFO", hold_s=10.0)
     print(f"rollout without a leader readiness probe: {rollout.figure(run)}")
     assert run.split is not None
     print(run.split.report())
@@ -208,7 +241,7 @@ def test_a_leader_deleted_without_a_readiness_probe_fails_the_recovery_check_on_
     """The new leader is Ready, and a ready endpoint, before vLLM listens; the other group's leader serves
     meanwhile, so the requests the Service sends to the new one fail for the Service's sake (class (b))."""
     wrong = case(variants.variant_plan(TWO_GROUPS, _without_leader_probe, "no probe"))
-    wrong.apply()
+    wrong.apply(leader_annotations=SLOW_START)
     wrong.wait_ready()
     _rec, _tally, split = fault_run.run_fault(
         wrong.kube, wrong.deployed, SETTINGS, "delete-leader", lambda _m: None
@@ -222,7 +255,7 @@ def test_a_leader_deleted_without_a_readiness_probe_fails_the_recovery_check_on_
 
 def test_a_leader_crashed_in_group_1_without_a_readiness_probe_fails_the_isolation_check(case: Any) -> None:
     wrong = case(variants.variant_plan(TWO_GROUPS, _without_leader_probe, "no probe"))
-    wrong.apply()
+    wrong.apply(leader_annotations=SLOW_START)
     wrong.wait_ready()
     expect = wrong.deployed.expect
     fault = faults.target("crash-leader", LWS, group=1)

@@ -53,6 +53,7 @@ def test_a_different_served_model_name_fails_the_models_check(wrong: WrongDeploy
     replace_in_leader_command(objects, "--port 8080", "--port 8080 --served-model-name llama-405b")
     wrong.apply(objects)
     wrong.wait_ready(REFERENCE.info.size)
+    wrong.wait_endpoints_converged()
     assert failing_checks(wrong.snapshot(), wrong.expect) == {}
     forward = ServicePortForward(
         wrong.kube, wrong.ns.name, SERVICE, wrong.expect.forward_port, TIMEOUTS.port_forward

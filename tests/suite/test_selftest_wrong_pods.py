@@ -90,6 +90,7 @@ def test_half_node_pods_packed_onto_one_node_fail_placement_and_gpu_checks(wrong
         template(objects, role)["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "gpu-node-0"}
     wrong.apply(objects)
     wrong.wait_ready(REFERENCE.info.size)
+    wrong.wait_endpoints_converged()
     assert_fails_exactly(
         failing_checks(wrong.snapshot(), wrong.expect),
         {

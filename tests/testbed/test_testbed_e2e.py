@@ -260,10 +260,13 @@ def test_gpus_are_accounted_for(kube: Kube) -> None:
         gpu = [m for m in messages if "nvidia.com/gpu" in m]
         if not gpu:
             raise NotYet(f"FailedScheduling events: {messages}")
-        return gpu
+        # a pod just bound may not be Running yet: settled is every bound pod Running, the unplaced Pending
+        phases = sorted(p["status"].get("phase") for p in kube.pods().values())
+        if any(p not in ("Pending", "Running") for p in phases) or phases.count("Running") < len(phases) - 2:
+            raise NotYet(f"pod phases {phases}")
+        return phases
 
-    wait_for(pending_for_gpus, what="a FailedScheduling event naming nvidia.com/gpu", timeout=60)
-    phases = sorted(p["status"].get("phase") for p in kube.pods().values())
+    phases = wait_for(pending_for_gpus, what="a FailedScheduling event naming nvidia.com/gpu", timeout=60)
     assert phases.count("Pending") == 2, phases
     assert not lws_available(kube)
 
