@@ -4,7 +4,7 @@ A testbed claims its range when it starts, as root, and records it in its state 
 the bridge gives each new pod the next id of the range and never wraps (`Addresses`); teardown kills the
 processes of the recorded range only, then releases it. A range is free when no process on the machine runs
 under any of its ids, no `/etc/subuid` or `/etc/subgid` entry overlaps it (those ids belong to users' rootless
-containers), and no other testbed holds a claim on it (a file per range under the state root's `pod-uids/`,
+containers), and no other testbed holds a claim on it (a file per range in the machine's claims directory, `claims_dir()`,
 written under a lock on that directory, naming the testbed's state directory; a claim whose testbed's record is gone is stale).
 No free range left is an error that says so, never a range shared with someone else.
 """
@@ -14,11 +14,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from testbed import paths
 
 UID_BASE = 300_000
 UIDS_PER_TESTBED = 1000
@@ -158,6 +157,20 @@ class Addresses:
         return self._by_uid[pod_uid]
 
 
+CLAIMS_ENV = "LWS_SUITE_UID_CLAIMS"
+
+
 def claims_dir() -> Path:
-    """Where testbeds claim their ranges: one directory for every testbed under this state root."""
-    return paths.state_root() / "pod-uids"
+    """Where testbeds claim their ranges: one directory for the whole machine, not one per state root. User ids
+    are the machine's: testbeds of two state roots (LWS_SUITE_STATE; the suite's own tests run nested testbeds
+    that way) each claimed the same range from a directory of their own while the other's pods ran no process,
+    then counted and killed each other's pod processes as their own. `$LWS_SUITE_UID_CLAIMS`, else
+    /run/lws-vllm-suite/pod-uids (a tmpfs: claims are of running testbeds and go with a reboot), else the
+    temporary directory's lws-vllm-suite-pod-uids."""
+    given = os.environ.get(CLAIMS_ENV)
+    if given:
+        return Path(given)
+    run = Path("/run")
+    if run.is_dir() and os.access(run, os.W_OK):
+        return run / "lws-vllm-suite" / "pod-uids"
+    return Path(tempfile.gettempdir()) / "lws-vllm-suite-pod-uids"

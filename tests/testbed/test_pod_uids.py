@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from testbed.bridge import pod_uids, podnet
-from testbed.bridge.pod_uids import UID_BASE, UIDS_PER_TESTBED, Addresses, PodUidsExhausted, allocate, release
+from testbed.bridge.pod_uids import (
+    CLAIMS_ENV,
+    UID_BASE,
+    UIDS_PER_TESTBED,
+    Addresses,
+    PodUidsExhausted,
+    allocate,
+    claims_dir,
+    release,
+)
 
 
 def test_a_range_is_recorded_in_the_testbeds_state_and_the_same_range_comes_back(tmp_path: Path) -> None:
@@ -97,3 +106,17 @@ def test_teardown_kills_the_recorded_ids_processes_and_no_others(tmp_path: Path)
             proc.kill()
             proc.wait()
         release(tmp_path / "tb", tmp_path / "claims")
+
+
+def test_testbeds_of_two_state_roots_claim_from_one_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """User ids are the machine's: a testbed under another LWS_SUITE_STATE (the suite's own nested runs) must see
+    the claims of this one, or both take the same range and count and kill each other's pod processes."""
+    monkeypatch.delenv(CLAIMS_ENV, raising=False)
+    monkeypatch.setenv("LWS_SUITE_STATE", str(tmp_path / "a"))
+    first = claims_dir()
+    monkeypatch.setenv("LWS_SUITE_STATE", str(tmp_path / "b"))
+    assert claims_dir() == first and tmp_path not in first.parents, first
+    monkeypatch.setenv(CLAIMS_ENV, str(tmp_path / "mine"))
+    assert claims_dir() == tmp_path / "mine"
